@@ -1,0 +1,14 @@
+//! `kubectl rollout-safe`: the command-line shell around rollout-safe-policy.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod input;
+pub mod report;
+
+pub use exit::{CmdResult, Exit, Failure};
+
+/// Runs a parsed command line.
+pub async fn run(cli: cli::Cli) -> CmdResult {
+    commands::dispatch(cli).await
+}

@@ -1,0 +1,226 @@
+//! The admission decisions, as pure functions of the request: what to patch (mutating) and
+//! what to deny or warn about (validating). The webhook only translates to and from
+//! AdmissionReview and supplies cluster lookups.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::change_cause::Actor;
+use crate::check::{Facts, check};
+use crate::config::RolloutPolicy;
+use crate::finding::Finding;
+use crate::mutate::{MutationOutcome, ServerInfo, mutate};
+use crate::rule::{Action, RuleId, Severity};
+use crate::workload::{ObjectError, ObjectRef, Workload};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+/// The parts of an AdmissionRequest the decisions read.
+#[derive(Debug, Clone)]
+pub struct AdmissionInput<'a> {
+    pub operation: Operation,
+    /// `group` of the request's kind (`apps`, `` for core).
+    pub group: &'a str,
+    /// `kind` of the request's kind (`Deployment`, `Scale`, `Service`).
+    pub kind: &'a str,
+    /// Set for subresource requests (`scale`, `status`): those never change the template.
+    pub sub_resource: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub object: Option<&'a Value>,
+    pub old_object: Option<&'a Value>,
+    pub actor: Actor,
+}
+
+/// What the webhook may know about the cluster (through watch-fed caches). Each answer is
+/// `None` when unknown, and the rule that needs it is then skipped rather than guessed.
+pub trait ClusterLookups {
+    /// Whether an HPA in `namespace` targets `kind`/`name`.
+    fn autoscaled(&self, _namespace: &str, _kind: &str, _name: &str) -> Option<bool> {
+        None
+    }
+    /// Whether a PodDisruptionBudget in `namespace` selects pods with `labels`.
+    fn pdb_covers(&self, _namespace: &str, _labels: &BTreeMap<String, String>) -> Option<bool> {
+        None
+    }
+    /// How many ready pods in `namespace` a Service selector selects.
+    fn ready_pods(&self, _namespace: &str, _selector: &BTreeMap<String, String>) -> Option<usize> {
+        None
+    }
+}
+
+/// No cluster lookups: RS601, RS602 and the HPA exemption are skipped.
+pub struct NoLookups;
+impl ClusterLookups for NoLookups {}
+
+/// Whether this request is one the rules look at: a create or update of the workload itself.
+fn is_workload_write(input: &AdmissionInput<'_>) -> bool {
+    input.group == "apps"
+        && crate::rule::WorkloadKind::from_kind(input.kind).is_some()
+        && input.sub_resource.is_none()
+        && matches!(input.operation, Operation::Create | Operation::Update)
+}
+
+/// The mutating decision. `Ok(None)`: not ours, allow untouched.
+pub fn mutate_request(
+    policy: &RolloutPolicy,
+    input: &AdmissionInput<'_>,
+    server: ServerInfo,
+) -> Result<Option<MutationOutcome>, ObjectError> {
+    if !is_workload_write(input) {
+        return Ok(None);
+    }
+    let Some(object) = input.object else {
+        return Ok(None);
+    };
+    let eff = policy.for_namespace(input.namespace);
+    if eff.excluded {
+        return Ok(None);
+    }
+    let old = match input.operation {
+        Operation::Update => input.old_object,
+        _ => None,
+    };
+    mutate(object, old, &eff, server, &input.actor)
+}
+
+/// The validating decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Findings of rules in `enforce` mode: the request is denied when this is not empty.
+    pub denied: Vec<Finding>,
+    /// Everything else, for `response.warnings`.
+    pub warnings: Vec<Finding>,
+}
+
+impl Verdict {
+    pub fn allowed(&self) -> bool {
+        self.denied.is_empty()
+    }
+
+    /// The denial message: every violated rule with its message and fix.
+    pub fn deny_message(&self) -> String {
+        let Some(first) = self.denied.first() else {
+            return String::new();
+        };
+        let mut msg = format!(
+            "rollout-safe denied {}: {} rule(s) violated",
+            first.object,
+            self.denied.len()
+        );
+        for f in &self.denied {
+            msg.push_str("\n  ");
+            msg.push_str(&f.one_line());
+        }
+        msg
+    }
+
+    /// One string per warning, as kubectl prints them (`Warning: ...`).
+    pub fn warning_lines(&self) -> Vec<String> {
+        self.warnings.iter().map(Finding::one_line).collect()
+    }
+}
+
+/// Validates a request. Workloads get every rule; a Service update whose selector changes gets RS602.
+pub fn validate_request(
+    policy: &RolloutPolicy,
+    input: &AdmissionInput<'_>,
+    lookups: &dyn ClusterLookups,
+) -> Result<Verdict, ObjectError> {
+    let eff = policy.for_namespace(input.namespace);
+    if eff.excluded {
+        return Ok(Verdict::default());
+    }
+    let findings = if is_workload_write(input) {
+        let Some(w) = input.object.map(Workload::from_value).transpose()?.flatten() else {
+            return Ok(Verdict::default());
+        };
+        let old = match (input.operation, input.old_object) {
+            (Operation::Update, Some(v)) => Workload::from_value(v)?,
+            _ => None,
+        };
+        let ns = w.namespace().or(input.namespace).unwrap_or("default");
+        let autoscaled = lookups.autoscaled(ns, w.kind().as_str(), w.name());
+        let multi = autoscaled == Some(true) || w.replicas().is_some_and(|r| r >= 2);
+        let facts = Facts {
+            autoscaled: autoscaled.unwrap_or(false),
+            pdb_covered: if multi { lookups.pdb_covers(ns, &w.pod_labels()) } else { None },
+        };
+        check(&w, old.as_ref(), &eff, &facts)
+    } else if input.group.is_empty()
+        && input.kind == "Service"
+        && input.operation == Operation::Update
+        && input.sub_resource.is_none()
+    {
+        service_switch(input, &eff, lookups).into_iter().collect()
+    } else {
+        Vec::new()
+    };
+    let (denied, warnings) = findings
+        .into_iter()
+        .partition(|f| f.severity == Severity::Error);
+    Ok(Verdict { denied, warnings })
+}
+
+fn service_selector(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(|v| v.pointer("/spec/selector"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// RS602: a selector switch must leave the Service with ready endpoints.
+fn service_switch(
+    input: &AdmissionInput<'_>,
+    eff: &crate::config::EffectivePolicy,
+    lookups: &dyn ClusterLookups,
+) -> Option<Finding> {
+    let action = eff.action(RuleId::RS602);
+    if action == Action::Off {
+        return None;
+    }
+    let new = service_selector(input.object);
+    let old = service_selector(input.old_object);
+    if new == old || new.is_empty() {
+        return None;
+    }
+    let ns = input.namespace.unwrap_or("default");
+    let ready = lookups.ready_pods(ns, &new)?;
+    if ready > 0 {
+        return None;
+    }
+    let name = input
+        .object
+        .and_then(|o| o.pointer("/metadata/name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let object = ObjectRef {
+        kind: "Service".into(),
+        namespace: Some(ns.into()),
+        name: name.into(),
+    };
+    let sel: Vec<String> = new.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Some(Finding {
+        rule: RuleId::RS602,
+        action,
+        severity: action.severity().unwrap_or(Severity::Warning),
+        message: format!(
+            "{object}: the new selector {} matches no ready pod, so the switch would leave the Service without endpoints (spec.selector)",
+            sel.join(",")
+        ),
+        object,
+        container: None,
+        field: "spec.selector".into(),
+        fix: "switch only after the target pods are Ready (kubectl rollout-safe blue-green does this)".into(),
+    })
+}

@@ -1,0 +1,29 @@
+//! rollout-safe's policy engine: the rule catalogue, findings, mutations and policy config.
+//!
+//! Pure: no I/O, no async, no clocks. The webhook and the kubectl plugin are thin shells around
+//! this crate, so every decision lives here, once.
+
+pub mod admission;
+pub mod audit;
+pub mod change_cause;
+pub mod check;
+pub mod config;
+pub mod documents;
+pub mod finding;
+pub mod judge;
+pub mod mutate;
+pub mod plan;
+pub mod rule;
+pub mod selector;
+pub mod workload;
+
+pub use admission::{AdmissionInput, ClusterLookups, NoLookups, Operation, Verdict};
+pub use audit::{AuditReport, LocatedFinding, Notice, audit};
+pub use change_cause::Actor;
+pub use check::{Facts, check};
+pub use config::{EffectivePolicy, Params, PolicyError, PreStopHandler, RolloutPolicy};
+pub use documents::{Document, DocumentError, parse_documents};
+pub use finding::Finding;
+pub use mutate::{Mutation, MutationOutcome, ServerInfo, mutate};
+pub use rule::{Action, RuleId, Severity, WorkloadKind};
+pub use workload::{ObjectError, ObjectRef, Workload};
