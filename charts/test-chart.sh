@@ -105,7 +105,7 @@ else
   KUBECTL=
 fi
 
-venv=$TOOLS/venv
+venv=$TOOLS/chart-venv   # own venv: other tools may share $TOOLS
 stamp="${PY_REQUIREMENTS[*]}"
 if [[ ! -x $venv/bin/kubernetes-validate || "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]]; then
   command -v python3 >/dev/null || fatal "python3 is needed for kubernetes-validate"
@@ -180,7 +180,7 @@ render_case() {
 
 # A helm template that must fail with a message containing each pattern.
 expect_failure() { # label "pattern|pattern..." helm-args...
-  local label=$1 patterns=$2 out rc=0 p missing= pats
+  local label=$1 patterns=$2 out rc=0 p pats missing=''
   shift 2
   out=$("$HELM" template "$RELEASE" "$chart" "${render_args[@]}" "$@" 2>&1 >/dev/null) || rc=$?
   if [[ $rc -eq 0 ]]; then
@@ -191,7 +191,11 @@ expect_failure() { # label "pattern|pattern..." helm-args...
   for p in "${pats[@]}"; do
     grep -q -F -- "$p" <<<"$out" || missing+="missing '$p' in: $out"$'\n'
   done
-  if [[ -z $missing ]]; then pass "$label: fails with: $(grep -m1 -i error <<<"$out" | cut -c1-150)"; else fail "$label" "$missing"; fi
+  if [[ -z $missing ]]; then
+    pass "$label: fails with: $(grep -m1 -E "^- |execution error|chart requires" <<<"$out" | sed -E 's/^(- |Error: )//' | cut -c1-160)"
+  else
+    fail "$label" "$missing"
+  fi
 }
 
 secret_of() { # rendered-file key -> decoded value of the helm-mode Secret's data key
@@ -262,14 +266,15 @@ fi
 
 section "option variants"
 digest=sha256:$(printf '%064d' 0 | tr 0 a)
-render_case "no cluster lookups, pinned version, digest" "$work/variant.yaml" \
+render_case "variant (no cluster lookups, pinned version, digest, policy overrides)" "$OUT/variant.yaml" \
   "--mode cert-manager --cluster-lookups false --kubernetes-version 1.31 --extra-excluded team-x,legacy" \
   --set certificates.mode=cert-manager --set clusterLookups.enabled=false --set kubernetesVersion=1.31 \
-  --set image.digest="$digest" --set 'webhook.extraExcludedNamespaces={team-x,legacy}'
-if grep -q -F "image: \"registry.example.invalid/rollout-safe/rollout-safe-webhook@$digest\"" "$work/variant.yaml"; then
+  --set image.digest="$digest" --set 'webhook.extraExcludedNamespaces={team-x,legacy}' \
+  --set-json 'policy.spec.namespaceOverrides=[{"namespaces":["dev-*","sandbox"],"rules":{"RS101":"warn","RS201":{"sleepSeconds":2}}}]'
+if grep -q -F "image: \"registry.example.invalid/rollout-safe/rollout-safe-webhook@$digest\"" "$OUT/variant.yaml"; then
   pass "image.digest is used instead of the tag"
 else
-  fail "image.digest is used instead of the tag" "$(grep 'image:' "$work/variant.yaml")"
+  fail "image.digest is used instead of the tag" "$(grep 'image:' "$OUT/variant.yaml")"
 fi
 if "$HELM" template "$RELEASE" "$chart" "${render_args[@]}" --set image.tag=9.9.9 2>/dev/null | grep -q 'rollout-safe-webhook:9.9.9"'; then
   pass "image.tag overrides appVersion"
@@ -285,7 +290,7 @@ else
 fi
 
 section "negative cases"
-expect_failure "unknown certificates.mode (schema)" "certificates/mode|cert-manager|helm|secret" --set certificates.mode=vault
+expect_failure "unknown certificates.mode (schema)" "meet the specifications of the schema|mode|cert-manager|helm|secret" --set certificates.mode=vault
 if "$HELM" template --help | grep -q -- '--skip-schema-validation'; then
   expect_failure "unknown certificates.mode (chart's own check)" 'certificates.mode "vault" is not supported: use one of cert-manager, helm, secret' \
     --set certificates.mode=vault --skip-schema-validation
@@ -298,12 +303,15 @@ expect_failure "mode=secret without existingSecret" "certificates.mode=secret ne
   --set certificates.mode=secret --set certificates.caBundle="$ca_bundle"
 expect_failure "mode=secret with a caBundle that is not a PEM certificate" "certificates.caBundle must be the base64 encoding of a PEM certificate" \
   --set certificates.mode=secret --set certificates.existingSecret=x --set certificates.caBundle=bm90IGEgY2VydA==
-expect_failure "replicaCount of the wrong type (schema)" "/replicaCount|want integer" --set replicaCount=two
-expect_failure "webhook.timeoutSeconds over 30 (schema)" "/webhook/timeoutSeconds" --set webhook.timeoutSeconds=60
-expect_failure "failurePolicy not Fail/Ignore (schema)" "/webhook/validating/failurePolicy" --set webhook.validating.failurePolicy=Sometimes
-expect_failure "clusterLookups.enabled not a boolean (schema)" "/clusterLookups/enabled" --set-string clusterLookups.enabled=yes
-expect_failure "misspelt top-level value (schema)" "replicas" --set replicas=3
-expect_failure "unknown policy action (schema)" "/policy/spec/rules/RS101" --set policy.spec.rules.RS101=deny
+expect_failure "replicaCount of the wrong type (schema)" "meet the specifications of the schema|replicaCount|integer" --set replicaCount=two
+expect_failure "webhook.timeoutSeconds over 30 (schema)" "meet the specifications of the schema|timeoutSeconds" --set webhook.timeoutSeconds=60
+expect_failure "failurePolicy not Fail/Ignore (schema)" "meet the specifications of the schema|failurePolicy" --set webhook.validating.failurePolicy=Sometimes
+expect_failure "clusterLookups.enabled not a boolean (schema)" "meet the specifications of the schema|enabled|boolean" --set-string clusterLookups.enabled=yes
+expect_failure "misspelt top-level value (schema)" "meet the specifications of the schema|replicas" --set replicas=3
+expect_failure "unknown policy action (schema)" "meet the specifications of the schema|RS101" --set policy.spec.rules.RS101=deny
+expect_failure "mutate on a rule that cannot mutate (schema)" "meet the specifications of the schema|RS101" --set policy.spec.rules.RS101=mutate
+expect_failure "misspelt policy parameter (schema)" "meet the specifications of the schema|RS104" --set policy.spec.rules.RS104.minStartupSecs=30
+expect_failure "unknown rule ID (schema)" "meet the specifications of the schema|RS999" --set policy.spec.rules.RS999=warn
 expect_failure "grace period not covering preStop (chart check)" "terminationGracePeriodSeconds (8) must exceed preStopSleepSeconds" \
   --set terminationGracePeriodSeconds=8
 expect_failure "Kubernetes older than 1.30 (kubeVersion)" "chart requires kubeVersion" --kube-version 1.29.0
@@ -315,7 +323,8 @@ if "$HELM" template --help | grep -q -- '--dry-run'; then
   echo '[]' >"$objects"
   "$PY" "$testdata/stub_apiserver.py" "$port_file" "$objects" &
   stub_pid=$!
-  for _ in $(seq 50); do [[ -s $port_file ]] && break; sleep 0.1; done
+  for _ in $(seq 100); do [[ -s $port_file ]] && break; sleep 0.1; done
+  [[ -s $port_file ]] || fail "stub API server did not start"
   cat >"$work/kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
@@ -378,6 +387,20 @@ if [[ -z ${ROLLOUT_SAFE_AUDIT_BIN:-} ]]; then
 elif [[ ! -x $ROLLOUT_SAFE_AUDIT_BIN ]]; then
   fail "audit: ROLLOUT_SAFE_AUDIT_BIN=$ROLLOUT_SAFE_AUDIT_BIN is not an executable file"
 else
+  for render in helm variant; do
+    "$PY" - "$OUT/$render.yaml" "$work/policy-$render.yaml" <<'EOF'
+import sys, yaml
+cm = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ConfigMap")
+open(sys.argv[2], "w").write(cm["data"]["policy.yaml"])
+EOF
+    rc=0
+    out=$("$ROLLOUT_SAFE_AUDIT_BIN" audit --policy "$work/policy-$render.yaml" -f "$OUT/$render.yaml" 2>&1) || rc=$?
+    if [[ $rc -eq 0 ]]; then
+      pass "the policy.yaml of $render.yaml loads in the policy engine (audit --policy)"
+    else
+      fail "the policy.yaml of $render.yaml loads in the policy engine (audit --policy): exit $rc" "$out"
+    fi
+  done
   for mode in helm cert-manager secret; do
     if [[ ! -s $OUT/$mode.yaml ]]; then
       fail "audit $mode.yaml: not rendered"
@@ -395,7 +418,7 @@ fi
 
 # --------------------------------------------------------------- summary -----
 section "summary"
-say "rendered manifests: $OUT/{helm,cert-manager,secret}.yaml"
+say "rendered manifests: $OUT/{helm,cert-manager,secret,variant}.yaml"
 if [[ $failed -gt 0 ]]; then
   say "failed checks:"
   printf '  - %s\n' "${failures[@]}"

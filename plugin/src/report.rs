@@ -32,6 +32,10 @@ pub fn table(report: &AuditReport) -> String {
         t.load_preset(presets::UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_header(["LOCATION", "RULE", "LEVEL", "OBJECT", "FINDING"]);
+        // On a terminal the table fits the window; in CI logs keep lines readable.
+        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            t.set_width(160);
+        }
         for lf in &report.findings {
             let f = &lf.finding;
             let object = match &f.container {

@@ -239,7 +239,7 @@ fn rs104_startup_time(c: &mut Ctx<'_>) {
         let delay = l.initial_delay_seconds.unwrap_or(0);
         let period = l.period_seconds.unwrap_or(10);
         let failures = l.failure_threshold.unwrap_or(3);
-        let budget = i64::from(delay) + i64::from(period) * i64::from(failures);
+        let budget = i64::from(delay).saturating_add(i64::from(period).saturating_mul(i64::from(failures)));
         if budget < i64::from(floor) {
             c.report(
                 RuleId::RS104,
@@ -342,7 +342,7 @@ pub fn longest_prestop(w: &Workload) -> i64 {
 
 /// The grace period RS202 asks for.
 pub fn required_grace(w: &Workload, params: &Params) -> i64 {
-    longest_prestop(w) + i64::from(params.grace_margin_seconds)
+    longest_prestop(w).saturating_add(i64::from(params.grace_margin_seconds))
 }
 
 fn rs202_grace_period(c: &mut Ctx<'_>) {

@@ -262,6 +262,12 @@ impl<'de, P: Deserialize<'de> + HasAction> Deserialize<'de> for Entry<P> {
                 *p.action_mut() = Some(action);
                 Ok(Entry(p))
             }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Entry<P>, E> {
+                let action = Action::deserialize(de::value::BoolDeserializer::<E>::new(b))?;
+                let mut p = P::default();
+                *p.action_mut() = Some(action);
+                Ok(Entry(p))
+            }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry<P>, A::Error> {
                 P::deserialize(de::value::MapAccessDeserializer::new(map)).map(Entry)
             }
@@ -378,6 +384,8 @@ metadata: {name: strict}
 spec:
   rules:
     RS102: enforce
+    RS103: off
+    RS105: {action: off}
     RS104: {action: warn, minStartupSeconds: 60}
     RS201: {action: mutate, sleepSeconds: 7, handler: exec}
     RS403: {default: 8}
@@ -396,6 +404,8 @@ spec:
         let prod = p.for_namespace(Some("prod"));
         assert_eq!(prod.action(RuleId::RS102), Action::Enforce);
         assert_eq!(prod.action(RuleId::RS101), Action::Enforce);
+        assert_eq!(prod.action(RuleId::RS103), Action::Off);
+        assert_eq!(prod.action(RuleId::RS105), Action::Off);
         assert_eq!(prod.params.min_startup_seconds, 60);
         assert_eq!(prod.params.prestop_sleep_seconds, 7);
         assert_eq!(prod.params.prestop_handler, PreStopHandler::Exec);

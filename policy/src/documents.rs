@@ -56,7 +56,7 @@ pub fn parse_documents(source: &str, text: &str) -> Vec<Result<Document, Documen
             }));
             continue;
         }
-        match serde_saphyr::from_str::<Value>(chunk) {
+        match serde_saphyr::from_str_with_options::<Value>(chunk, manifest_options()) {
             Ok(Value::Null) => {}
             Ok(value) => expand(source, start_line, value, &mut out),
             Err(e) => {
@@ -74,6 +74,13 @@ pub fn parse_documents(source: &str, text: &str) -> Vec<Result<Document, Documen
         }
     }
     out
+}
+
+/// Kubernetes reads manifests as YAML 1.1 (sigs.k8s.io/yaml): `defaultMode: 0440` is octal 288.
+fn manifest_options() -> serde_saphyr::Options {
+    let mut o = serde_saphyr::Options::default();
+    o.legacy_octal_numbers = true;
+    o
 }
 
 fn first_line(s: &str) -> String {
@@ -244,6 +251,14 @@ mod tests {
         assert_eq!(ok(&r), vec![(1, "x".into()), (2, "y".into())]);
         let r = parse_documents("f.json", "{\"a\": ");
         assert!(r[0].as_ref().unwrap_err().message.contains("invalid JSON"));
+    }
+
+    #[test]
+    fn yaml_1_1_octal_like_kubernetes() {
+        let r = parse_documents("f.yaml", "apiVersion: v1\nkind: X\nmode: 0440\nplain: 440\n");
+        let v = &r[0].as_ref().unwrap().value;
+        assert_eq!(v["mode"], serde_json::json!(288));
+        assert_eq!(v["plain"], serde_json::json!(440));
     }
 
     #[test]

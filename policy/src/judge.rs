@@ -34,7 +34,8 @@ pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 /// Label the StatefulSet/DaemonSet controllers add to their pods.
 pub const CONTROLLER_REVISION_HASH_LABEL: &str = "controller-revision-hash";
 /// Annotation the API server keeps on a DaemonSet: the generation of its template.
-pub const DAEMONSET_TEMPLATE_GENERATION_ANNOTATION: &str = "deprecated.daemonset.template.generation";
+pub const DAEMONSET_TEMPLATE_GENERATION_ANNOTATION: &str =
+    "deprecated.daemonset.template.generation";
 /// Label the DaemonSet controller puts on its pods: the template generation they were made from.
 pub const DAEMONSET_TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
 /// Reason of the `Progressing` condition once the progress deadline has passed.
@@ -73,7 +74,12 @@ pub struct JudgeConfig {
 
 impl Default for JudgeConfig {
     fn default() -> Self {
-        Self { max_restarts: 3, readiness_budget: None, fail_fast: true, wait_for_old_pods: false }
+        Self {
+            max_restarts: 3,
+            readiness_budget: None,
+            fail_fast: true,
+            wait_for_old_pods: false,
+        }
     }
 }
 
@@ -132,7 +138,9 @@ object_from!(Deployment, StatefulSet, DaemonSet, ReplicaSet, Pod, Event);
 pub enum DecodeError {
     #[error("object has no `kind`")]
     MissingKind,
-    #[error("unsupported kind `{0}` (expected Deployment, StatefulSet, DaemonSet, ReplicaSet, Pod or Event)")]
+    #[error(
+        "unsupported kind `{0}` (expected Deployment, StatefulSet, DaemonSet, ReplicaSet, Pod or Event)"
+    )]
     UnsupportedKind(String),
     #[error("unknown watch event type `{0}` (expected ADDED, MODIFIED or DELETED)")]
     UnknownEventType(String),
@@ -147,13 +155,26 @@ pub enum DecodeError {
 impl Object {
     /// Decodes an API object, dispatching on its `kind` (core/v1 `Event`s only).
     pub fn from_json(value: serde_json::Value) -> Result<Self, DecodeError> {
-        let kind = value.get("kind").and_then(|k| k.as_str()).ok_or(DecodeError::MissingKind)?.to_owned();
-        let invalid = |source| DecodeError::Invalid { kind: kind.clone(), source };
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .ok_or(DecodeError::MissingKind)?
+            .to_owned();
+        let invalid = |source| DecodeError::Invalid {
+            kind: kind.clone(),
+            source,
+        };
         Ok(match kind.as_str() {
-            "Deployment" => Self::from(serde_json::from_value::<Deployment>(value).map_err(invalid)?),
-            "StatefulSet" => Self::from(serde_json::from_value::<StatefulSet>(value).map_err(invalid)?),
+            "Deployment" => {
+                Self::from(serde_json::from_value::<Deployment>(value).map_err(invalid)?)
+            }
+            "StatefulSet" => {
+                Self::from(serde_json::from_value::<StatefulSet>(value).map_err(invalid)?)
+            }
             "DaemonSet" => Self::from(serde_json::from_value::<DaemonSet>(value).map_err(invalid)?),
-            "ReplicaSet" => Self::from(serde_json::from_value::<ReplicaSet>(value).map_err(invalid)?),
+            "ReplicaSet" => {
+                Self::from(serde_json::from_value::<ReplicaSet>(value).map_err(invalid)?)
+            }
             "Pod" => Self::from(serde_json::from_value::<Pod>(value).map_err(invalid)?),
             "Event" => Self::from(serde_json::from_value::<Event>(value).map_err(invalid)?),
             _ => return Err(DecodeError::UnsupportedKind(kind)),
@@ -217,7 +238,11 @@ impl Default for RolloutState {
 }
 
 fn key(meta: &ObjectMeta) -> String {
-    format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
 }
 
 impl RolloutState {
@@ -237,6 +262,10 @@ impl RolloutState {
     }
 
     /// Applies one watch event: ADDED and MODIFIED insert or replace, DELETED removes.
+    ///
+    /// Feed it the events of one workload (watch the workload by name); pods
+    /// and ReplicaSets of other owners may be fed too and are ignored by
+    /// ownership. After a watch restart (a re-list), start from a fresh state.
     pub fn apply(&mut self, event: WatchEvent) {
         match event {
             WatchEvent::Added(o) | WatchEvent::Modified(o) => self.upsert(o),
@@ -272,7 +301,10 @@ impl RolloutState {
         let k = key(object.metadata());
         match object {
             Object::Deployment(_) | Object::StatefulSet(_) | Object::DaemonSet(_) => {
-                let same = self.workload.as_ref().is_some_and(|w| key(w.metadata()) == k);
+                let same = self
+                    .workload
+                    .as_ref()
+                    .is_some_and(|w| key(w.metadata()) == k);
                 if same {
                     self.workload = None;
                 }
@@ -307,9 +339,11 @@ impl RolloutState {
     /// The ReplicaSets controlled by the Deployment being judged.
     pub fn owned_replica_sets(&self) -> Vec<&ReplicaSet> {
         match &self.workload {
-            Some(Workload::Deployment(d)) => {
-                self.replica_sets.values().filter(|rs| controlled_by(&rs.metadata, "Deployment", &d.metadata)).collect()
-            }
+            Some(Workload::Deployment(d)) => self
+                .replica_sets
+                .values()
+                .filter(|rs| controlled_by(&rs.metadata, "Deployment", &d.metadata))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -320,7 +354,9 @@ impl RolloutState {
     /// matches and the controller has observed the current generation, the
     /// one whose revision annotation equals the Deployment's.
     pub fn new_replica_set(&self) -> Option<&ReplicaSet> {
-        let Some(Workload::Deployment(d)) = &self.workload else { return None };
+        let Some(Workload::Deployment(d)) = &self.workload else {
+            return None;
+        };
         let owned = self.owned_replica_sets();
         let template = normalized_template(&d.spec.template);
         let by_template = owned
@@ -340,7 +376,9 @@ impl RolloutState {
             return None;
         }
         let revision = annotation(&d.metadata, REVISION_ANNOTATION)?;
-        owned.into_iter().find(|rs| annotation(&rs.metadata, REVISION_ANNOTATION) == Some(revision))
+        owned
+            .into_iter()
+            .find(|rs| annotation(&rs.metadata, REVISION_ANNOTATION) == Some(revision))
     }
 }
 
@@ -390,7 +428,11 @@ fn controlled_by(meta: &ObjectMeta, kind: &str, owner: &ObjectMeta) -> bool {
 
 fn deployment_observed(d: &Deployment) -> bool {
     let generation = d.metadata.generation.unwrap_or(0);
-    let observed = d.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0);
+    let observed = d
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .unwrap_or(0);
     generation <= observed
 }
 
@@ -481,7 +523,11 @@ impl fmt::Display for EventNote {
         if let Some(t) = self.last_seen {
             write!(f, "{t} ")?;
         }
-        write!(f, "{} {} {}: {}", self.type_, self.reason, self.object, self.message)?;
+        write!(
+            f,
+            "{} {} {}: {}",
+            self.type_, self.reason, self.object, self.message
+        )?;
         if self.count > 1 {
             write!(f, " (x{})", self.count)?;
         }
@@ -632,7 +678,8 @@ pub fn judge(state: &RolloutState, now: Timestamp, cfg: &JudgeConfig) -> Verdict
             ..Progress::default()
         });
     };
-    let budget = SignedDuration::try_from(cfg.readiness_budget_for(Some(workload))).unwrap_or(SignedDuration::MAX);
+    let budget = SignedDuration::try_from(cfg.readiness_budget_for(Some(workload)))
+        .unwrap_or(SignedDuration::MAX);
     match workload {
         Workload::Deployment(d) => judge_deployment(state, d, now, budget, cfg),
         Workload::StatefulSet(s) => judge_statefulset(state, s, now, budget, cfg),
@@ -663,7 +710,13 @@ struct PodSets<'a> {
     since: Option<Timestamp>,
 }
 
-fn judge_deployment(state: &RolloutState, d: &Deployment, now: Timestamp, budget: SignedDuration, cfg: &JudgeConfig) -> Verdict {
+fn judge_deployment(
+    state: &RolloutState,
+    d: &Deployment,
+    now: Timestamp,
+    budget: SignedDuration,
+    cfg: &JudgeConfig,
+) -> Verdict {
     let name = d.metadata.name.clone().unwrap_or_default();
     let spec = &d.spec;
     let status = d.status.clone().unwrap_or_default();
@@ -672,14 +725,28 @@ fn judge_deployment(state: &RolloutState, d: &Deployment, now: Timestamp, budget
 
     let new_rs = state.new_replica_set();
     let owned = state.owned_replica_sets();
-    let mut sets = PodSets { new: Vec::new(), old: Vec::new(), terminating: 0, related: Vec::new(), since: None };
+    let mut sets = PodSets {
+        new: Vec::new(),
+        old: Vec::new(),
+        terminating: 0,
+        related: Vec::new(),
+        since: None,
+    };
     sets.related.push(("Deployment".to_owned(), name.clone()));
     if let Some(rs) = new_rs {
-        sets.related.push(("ReplicaSet".to_owned(), rs.metadata.name.clone().unwrap_or_default()));
+        sets.related.push((
+            "ReplicaSet".to_owned(),
+            rs.metadata.name.clone().unwrap_or_default(),
+        ));
         sets.since = rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
     }
     for pod in state.pods.values() {
-        let Some(rs) = owned.iter().find(|rs| controlled_by(&pod.metadata, "ReplicaSet", &rs.metadata)) else { continue };
+        let Some(rs) = owned
+            .iter()
+            .find(|rs| controlled_by(&pod.metadata, "ReplicaSet", &rs.metadata))
+        else {
+            continue;
+        };
         let terminating = pod.metadata.deletion_timestamp.is_some();
         if terminating {
             sets.terminating += 1;
@@ -720,12 +787,24 @@ fn judge_deployment(state: &RolloutState, d: &Deployment, now: Timestamp, budget
 
     // kubectl's DeploymentStatusViewer.
     let conditions = status.conditions.clone().unwrap_or_default();
-    let mut view = StatusView { complete: false, message: String::new(), deadline: None, replica_failure: None, unsupported: false };
+    let mut view = StatusView {
+        complete: false,
+        message: String::new(),
+        deadline: None,
+        replica_failure: None,
+        unsupported: false,
+    };
     if observed {
-        if let Some(c) = conditions.iter().find(|c| c.type_.as_deref() == Some("Progressing"))
+        if let Some(c) = conditions
+            .iter()
+            .find(|c| c.type_.as_deref() == Some("Progressing"))
             && c.reason.as_deref() == Some(PROGRESS_DEADLINE_EXCEEDED)
         {
-            let at = c.last_update_time.as_ref().or(c.last_transition_time.as_ref()).map(|t| t.0);
+            let at = c
+                .last_update_time
+                .as_ref()
+                .or(c.last_transition_time.as_ref())
+                .map(|t| t.0);
             let mut msg = format!("deployment {name:?} exceeded its progress deadline");
             if let Some(m) = c.message.as_deref().filter(|m| !m.is_empty()) {
                 msg.push_str(": ");
@@ -736,7 +815,9 @@ fn judge_deployment(state: &RolloutState, d: &Deployment, now: Timestamp, budget
         let spec_replicas = spec.replicas;
         view.message = match spec_replicas {
             Some(r) if updated < r => {
-                format!("Waiting for deployment {name:?} rollout to finish: {updated} out of {r} new replicas have been updated...")
+                format!(
+                    "Waiting for deployment {name:?} rollout to finish: {updated} out of {r} new replicas have been updated..."
+                )
             }
             _ if total > updated => format!(
                 "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...",
@@ -760,38 +841,77 @@ fn judge_deployment(state: &RolloutState, d: &Deployment, now: Timestamp, budget
     } else {
         view.message = "Waiting for deployment spec update to be observed...".to_owned();
     }
-    if let Some(c) = conditions.iter().find(|c| c.type_.as_deref() == Some("ReplicaFailure") && c.status.as_deref() == Some("True")) {
-        let at = c.last_transition_time.as_ref().or(c.last_update_time.as_ref()).map(|t| t.0);
+    if let Some(c) = conditions.iter().find(|c| {
+        c.type_.as_deref() == Some("ReplicaFailure") && c.status.as_deref() == Some("True")
+    }) {
+        let at = c
+            .last_transition_time
+            .as_ref()
+            .or(c.last_update_time.as_ref())
+            .map(|t| t.0);
         let msg = format!(
             "deployment {name:?} cannot create pods: {}",
-            c.message.as_deref().or(c.reason.as_deref()).unwrap_or("ReplicaFailure")
+            c.message
+                .as_deref()
+                .or(c.reason.as_deref())
+                .unwrap_or("ReplicaFailure")
         );
         view.replica_failure = Some((msg, at));
     }
     if paused && !view.complete {
-        view.message = format!("deployment {name:?} is paused; resume it to continue the rollout ({})", view.message);
+        view.message = format!(
+            "deployment {name:?} is paused; resume it to continue the rollout ({})",
+            view.message
+        );
     }
     progress.message = view.message.clone();
-    conclude(state, WorkloadKind::Deployment, view, sets, progress, now, budget, cfg)
+    conclude(
+        state,
+        WorkloadKind::Deployment,
+        view,
+        sets,
+        progress,
+        now,
+        budget,
+        cfg,
+    )
 }
 
-fn judge_statefulset(state: &RolloutState, s: &StatefulSet, now: Timestamp, budget: SignedDuration, cfg: &JudgeConfig) -> Verdict {
+fn judge_statefulset(
+    state: &RolloutState,
+    s: &StatefulSet,
+    now: Timestamp,
+    budget: SignedDuration,
+    cfg: &JudgeConfig,
+) -> Verdict {
     let name = s.metadata.name.clone().unwrap_or_default();
     let spec = &s.spec;
     let status = s.status.clone().unwrap_or_default();
     let strategy = spec.update_strategy.as_ref();
-    let strategy_type = strategy.and_then(|u| u.type_.as_deref()).unwrap_or("RollingUpdate");
+    let strategy_type = strategy
+        .and_then(|u| u.type_.as_deref())
+        .unwrap_or("RollingUpdate");
     let update_revision = status.update_revision.clone();
 
-    let mut sets = PodSets { new: Vec::new(), old: Vec::new(), terminating: 0, related: Vec::new(), since: None };
+    let mut sets = PodSets {
+        new: Vec::new(),
+        old: Vec::new(),
+        terminating: 0,
+        related: Vec::new(),
+        since: None,
+    };
     sets.related.push(("StatefulSet".to_owned(), name.clone()));
-    for pod in state.pods.values().filter(|p| controlled_by(&p.metadata, "StatefulSet", &s.metadata)) {
+    for pod in state
+        .pods
+        .values()
+        .filter(|p| controlled_by(&p.metadata, "StatefulSet", &s.metadata))
+    {
         let terminating = pod.metadata.deletion_timestamp.is_some();
         if terminating {
             sets.terminating += 1;
         }
-        let is_new =
-            update_revision.is_some() && label(&pod.metadata, CONTROLLER_REVISION_HASH_LABEL) == update_revision.as_deref();
+        let is_new = update_revision.is_some()
+            && label(&pod.metadata, CONTROLLER_REVISION_HASH_LABEL) == update_revision.as_deref();
         if is_new {
             if !terminating {
                 sets.new.push(pod);
@@ -824,10 +944,17 @@ fn judge_statefulset(state: &RolloutState, s: &StatefulSet, now: Timestamp, budg
     };
 
     // kubectl's StatefulSetStatusViewer.
-    let mut view = StatusView { complete: false, message: String::new(), deadline: None, replica_failure: None, unsupported: false };
+    let mut view = StatusView {
+        complete: false,
+        message: String::new(),
+        deadline: None,
+        replica_failure: None,
+        unsupported: false,
+    };
     if strategy_type != "RollingUpdate" {
         view.unsupported = true;
-        view.message = "rollout status is only available for RollingUpdate strategy type".to_owned();
+        view.message =
+            "rollout status is only available for RollingUpdate strategy type".to_owned();
     } else if !observed {
         view.message = "Waiting for statefulset spec update to be observed...".to_owned();
     } else if let Some(r) = replicas.filter(|r| ready < *r) {
@@ -835,12 +962,16 @@ fn judge_statefulset(state: &RolloutState, s: &StatefulSet, now: Timestamp, budg
     } else if let Some(ru) = strategy.and_then(|u| u.rolling_update.as_ref()) {
         match (replicas, ru.partition) {
             (Some(r), Some(p)) if updated < r - p => {
-                view.message =
-                    format!("Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...", r - p);
+                view.message = format!(
+                    "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
+                    r - p
+                );
             }
             _ => {
                 view.complete = true;
-                view.message = format!("partitioned roll out complete: {updated} new pods have been updated...");
+                view.message = format!(
+                    "partitioned roll out complete: {updated} new pods have been updated..."
+                );
             }
         }
     } else if status.update_revision != status.current_revision {
@@ -857,26 +988,56 @@ fn judge_statefulset(state: &RolloutState, s: &StatefulSet, now: Timestamp, budg
         );
     }
     progress.message = view.message.clone();
-    conclude(state, WorkloadKind::StatefulSet, view, sets, progress, now, budget, cfg)
+    conclude(
+        state,
+        WorkloadKind::StatefulSet,
+        view,
+        sets,
+        progress,
+        now,
+        budget,
+        cfg,
+    )
 }
 
-fn judge_daemonset(state: &RolloutState, ds: &DaemonSet, now: Timestamp, budget: SignedDuration, cfg: &JudgeConfig) -> Verdict {
+fn judge_daemonset(
+    state: &RolloutState,
+    ds: &DaemonSet,
+    now: Timestamp,
+    budget: SignedDuration,
+    cfg: &JudgeConfig,
+) -> Verdict {
     let name = ds.metadata.name.clone().unwrap_or_default();
     let spec = &ds.spec;
     let status = ds.status.clone().unwrap_or_default();
-    let strategy_type =
-        spec.update_strategy.as_ref().and_then(|u| u.type_.as_deref()).unwrap_or("RollingUpdate");
-    let template_generation = annotation(&ds.metadata, DAEMONSET_TEMPLATE_GENERATION_ANNOTATION).map(str::to_owned);
+    let strategy_type = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_.as_deref())
+        .unwrap_or("RollingUpdate");
+    let template_generation =
+        annotation(&ds.metadata, DAEMONSET_TEMPLATE_GENERATION_ANNOTATION).map(str::to_owned);
 
-    let mut sets = PodSets { new: Vec::new(), old: Vec::new(), terminating: 0, related: Vec::new(), since: None };
+    let mut sets = PodSets {
+        new: Vec::new(),
+        old: Vec::new(),
+        terminating: 0,
+        related: Vec::new(),
+        since: None,
+    };
     sets.related.push(("DaemonSet".to_owned(), name.clone()));
-    for pod in state.pods.values().filter(|p| controlled_by(&p.metadata, "DaemonSet", &ds.metadata)) {
+    for pod in state
+        .pods
+        .values()
+        .filter(|p| controlled_by(&p.metadata, "DaemonSet", &ds.metadata))
+    {
         let terminating = pod.metadata.deletion_timestamp.is_some();
         if terminating {
             sets.terminating += 1;
         }
         let is_new = template_generation.is_some()
-            && label(&pod.metadata, DAEMONSET_TEMPLATE_GENERATION_LABEL) == template_generation.as_deref();
+            && label(&pod.metadata, DAEMONSET_TEMPLATE_GENERATION_LABEL)
+                == template_generation.as_deref();
         if is_new {
             if !terminating {
                 sets.new.push(pod);
@@ -908,24 +1069,42 @@ fn judge_daemonset(state: &RolloutState, ds: &DaemonSet, now: Timestamp, budget:
     };
 
     // kubectl's DaemonSetStatusViewer.
-    let mut view = StatusView { complete: false, message: String::new(), deadline: None, replica_failure: None, unsupported: false };
+    let mut view = StatusView {
+        complete: false,
+        message: String::new(),
+        deadline: None,
+        replica_failure: None,
+        unsupported: false,
+    };
     if strategy_type != "RollingUpdate" {
         view.unsupported = true;
-        view.message = "rollout status is only available for RollingUpdate strategy type".to_owned();
+        view.message =
+            "rollout status is only available for RollingUpdate strategy type".to_owned();
     } else if !observed {
         view.message = "Waiting for daemon set spec update to be observed...".to_owned();
     } else if updated < desired {
-        view.message =
-            format!("Waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated...");
+        view.message = format!(
+            "Waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated..."
+        );
     } else if available < desired {
-        view.message =
-            format!("Waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available...");
+        view.message = format!(
+            "Waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available..."
+        );
     } else {
         view.complete = true;
         view.message = format!("daemon set {name:?} successfully rolled out");
     }
     progress.message = view.message.clone();
-    conclude(state, WorkloadKind::DaemonSet, view, sets, progress, now, budget, cfg)
+    conclude(
+        state,
+        WorkloadKind::DaemonSet,
+        view,
+        sets,
+        progress,
+        now,
+        budget,
+        cfg,
+    )
 }
 
 /// Combines the status view with the pod signals into the verdict.
@@ -940,16 +1119,27 @@ fn conclude(
     budget: SignedDuration,
     cfg: &JudgeConfig,
 ) -> Verdict {
-    let mut problems: Vec<PodProblem> =
-        sets.new.iter().flat_map(|p| pod_problems(p, now, budget, cfg.max_restarts)).collect();
+    let mut problems: Vec<PodProblem> = sets
+        .new
+        .iter()
+        .flat_map(|p| pod_problems(p, now, budget, cfg.max_restarts))
+        .collect();
     problems.sort_by(problem_order);
-    progress.recheck_at = problems.iter().filter_map(|p| p.fails_at).filter(|t| *t > now).min();
+    progress.recheck_at = problems
+        .iter()
+        .filter_map(|p| p.fails_at)
+        .filter(|t| *t > now)
+        .min();
     progress.problems = problems;
 
     if view.unsupported {
         return Verdict::Unsupported(progress);
     }
-    let fatal = cfg.fail_fast.then(|| progress.problems.iter().find(|p| p.fatal)).flatten().cloned();
+    let fatal = cfg
+        .fail_fast
+        .then(|| progress.problems.iter().find(|p| p.fatal))
+        .flatten()
+        .cloned();
 
     // kubectl checks the deadline before completeness; a fail-fast pod
     // failure, if any, is the root cause and keeps its reason.
@@ -957,7 +1147,11 @@ fn conclude(
         let failure = match &fatal {
             Some(p) => pod_failure(state, kind, &sets, p, progress, now),
             None => {
-                let worst = progress.problems.iter().min_by_key(|p| (severity(p.reason), p.since, p.pod.clone())).cloned();
+                let worst = progress
+                    .problems
+                    .iter()
+                    .min_by_key(|p| (severity(p.reason), p.since, p.pod.clone()))
+                    .cloned();
                 let mut message = message.clone();
                 if let Some(w) = &worst {
                     message.push_str(&format!("; {}", describe(w)));
@@ -1005,7 +1199,11 @@ fn conclude(
 }
 
 fn failing_pod_names(problems: &[PodProblem], keep: impl Fn(&PodProblem) -> bool) -> Vec<String> {
-    let set: BTreeSet<String> = problems.iter().filter(|p| keep(p)).map(|p| p.pod.clone()).collect();
+    let set: BTreeSet<String> = problems
+        .iter()
+        .filter(|p| keep(p))
+        .map(|p| p.pod.clone())
+        .collect();
     set.into_iter().collect()
 }
 
@@ -1020,12 +1218,24 @@ fn pod_failure(
     let failing_pods = failing_pod_names(&progress.problems, |q| q.fatal);
     let pods: BTreeSet<&str> = failing_pods.iter().map(String::as_str).collect();
     let events = relevant_events(state, sets, &pods);
-    let mut message = format!("{} {:?}: {}", kubectl_noun(kind), progress.name, describe(p));
+    let mut message = format!(
+        "{} {:?}: {}",
+        kubectl_noun(kind),
+        progress.name,
+        describe(p)
+    );
     if failing_pods.len() > 1 {
-        message.push_str(&format!(" ({} pods of the new revision are failing)", failing_pods.len()));
+        message.push_str(&format!(
+            " ({} pods of the new revision are failing)",
+            failing_pods.len()
+        ));
     }
     // The kubelet's latest warning about that pod usually says it best.
-    if let Some(w) = events.iter().rev().find(|e| e.type_ == "Warning" && e.object == format!("Pod/{}", p.pod)) {
+    if let Some(w) = events
+        .iter()
+        .rev()
+        .find(|e| e.type_ == "Warning" && e.object == format!("Pod/{}", p.pod))
+    {
         message.push_str(&format!("; last event: {}: {}", w.reason, w.message));
     }
     Failure {
@@ -1065,7 +1275,16 @@ fn severity(r: FailureReason) -> u8 {
 
 /// Fatal first, then the earliest to fail, then the most specific, then by name.
 fn problem_order(a: &PodProblem, b: &PodProblem) -> std::cmp::Ordering {
-    let k = |p: &PodProblem| (!p.fatal, p.fails_at.is_none(), p.fails_at, severity(p.reason), p.pod.clone(), p.container.clone());
+    let k = |p: &PodProblem| {
+        (
+            !p.fatal,
+            p.fails_at.is_none(),
+            p.fails_at,
+            severity(p.reason),
+            p.pod.clone(),
+            p.container.clone(),
+        )
+    };
     k(a).cmp(&k(b))
 }
 
@@ -1074,33 +1293,47 @@ fn add(t: Timestamp, d: SignedDuration) -> Timestamp {
 }
 
 /// Problems of one pod of the new revision.
-fn pod_problems(pod: &Pod, now: Timestamp, budget: SignedDuration, max_restarts: i32) -> Vec<PodProblem> {
+fn pod_problems(
+    pod: &Pod,
+    now: Timestamp,
+    budget: SignedDuration,
+    max_restarts: i32,
+) -> Vec<PodProblem> {
     let mut out = Vec::new();
     if pod.metadata.deletion_timestamp.is_some() {
         return out;
     }
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let Some(status) = pod.status.as_ref() else { return out };
+    let Some(status) = pod.status.as_ref() else {
+        return out;
+    };
     if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
         return out;
     }
     let conditions = status.conditions.as_deref().unwrap_or_default();
     let condition = |t: &str| conditions.iter().find(|c| c.type_ == t);
     // When the pod last became not ready (if it is not ready).
-    let unready_since =
-        condition("Ready").filter(|c| c.status != "True").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0);
+    let unready_since = condition("Ready")
+        .filter(|c| c.status != "True")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0);
     let pod_start = status
         .start_time
         .as_ref()
         .or(pod.metadata.creation_timestamp.as_ref())
         .map(|t| t.0);
 
-    if let Some(c) = condition("PodScheduled").filter(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable")) {
+    if let Some(c) = condition("PodScheduled")
+        .filter(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+    {
         out.push(PodProblem {
             pod: name.clone(),
             container: None,
             reason: FailureReason::Unschedulable,
-            message: format!("Unschedulable: {}", c.message.as_deref().unwrap_or_default()),
+            message: format!(
+                "Unschedulable: {}",
+                c.message.as_deref().unwrap_or_default()
+            ),
             since: c.last_transition_time.as_ref().map(|t| t.0),
             fails_at: None,
             fatal: false,
@@ -1118,9 +1351,42 @@ fn pod_problems(pod: &Pod, now: Timestamp, budget: SignedDuration, max_restarts:
         .iter()
         .flatten()
         .map(|cs| (cs, !sidecar(&cs.name)))
-        .chain(status.container_statuses.iter().flatten().map(|cs| (cs, false)));
+        .chain(
+            status
+                .container_statuses
+                .iter()
+                .flatten()
+                .map(|cs| (cs, false)),
+        );
+    // A startup probe may legitimately hold readiness back for up to
+    // initialDelay + period × failureThreshold on top of the budget.
+    let startup_allowance = |c: &str| {
+        let containers = spec.into_iter().flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        });
+        containers
+            .filter(|k| k.name == c)
+            .find_map(|k| k.startup_probe.as_ref())
+            .map_or(SignedDuration::ZERO, |p| {
+                let secs = i64::from(p.initial_delay_seconds.unwrap_or(0))
+                    + i64::from(p.period_seconds.unwrap_or(10))
+                        * i64::from(p.failure_threshold.unwrap_or(3));
+                SignedDuration::from_secs(secs.max(0))
+            })
+    };
     for (cs, plain_init) in statuses {
-        if let Some(p) = container_problem(&name, cs, plain_init, unready_since, pod_start, now, budget, max_restarts) {
+        if let Some(p) = container_problem(
+            &name,
+            cs,
+            plain_init,
+            unready_since,
+            pod_start,
+            now,
+            budget.saturating_add(startup_allowance(&cs.name)),
+            max_restarts,
+        ) {
             out.push(p);
         }
     }
@@ -1141,37 +1407,52 @@ fn container_problem(
     let state = cs.state.as_ref();
     let last_terminated = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
     let last_exit = last_terminated.map(|t| {
-        let mut s = format!("last exit: {} (exit code {})", t.reason.as_deref().unwrap_or("Terminated"), t.exit_code);
+        let mut s = format!(
+            "last exit: {} (exit code {})",
+            t.reason.as_deref().unwrap_or("Terminated"),
+            t.exit_code
+        );
         if let Some(m) = t.message.as_deref().filter(|m| !m.is_empty()) {
             s.push_str(&format!(": {}", m.trim()));
         }
         s
     });
-    let last_finished = last_terminated.and_then(|t| t.finished_at.as_ref()).map(|t| t.0);
-    let what = if plain_init { "init container" } else { "container" };
-    // `fails_at: None` means "failing as soon as it began".
-    let problem = |reason, message: String, since: Option<Timestamp>, fails_at: Option<Timestamp>| {
-        let since = since.map(|t| t.min(now));
-        let fails_at = Some(fails_at.unwrap_or_else(|| since.unwrap_or(now)));
-        PodProblem {
-            pod: pod.to_owned(),
-            container: Some(cs.name.clone()),
-            reason,
-            message,
-            since,
-            fails_at,
-            fatal: fails_at.is_some_and(|t| t <= now),
-        }
+    let last_finished = last_terminated
+        .and_then(|t| t.finished_at.as_ref())
+        .map(|t| t.0);
+    let what = if plain_init {
+        "init container"
+    } else {
+        "container"
     };
+    // `fails_at: None` means "failing as soon as it began".
+    let problem =
+        |reason, message: String, since: Option<Timestamp>, fails_at: Option<Timestamp>| {
+            let since = since.map(|t| t.min(now));
+            let fails_at = Some(fails_at.unwrap_or_else(|| since.unwrap_or(now)));
+            PodProblem {
+                pod: pod.to_owned(),
+                container: Some(cs.name.clone()),
+                reason,
+                message,
+                since,
+                fails_at,
+                fatal: fails_at.is_some_and(|t| t <= now),
+            }
+        };
 
     if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
         let reason = w.reason.as_deref().unwrap_or_default();
         let classified = match reason {
             "CrashLoopBackOff" => Some(FailureReason::CrashLoopBackOff),
-            "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull" => Some(FailureReason::ImagePull),
+            "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull" => {
+                Some(FailureReason::ImagePull)
+            }
             "InvalidImageName" => Some(FailureReason::InvalidImageName),
             "CreateContainerConfigError" => Some(FailureReason::CreateContainerConfigError),
-            "CreateContainerError" | "RunContainerError" => Some(FailureReason::CreateContainerError),
+            "CreateContainerError" | "RunContainerError" => {
+                Some(FailureReason::CreateContainerError)
+            }
             _ => None,
         };
         if let Some(r) = classified {
@@ -1192,7 +1473,9 @@ fn container_problem(
             // A crash loop began with the first crash: with one restart that
             // is the last termination, otherwise when the pod became unready.
             let since = match r {
-                FailureReason::CrashLoopBackOff if cs.restart_count <= 1 => last_finished.or(unready_since).or(pod_start),
+                FailureReason::CrashLoopBackOff if cs.restart_count <= 1 => {
+                    last_finished.or(unready_since).or(pod_start)
+                }
                 _ => unready_since.or(pod_start),
             };
             return Some(problem(r, message, since, None));
@@ -1200,12 +1483,20 @@ fn container_problem(
     }
 
     if cs.restart_count > max_restarts && !cs.ready && !(plain_init && is_done(cs)) {
-        let mut message = format!("restarted {} times (more than {max_restarts}) and is not ready", cs.restart_count);
+        let mut message = format!(
+            "restarted {} times (more than {max_restarts}) and is not ready",
+            cs.restart_count
+        );
         if let Some(e) = &last_exit {
             message.push_str(&format!("; {e}"));
         }
         let since = last_finished.or(unready_since).or(pod_start);
-        return Some(problem(FailureReason::TooManyRestarts, message, since, None));
+        return Some(problem(
+            FailureReason::TooManyRestarts,
+            message,
+            since,
+            None,
+        ));
     }
 
     if let Some(running) = state.and_then(|s| s.running.as_ref())
@@ -1221,15 +1512,26 @@ fn container_problem(
         let message = if plain_init {
             format!("{what} has been running for {for_secs}s without finishing")
         } else {
-            format!("running but not ready for {for_secs}s (readiness budget {}s)", budget.as_secs())
+            format!(
+                "running but not ready for {for_secs}s (readiness budget {}s)",
+                budget.as_secs()
+            )
         };
-        return Some(problem(FailureReason::NeverReady, message, Some(since), Some(add(since, budget))));
+        return Some(problem(
+            FailureReason::NeverReady,
+            message,
+            Some(since),
+            Some(add(since, budget)),
+        ));
     }
     None
 }
 
 fn is_done(cs: &ContainerStatus) -> bool {
-    cs.state.as_ref().and_then(|s| s.terminated.as_ref()).is_some_and(|t| t.exit_code == 0)
+    cs.state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .is_some_and(|t| t.exit_code == 0)
 }
 
 fn event_time(e: &Event) -> Option<Timestamp> {
@@ -1243,7 +1545,11 @@ fn event_time(e: &Event) -> Option<Timestamp> {
 
 /// The most recent events about the failing pods, the new ReplicaSet and the
 /// workload, from this rollout on, oldest first.
-fn relevant_events(state: &RolloutState, sets: &PodSets<'_>, pods: &BTreeSet<&str>) -> Vec<EventNote> {
+fn relevant_events(
+    state: &RolloutState,
+    sets: &PodSets<'_>,
+    pods: &BTreeSet<&str>,
+) -> Vec<EventNote> {
     let mut notes: Vec<(Option<Timestamp>, usize, EventNote)> = state
         .events
         .iter()
@@ -1265,7 +1571,11 @@ fn relevant_events(state: &RolloutState, sets: &PodSets<'_>, pods: &BTreeSet<&st
             let note = EventNote {
                 type_: e.type_.clone().unwrap_or_else(|| "Normal".to_owned()),
                 reason: e.reason.clone().unwrap_or_default(),
-                object: format!("{}/{}", obj.kind.as_deref().unwrap_or_default(), obj.name.as_deref().unwrap_or_default()),
+                object: format!(
+                    "{}/{}",
+                    obj.kind.as_deref().unwrap_or_default(),
+                    obj.name.as_deref().unwrap_or_default()
+                ),
                 message: e.message.clone().unwrap_or_default().trim().to_owned(),
                 count: e.count.unwrap_or(1),
                 last_seen: event_time(e),
@@ -1273,7 +1583,7 @@ fn relevant_events(state: &RolloutState, sets: &PodSets<'_>, pods: &BTreeSet<&st
             (event_time(e), i, note)
         })
         .collect();
-    notes.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    notes.sort_by_key(|a| (a.0, a.1));
     let skip = notes.len().saturating_sub(MAX_FAILURE_EVENTS);
     notes.into_iter().skip(skip).map(|(_, _, n)| n).collect()
 }

@@ -159,19 +159,30 @@ fn skips(w: &Workload, rule: RuleId) -> bool {
             .is_some_and(|s| s.split(',').any(|id| id.trim().parse() == Ok(rule)))
 }
 
-/// Sets `parent[key] = value`, creating `parent` as an object if needed, unless the key holds
-/// an object already and `value` is `{}` (used to ensure a map exists without clearing it).
+/// Sets `parent[key] = value`, creating missing objects along `parent` (array elements are
+/// followed, never created). A `{}` value only ensures the map exists without clearing it.
 fn set(doc: &mut Value, parent: &str, key: &str, value: Value) {
     let mut cur = &mut *doc;
     for seg in parent.split('/').filter(|s| !s.is_empty()) {
-        if !cur.get(seg).is_some_and(Value::is_object) {
-            cur[seg] = json!({});
-        }
-        cur = &mut cur[seg];
+        cur = match cur {
+            Value::Array(items) => match seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(item) => item,
+                None => return,
+            },
+            Value::Object(map) => {
+                let slot = map.entry(seg.to_string()).or_insert_with(|| json!({}));
+                if slot.is_null() {
+                    *slot = json!({});
+                }
+                slot
+            }
+            _ => return,
+        };
     }
-    let keep = value.as_object().is_some_and(|m| m.is_empty()) && cur.get(key).is_some_and(Value::is_object);
+    let Some(map) = cur.as_object_mut() else { return };
+    let keep = value.as_object().is_some_and(|m| m.is_empty()) && map.get(key).is_some_and(Value::is_object);
     if !keep {
-        cur[key] = value;
+        map.insert(key.to_string(), value);
     }
 }
 

@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use crate::workload::{Workload, resolve_fenceposts};
 
+/// Plans longer than this stop early (`complete: false`); nobody reads 10,000 rows.
+pub const MAX_STEPS: i32 = 10_000;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanStep {
@@ -32,6 +35,8 @@ pub struct RolloutPlan {
     /// The fewest available pods during the update (replicas - maxUnavailable).
     pub min_available: i32,
     pub steps: Vec<PlanStep>,
+    /// False when the plan was cut at [`MAX_STEPS`].
+    pub complete: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,12 +93,16 @@ fn recreate(replicas: i32) -> RolloutPlan {
             row(2, &format!("scale new to {replicas}"), 0, replicas, 0),
             row(3, "new pods ready", 0, replicas, replicas),
         ],
+        complete: true,
     }
 }
 
 /// The rolling plan for already-resolved fenceposts.
 pub fn rolling(replicas: i32, surge: i32, unavailable: i32) -> RolloutPlan {
-    let replicas = replicas.max(0);
+    // Clamp so that the arithmetic below cannot overflow on absurd inputs.
+    let replicas = replicas.clamp(0, 1_000_000);
+    let surge = surge.clamp(0, 1_000_000);
+    let unavailable = unavailable.clamp(0, 1_000_000);
     let max_pods = replicas + surge;
     let min_available = (replicas - unavailable).max(0);
     let (mut old, mut new, mut ready) = (replicas, 0, 0);
@@ -112,7 +121,7 @@ pub fn rolling(replicas: i32, surge: i32, unavailable: i32) -> RolloutPlan {
     push(&mut steps, "start".into(), old, new, ready);
     // Each sync either grows the new ReplicaSet, shrinks the old one, or waits for readiness;
     // the bound keeps a degenerate input from looping.
-    for _ in 0..(4 * replicas + 8) {
+    for _ in 0..(4 * replicas + 8).min(MAX_STEPS) {
         if old == 0 && new == replicas && ready == replicas {
             break;
         }
@@ -133,6 +142,7 @@ pub fn rolling(replicas: i32, surge: i32, unavailable: i32) -> RolloutPlan {
             break; // cannot progress (e.g. replicas 0)
         }
     }
+    let complete = old == 0 && new == replicas && ready == replicas;
     RolloutPlan {
         replicas,
         strategy: "RollingUpdate".into(),
@@ -141,6 +151,7 @@ pub fn rolling(replicas: i32, surge: i32, unavailable: i32) -> RolloutPlan {
         max_pods,
         min_available,
         steps,
+        complete,
     }
 }
 
@@ -179,6 +190,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn huge_inputs_stop_early() {
+        let p = rolling(i32::MAX, i32::MAX, 1);
+        assert!(p.complete);
+        let p = rolling(1_000_000, 1, 0);
+        assert!(!p.complete);
+        assert!(p.steps.len() <= 3 * MAX_STEPS as usize + 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// What happens when a rule is violated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// The rule is not checked.
@@ -27,6 +27,45 @@ impl Action {
             Action::Warn | Action::Mutate => Some(Severity::Warning),
             Action::Enforce => Some(Severity::Error),
         }
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Action::Off),
+            "warn" => Ok(Action::Warn),
+            "mutate" => Ok(Action::Mutate),
+            "enforce" => Ok(Action::Enforce),
+            other => Err(format!(
+                "unknown action {other:?}: expected enforce, warn, mutate or off"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Action;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an action: enforce, warn, mutate or off")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Action, E> {
+                s.parse().map_err(E::custom)
+            }
+            // YAML 1.1 reads a bare `off` as the boolean false.
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Action, E> {
+                if b {
+                    Err(E::custom("`true`/`on` is not an action: use enforce, warn or mutate"))
+                } else {
+                    Ok(Action::Off)
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -256,7 +256,9 @@ pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, 
                 .trim()
                 .parse()
                 .map_err(|_| format!("{s:?} is not a valid percentage"))?;
-            let scaled = pct * i64::from(total);
+            let scaled = pct
+                .checked_mul(i64::from(total))
+                .ok_or_else(|| format!("{s:?} of {total} is out of range"))?;
             let v = if round_up {
                 (scaled + 99).div_euclid(100)
             } else {

@@ -1,0 +1,250 @@
+//! The Kubernetes client, configured from the flags kubectl would honour itself
+//! (`--kubeconfig`, `--context`, `-n`, `-A`: kubectl does not parse a plugin's flags for it).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+
+use crate::cli::KubeArgs;
+use crate::exit::{Exit, Failure};
+
+/// The field manager every write of the plugin uses.
+pub const FIELD_MANAGER: &str = "kubectl-rollout-safe";
+
+/// A connected client and where it points.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: kube::Client,
+    /// `-n`, else the context's namespace, else `default`.
+    pub namespace: String,
+    pub all_namespaces: bool,
+    /// Who is acting, for change-causes: the kubeconfig user's `username`, else the user entry's
+    /// name, else the plugin's name.
+    pub username: String,
+    /// The API server URL (for messages).
+    pub server: String,
+    /// The context in use, if named.
+    pub context: Option<String>,
+    /// `--context` as given (repeated in the commands the plugin suggests).
+    context_flag: Option<String>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("namespace", &self.namespace)
+            .field("server", &self.server)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+fn kubeconfig_error(e: KubeconfigError) -> Failure {
+    Failure::new(Exit::Cluster, anyhow!("cannot load the kubeconfig: {e}"))
+}
+
+/// Reads `--kubeconfig` (a path list like `$KUBECONFIG`, merged kubectl-style), else `$KUBECONFIG`
+/// or `~/.kube/config`.
+fn read_kubeconfig(flag: Option<&Path>) -> Result<Kubeconfig, Failure> {
+    let Some(flag) = flag else {
+        return Kubeconfig::read().map_err(kubeconfig_error);
+    };
+    let paths: Vec<PathBuf> = std::env::split_paths(flag.as_os_str())
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    if paths.is_empty() {
+        return Kubeconfig::read().map_err(kubeconfig_error);
+    }
+    let mut merged = Kubeconfig::default();
+    for p in &paths {
+        merged = merged.merge(Kubeconfig::read_from(p).map_err(kubeconfig_error)?).map_err(kubeconfig_error)?;
+    }
+    Ok(merged)
+}
+
+impl Cluster {
+    /// Builds the client. An unknown `--context` is a usage error (exit 2); an unreadable
+    /// kubeconfig a cluster error (exit 5). Nothing is sent to the server yet.
+    pub async fn connect(args: &KubeArgs) -> Result<Cluster, Failure> {
+        let kubeconfig = read_kubeconfig(args.kubeconfig.as_deref())?;
+        let context_name = args.context.clone().or_else(|| kubeconfig.current_context.clone());
+        if let Some(wanted) = &args.context
+            && !kubeconfig.contexts.iter().any(|c| &c.name == wanted)
+        {
+            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+            return Err(Failure::usage(format!(
+                "context {wanted:?} is not in the kubeconfig (contexts: {})",
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            )));
+        }
+        if context_name.is_none() {
+            return Err(Failure::new(
+                Exit::Cluster,
+                anyhow!("the kubeconfig has no current-context; pass --context NAME"),
+            ));
+        }
+        let username = username_of(&kubeconfig, context_name.as_deref());
+        let options = KubeConfigOptions {
+            context: args.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(kubeconfig_error)?;
+        let namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).map_err(|e| {
+            Failure::new(Exit::Cluster, anyhow!("cannot build a client for {server}: {e}"))
+        })?;
+        Ok(Cluster {
+            client,
+            namespace,
+            all_namespaces: args.all_namespaces,
+            username,
+            server,
+            context: context_name,
+            context_flag: args.context.clone(),
+        })
+    }
+
+    /// `-A` only means something to `audit --cluster`.
+    pub fn reject_all_namespaces(&self, command: &str) -> Result<(), Failure> {
+        if self.all_namespaces {
+            return Err(Failure::usage(format!(
+                "{command} acts on one workload in one namespace; -A/--all-namespaces is for `audit --cluster`"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+    pub fn statefulsets(&self) -> Api<StatefulSet> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+    pub fn daemonsets(&self) -> Api<DaemonSet> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+    pub fn replicasets(&self) -> Api<ReplicaSet> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+    pub fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+    pub fn events(&self) -> Api<Event> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The flags to repeat in a suggested command: `-n shop` and `--context prod` if given.
+    pub fn flags(&self) -> String {
+        let mut s = format!("-n {}", self.namespace);
+        if let Some(c) = &self.context_flag {
+            s.push_str(&format!(" --context {c}"));
+        }
+        s
+    }
+
+    /// A command line to suggest: `kubectl rollout-safe status deployment/web -n shop --watch`.
+    pub fn suggest(&self, command: &str, workload: &str, extra: &str) -> String {
+        let mut s = format!("kubectl rollout-safe {command} {workload} {}", self.flags());
+        if !extra.is_empty() {
+            s.push(' ');
+            s.push_str(extra);
+        }
+        s
+    }
+}
+
+fn username_of(kc: &Kubeconfig, context: Option<&str>) -> String {
+    let user = context
+        .and_then(|name| kc.contexts.iter().find(|c| c.name == name))
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.clone());
+    let Some(user) = user.filter(|u| !u.is_empty()) else {
+        return FIELD_MANAGER.to_owned();
+    };
+    kc.auth_infos
+        .iter()
+        .find(|a| a.name == user)
+        .and_then(|a| a.auth_info.as_ref())
+        .and_then(|a| a.username.clone())
+        .filter(|u| !u.is_empty())
+        .unwrap_or(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KC: &str = r#"
+apiVersion: v1
+kind: Config
+current-context: dev
+clusters:
+- name: c
+  cluster: {server: "http://127.0.0.1:1"}
+contexts:
+- name: dev
+  context: {cluster: c, user: alice-dev, namespace: shop}
+- name: prod
+  context: {cluster: c, user: bob}
+users:
+- name: alice-dev
+  user: {username: alice, password: x}
+- name: bob
+  user: {token: t}
+"#;
+
+    fn args(dir: &tempfile::TempDir, context: Option<&str>, ns: Option<&str>) -> KubeArgs {
+        let p = dir.path().join("config");
+        std::fs::write(&p, KC).unwrap();
+        KubeArgs {
+            kubeconfig: Some(p),
+            context: context.map(str::to_owned),
+            namespace: ns.map(str::to_owned),
+            all_namespaces: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn context_namespace_and_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cluster::connect(&args(&dir, None, None)).await.unwrap();
+        assert_eq!(c.namespace, "shop");
+        assert_eq!(c.username, "alice");
+        assert_eq!(c.context.as_deref(), Some("dev"));
+        let c = Cluster::connect(&args(&dir, Some("prod"), None)).await.unwrap();
+        assert_eq!(c.namespace, "default");
+        assert_eq!(c.username, "bob");
+        assert!(c.flags().contains("--context prod"));
+        let c = Cluster::connect(&args(&dir, Some("prod"), Some("api"))).await.unwrap();
+        assert_eq!(c.namespace, "api");
+    }
+
+    #[tokio::test]
+    async fn unknown_context_is_usage() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Cluster::connect(&args(&dir, Some("nope"), None)).await.unwrap_err();
+        assert_eq!(e.exit, Exit::Usage);
+        assert!(e.to_string().contains("dev, prod"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn missing_kubeconfig_is_cluster_error() {
+        let a = KubeArgs {
+            kubeconfig: Some("/nonexistent/kubeconfig".into()),
+            ..KubeArgs::default()
+        };
+        let e = Cluster::connect(&a).await.unwrap_err();
+        assert_eq!(e.exit, Exit::Cluster);
+        assert!(e.to_string().contains("kubeconfig"), "{e}");
+    }
+}

@@ -1,0 +1,193 @@
+//! Writes guarded by a resourceVersion precondition, recomputed on conflict, never clobbering.
+//!
+//! Every write is a JSON Patch whose first operation is
+//! `{"op":"test","path":"/metadata/resourceVersion","value":RV}` followed by the minimal
+//! operations that turn the object as read into the object wanted (`json_patch::diff`).
+//! The API server applies it atomically: if anyone wrote in between, the test fails and
+//! nothing changes. A real server answers a failed `test` with a bare 422 `Invalid` (recorded in
+//! `api-responses/05`), and a stale `metadata.resourceVersion` with 409 `Conflict` (`04`), so
+//! both are treated as "changed under us" when a fresh read shows a new resourceVersion: the
+//! caller's `build` is run again on the fresh object, at most [`MAX_ATTEMPTS`] times.
+//!
+//! JSON Patch rather than a merge patch: a merge patch replaces lists whole, so
+//! `{"spec":{"template":{"spec":{"containers":[{"name":"app","image":…}]}}}}` drops every
+//! other field of the container (probes, ports, preStop — `api-responses/03` shows exactly
+//! that), and it cannot remove a label or an env var without knowing its whole list.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{PatchOperation, TestOperation};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Patch, PatchParams};
+
+use super::client::{Cluster, FIELD_MANAGER};
+use super::errors::{Op, api_failure, is_conflict, is_invalid};
+use crate::exit::{Exit, Failure};
+
+/// How many times a write is computed and sent before giving up on a Deployment that keeps changing.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// Test hook: milliseconds to wait between the first read and the first write (lets an e2e test
+/// change the object in between, deterministically). Unset in normal use.
+pub const DEBUG_WRITE_DELAY_ENV: &str = "ROLLOUT_SAFE_DEBUG_WRITE_DELAY_MS";
+
+/// A write that went through.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The object the successful patch was computed from.
+    pub before: Deployment,
+    /// The server's answer (the object as stored, or as it would be stored on a dry run).
+    pub after: Deployment,
+    /// The patch sent, precondition first.
+    pub patch: json_patch::Patch,
+    /// 1 when nothing got in the way.
+    pub attempts: usize,
+}
+
+fn value(d: &Deployment) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(d).map_err(|e| Failure::new(Exit::Cluster, anyhow!("cannot encode the deployment: {e}")))
+}
+
+/// The patch that turns `before` into `after`, guarded by `before`'s resourceVersion.
+/// `None` when there is nothing to change.
+pub fn precondition_patch(before: &Deployment, after: &Deployment) -> Result<Option<json_patch::Patch>, Failure> {
+    let rv = before.metadata.resource_version.clone().ok_or_else(|| {
+        Failure::new(Exit::Cluster, anyhow!("the deployment as read has no resourceVersion"))
+    })?;
+    let mut ops = json_patch::diff(&value(before)?, &value(after)?).0;
+    // Never carry the server-managed fields of the read object into the write.
+    ops.retain(|op| {
+        let p = op.path().as_str();
+        !(p.starts_with("/status") || p.starts_with("/metadata/managedFields") || p == "/metadata/resourceVersion")
+    });
+    if ops.is_empty() {
+        return Ok(None);
+    }
+    let mut all = vec![PatchOperation::Test(TestOperation {
+        path: PointerBuf::from_tokens(["metadata", "resourceVersion"]),
+        value: serde_json::Value::String(rv),
+    })];
+    all.extend(ops);
+    Ok(Some(json_patch::Patch(all)))
+}
+
+/// Reads nothing itself: starts from `first` (just read by the caller), asks `build` for the
+/// wanted object, and writes the difference with the precondition. On a conflict it re-reads,
+/// says so on stderr, and asks `build` again with the fresh object and the attempt number.
+/// `build` returning `Ok(None)` means "nothing to write" (the result is then `Ok(None)`);
+/// an `Err` from `build` ends the write (e.g. the fresh object now fails the policy).
+pub async fn write_deployment<F>(
+    cluster: &Cluster,
+    first: Deployment,
+    dry_run: bool,
+    user_input: bool,
+    mut build: F,
+) -> Result<Option<Written>, Failure>
+where
+    F: FnMut(&Deployment, usize) -> Result<Option<Deployment>, Failure>,
+{
+    let api = cluster.deployments();
+    let name = first.metadata.name.clone().unwrap_or_default();
+    let mut current = first;
+    let mut params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    params.dry_run = dry_run;
+    let op = {
+        let o = Op::new("patch", "deployments.apps", Some(&name), &cluster.namespace);
+        if user_input { o.user_input() } else { o }
+    };
+    for attempt in 1..=MAX_ATTEMPTS {
+        let Some(wanted) = build(&current, attempt)? else {
+            return Ok(None);
+        };
+        let Some(patch) = precondition_patch(&current, &wanted)? else {
+            return Ok(None);
+        };
+        if attempt == 1
+            && let Some(ms) = std::env::var(DEBUG_WRITE_DELAY_ENV).ok().and_then(|v| v.parse::<u64>().ok())
+        {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let sent_rv = current.metadata.resource_version.clone().unwrap_or_default();
+        let err = match api.patch(&name, &params, &Patch::Json::<()>(patch.clone())).await {
+            Ok(after) => {
+                return Ok(Some(Written {
+                    before: current,
+                    after,
+                    patch,
+                    attempts: attempt,
+                }));
+            }
+            Err(e) => e,
+        };
+        if !is_conflict(&err) && !is_invalid(&err) {
+            return Err(api_failure(err, op));
+        }
+        let fresh = api
+            .get(&name)
+            .await
+            .map_err(|e| api_failure(e, Op::new("get", "deployments.apps", Some(&name), &cluster.namespace)))?;
+        let fresh_rv = fresh.metadata.resource_version.clone().unwrap_or_default();
+        if fresh_rv == sent_rv {
+            // Not a stale precondition: the change itself was refused.
+            return Err(api_failure(err, op));
+        }
+        if attempt < MAX_ATTEMPTS {
+            eprintln!(
+                "conflict: deployment/{name} changed since it was read (resourceVersion {sent_rv} → {fresh_rv}); \
+                 re-reading and recomputing the change (attempt {} of {MAX_ATTEMPTS})",
+                attempt + 1
+            );
+            tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+        }
+        current = fresh;
+    }
+    Err(Failure::new(
+        Exit::Cluster,
+        anyhow!(
+            "gave up after {MAX_ATTEMPTS} conflicting writes: deployment/{name} keeps changing under us \
+             (another controller or user is writing to it); nothing was written"
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep() -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "410"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "web:1", "env": [{"name": "A", "value": "1"}]}]}}},
+            "status": {"replicas": 3}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn precondition_first_then_minimal_ops() {
+        let before = dep();
+        let mut after = before.clone();
+        let c = &mut after.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0];
+        c.image = Some("web:2".into());
+        after.status = None;
+        after
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert("kubernetes.io/change-cause".into(), "x".into());
+        let p = precondition_patch(&before, &after).unwrap().unwrap();
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v[0], serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": "410"}));
+        let paths: Vec<&str> = v.as_array().unwrap()[1..].iter().map(|o| o["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, ["/metadata/annotations", "/spec/template/spec/containers/0/image"]);
+        assert!(precondition_patch(&before, &before).unwrap().is_none());
+    }
+}

@@ -1,0 +1,521 @@
+//! One watch loop that feeds the rollout judge: the workload, its ReplicaSets, its pods (by the
+//! workload's selector) and the namespace's events about them, as `kube::runtime::watcher`
+//! streams merged into one. No polling: the judge runs after every batch of watch events, and
+//! once more at the time the judge asks for ([`Verdict::recheck_at`], when a readiness budget
+//! runs out with no event to announce it).
+//!
+//! Used by `update`, `undo` (and the automatic rollback) and `status --watch`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Debug;
+use std::time::Duration;
+
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::ListParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource};
+use rollout_safe_policy::WorkloadKind;
+use rollout_safe_policy::judge::{self, JudgeConfig, Object, Progress, RolloutState, Verdict};
+use serde::de::DeserializeOwned;
+
+use super::client::Cluster;
+use super::errors::{Op, api_failure, is_forbidden, is_not_found};
+use super::refs::WorkloadRef;
+use super::revisions::selector_string;
+use crate::display::Display;
+use crate::exit::Failure;
+
+/// How to watch.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Give up after this long.
+    pub timeout: Duration,
+    pub judge: JudgeConfig,
+    /// End the watch when a paused Deployment stops progressing (it will not go on by itself).
+    pub stop_when_paused: bool,
+}
+
+/// How a watch ended.
+#[derive(Debug)]
+pub enum Ending {
+    Complete(Verdict),
+    /// `detected`: when this process first saw the failed verdict (local clock).
+    Failed { verdict: Verdict, detected: Timestamp },
+    Paused(Verdict),
+    /// kubectl cannot report rollout status for this workload (`OnDelete` strategy).
+    Unsupported(Verdict),
+    TimedOut(Verdict),
+    /// Ctrl-C.
+    Interrupted(Verdict),
+    /// The workload was deleted while watched.
+    Deleted,
+}
+
+impl Ending {
+    pub fn verdict(&self) -> Option<&Verdict> {
+        match self {
+            Ending::Complete(v)
+            | Ending::Paused(v)
+            | Ending::Unsupported(v)
+            | Ending::TimedOut(v)
+            | Ending::Interrupted(v)
+            | Ending::Failed { verdict: v, .. } => Some(v),
+            Ending::Deleted => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Feed {
+    Workload,
+    ReplicaSets,
+    Pods,
+    Events,
+}
+
+impl Feed {
+    fn resource(self, kind: WorkloadKind) -> &'static str {
+        match self {
+            Feed::Workload => super::refs::resource_name(kind),
+            Feed::ReplicaSets => "replicasets.apps",
+            Feed::Pods => "pods",
+            Feed::Events => "events",
+        }
+    }
+}
+
+type Item = (Feed, Result<watcher::Event<Object>, watcher::Error>);
+
+fn meta(o: &Object) -> &ObjectMeta {
+    match o {
+        Object::Deployment(x) => &x.metadata,
+        Object::StatefulSet(x) => &x.metadata,
+        Object::DaemonSet(x) => &x.metadata,
+        Object::ReplicaSet(x) => &x.metadata,
+        Object::Pod(x) => &x.metadata,
+        Object::Event(x) => &x.metadata,
+    }
+}
+
+fn key(m: &ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        m.namespace.as_deref().unwrap_or_default(),
+        m.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn convert<K: Into<Object>>(e: watcher::Event<K>) -> watcher::Event<Object> {
+    match e {
+        watcher::Event::Apply(k) => watcher::Event::Apply(k.into()),
+        watcher::Event::Delete(k) => watcher::Event::Delete(k.into()),
+        watcher::Event::InitApply(k) => watcher::Event::InitApply(k.into()),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
+fn feed<K>(api: Api<K>, config: watcher::Config, which: Feed) -> BoxStream<'static, Item>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static + Into<Object>,
+    K: Resource<DynamicType = ()>,
+{
+    watcher(api, config)
+        .default_backoff()
+        .map(move |r| (which, r.map(convert)))
+        .boxed()
+}
+
+/// Whether an event concerns the workload, its ReplicaSets or its pods (all named after it).
+fn event_relevant(e: &Event, name: &str) -> bool {
+    let n = e.involved_object.name.as_deref().unwrap_or_default();
+    n == name || n.strip_prefix(name).is_some_and(|rest| rest.starts_with('-'))
+}
+
+fn strip(o: &mut Object) {
+    match o {
+        Object::Pod(p) => p.metadata.managed_fields = None,
+        Object::ReplicaSet(r) => r.metadata.managed_fields = None,
+        Object::Event(e) => e.metadata.managed_fields = None,
+        Object::Deployment(d) => d.metadata.managed_fields = None,
+        Object::StatefulSet(s) => s.metadata.managed_fields = None,
+        Object::DaemonSet(d) => d.metadata.managed_fields = None,
+    }
+}
+
+/// The workload's pod selector (reads the workload; 404/403 end the command).
+pub async fn workload_selector(cluster: &Cluster, target: &WorkloadRef) -> Result<LabelSelector, Failure> {
+    let op = Op::new("get", target.resource(), Some(&target.name), &cluster.namespace);
+    let sel = match target.kind {
+        WorkloadKind::Deployment => cluster.deployments().get(&target.name).await.map(|d| d.spec.map(|s| s.selector)),
+        WorkloadKind::StatefulSet => cluster.statefulsets().get(&target.name).await.map(|d| d.spec.map(|s| s.selector)),
+        WorkloadKind::DaemonSet => cluster.daemonsets().get(&target.name).await.map(|d| d.spec.map(|s| s.selector)),
+    }
+    .map_err(|e| api_failure(e, op))?;
+    Ok(sel.unwrap_or_default())
+}
+
+fn feeds(cluster: &Cluster, target: &WorkloadRef, selector: &str) -> SelectAll<BoxStream<'static, Item>> {
+    let by_name = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
+    let by_selector = watcher::Config::default().labels(selector);
+    let mut all = Vec::new();
+    all.push(match target.kind {
+        WorkloadKind::Deployment => feed(cluster.deployments(), by_name, Feed::Workload),
+        WorkloadKind::StatefulSet => feed(cluster.statefulsets(), by_name, Feed::Workload),
+        WorkloadKind::DaemonSet => feed(cluster.daemonsets(), by_name, Feed::Workload),
+    });
+    if target.kind == WorkloadKind::Deployment {
+        all.push(feed(cluster.replicasets(), by_selector.clone(), Feed::ReplicaSets));
+    }
+    all.push(feed(cluster.pods(), by_selector, Feed::Pods));
+    // Events of the whole namespace, kept when they are about the workload, its ReplicaSets or
+    // pods (field selectors cannot say "any of these names"). Events are optional: a user who
+    // may not read them still gets verdicts, so a 403 ends this feed only.
+    let name = target.name.clone();
+    let events = feed(cluster.events(), watcher::Config::default(), Feed::Events)
+        .filter(move |(_, r)| {
+            let keep = match r {
+                Ok(watcher::Event::Apply(Object::Event(e)) | watcher::Event::InitApply(Object::Event(e))) => {
+                    event_relevant(e, &name)
+                }
+                _ => true,
+            };
+            futures::future::ready(keep)
+        })
+        .scan(false, |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            if let (_, Err(e)) = &item
+                && watcher_api_error(e).is_some_and(is_forbidden)
+            {
+                *ended = true;
+            }
+            futures::future::ready(Some(item))
+        })
+        .boxed();
+    all.push(events);
+    futures::stream::select_all(all)
+}
+
+fn watcher_api_error(e: &watcher::Error) -> Option<&kube::Error> {
+    match e {
+        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
+            Some(e)
+        }
+        _ => None,
+    }
+}
+
+/// The judge's state, kept in step with the watch feeds (including the relists the watcher
+/// does after a lost connection: what the relist no longer holds is removed).
+struct Tracker {
+    state: RolloutState,
+    init: HashMap<Feed, BTreeSet<String>>,
+    synced: HashSet<Feed>,
+    needed: Vec<Feed>,
+}
+
+impl Tracker {
+    fn new(kind: WorkloadKind) -> Self {
+        let mut needed = vec![Feed::Workload, Feed::Pods];
+        if kind == WorkloadKind::Deployment {
+            needed.push(Feed::ReplicaSets);
+        }
+        Tracker {
+            state: RolloutState::new(),
+            init: HashMap::new(),
+            synced: HashSet::new(),
+            needed,
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.needed.iter().all(|f| self.synced.contains(f))
+    }
+
+    fn apply(&mut self, feed: Feed, event: watcher::Event<Object>) {
+        match event {
+            watcher::Event::Init => {
+                self.init.insert(feed, BTreeSet::new());
+            }
+            watcher::Event::InitApply(mut o) => {
+                strip(&mut o);
+                self.init.entry(feed).or_default().insert(key(meta(&o)));
+                self.state.upsert(o);
+            }
+            watcher::Event::InitDone => {
+                let seen = self.init.remove(&feed).unwrap_or_default();
+                self.prune(feed, &seen);
+                self.synced.insert(feed);
+            }
+            watcher::Event::Apply(mut o) => {
+                strip(&mut o);
+                self.state.upsert(o);
+            }
+            watcher::Event::Delete(o) => self.state.remove(&o),
+        }
+    }
+
+    fn prune(&mut self, feed: Feed, seen: &BTreeSet<String>) {
+        let gone: Vec<Object> = match feed {
+            Feed::Workload => self
+                .state
+                .workload()
+                .filter(|w| !seen.contains(&key(w.metadata())))
+                .map(|w| match w {
+                    judge::Workload::Deployment(d) => Object::Deployment(d.clone()),
+                    judge::Workload::StatefulSet(s) => Object::StatefulSet(s.clone()),
+                    judge::Workload::DaemonSet(d) => Object::DaemonSet(d.clone()),
+                })
+                .into_iter()
+                .collect(),
+            Feed::ReplicaSets => self
+                .state
+                .replica_sets()
+                .filter(|o| !seen.contains(&key(&o.metadata)))
+                .map(|o| Object::from(o.clone()))
+                .collect(),
+            Feed::Pods => self
+                .state
+                .pods()
+                .filter(|o| !seen.contains(&key(&o.metadata)))
+                .map(|o| Object::from(o.clone()))
+                .collect(),
+            Feed::Events => self
+                .state
+                .events()
+                .filter(|o| !seen.contains(&key(&o.metadata)))
+                .map(|o| Object::from(o.clone()))
+                .collect(),
+        };
+        for o in &gone {
+            self.state.remove(o);
+        }
+    }
+}
+
+fn waiting() -> Verdict {
+    Verdict::Progressing(Progress {
+        message: "Waiting for the first watch results...".to_owned(),
+        ..Progress::default()
+    })
+}
+
+/// The instant (tokio clock) matching a wall-clock time, not before now.
+fn instant_for(t: Timestamp) -> tokio::time::Instant {
+    let now = Timestamp::now();
+    let wait = if t > now {
+        Duration::try_from(t.duration_since(now)).unwrap_or_default()
+    } else {
+        Duration::ZERO
+    };
+    // Object timestamps have second resolution: look again just after the second turns.
+    tokio::time::Instant::now() + wait + Duration::from_millis(100)
+}
+
+/// Watches `target` until the judge says it is complete, failed or (with
+/// [`WatchOptions::stop_when_paused`]) paused; or until the timeout or Ctrl-C.
+pub async fn watch_rollout(
+    cluster: &Cluster,
+    target: &WorkloadRef,
+    opts: &WatchOptions,
+    display: &mut Display,
+) -> Result<Ending, Failure> {
+    let selector = selector_string(&workload_selector(cluster, target).await?)?;
+    let mut feeds = feeds(cluster, target, &selector);
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut ctrl_c_armed = true;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tracker = Tracker::new(target.kind);
+    let mut verdict = waiting();
+    let mut last_error = String::new();
+
+    loop {
+        let recheck = verdict.recheck_at().map(instant_for);
+        let mut judge_now = false;
+        tokio::select! {
+            biased;
+            r = &mut ctrl_c, if ctrl_c_armed => {
+                ctrl_c_armed = false;
+                if r.is_ok() {
+                    return Ok(Ending::Interrupted(verdict));
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => return Ok(Ending::TimedOut(verdict)),
+            item = feeds.next() => {
+                let Some(item) = item else {
+                    return Err(Failure::from(anyhow::anyhow!("every watch of {target} ended")));
+                };
+                let mut batch = vec![item];
+                while let Some(Some(more)) = feeds.next().now_or_never() {
+                    batch.push(more);
+                    if batch.len() >= 512 {
+                        break;
+                    }
+                }
+                for (which, r) in batch {
+                    match r {
+                        Ok(ev) => tracker.apply(which, ev),
+                        Err(e) => {
+                            let api = watcher_api_error(&e);
+                            if which == Feed::Events && api.is_some_and(is_forbidden) {
+                                display.note("note: events are not readable here (forbidden); failures are reported without them");
+                                tracker.synced.insert(Feed::Events);
+                                continue;
+                            }
+                            if let Some(api) = api.filter(|a| is_forbidden(a) || is_not_found(a)) {
+                                let verb = if matches!(e, watcher::Error::InitialListFailed(_)) { "list" } else { "watch" };
+                                let op = Op::new(verb, which.resource(target.kind), None, &cluster.namespace);
+                                let kube_err = clone_api_error(api);
+                                return Err(api_failure(kube_err, op));
+                            }
+                            let msg = format!("watch of {} interrupted: {e}; retrying", which.resource(target.kind));
+                            if msg != last_error {
+                                display.note(&msg);
+                                last_error = msg;
+                            }
+                        }
+                    }
+                }
+                judge_now = true;
+            }
+            _ = tokio::time::sleep_until(recheck.unwrap_or(deadline)), if recheck.is_some() => {
+                judge_now = true;
+            }
+            _ = tick.tick(), if display.is_live() => display.tick(),
+        }
+        if !judge_now || !tracker.ready() {
+            continue;
+        }
+        if tracker.state.workload().is_none() {
+            return Ok(Ending::Deleted);
+        }
+        verdict = judge::judge(&tracker.state, Timestamp::now(), &opts.judge);
+        display.update(&verdict, &tracker.state);
+        match &verdict {
+            Verdict::Complete(_) => return Ok(Ending::Complete(verdict)),
+            Verdict::Failed(_) => {
+                return Ok(Ending::Failed {
+                    verdict,
+                    detected: Timestamp::now(),
+                });
+            }
+            Verdict::Unsupported(_) => return Ok(Ending::Unsupported(verdict)),
+            Verdict::Paused(p) if opts.stop_when_paused && p.observed => return Ok(Ending::Paused(verdict)),
+            _ => {}
+        }
+    }
+}
+
+fn clone_api_error(e: &kube::Error) -> kube::Error {
+    match e {
+        kube::Error::Api(s) => kube::Error::Api(s.clone()),
+        other => kube::Error::Service(other.to_string().into()),
+    }
+}
+
+/// The state as it is now, read with plain GET/LIST requests (for `status` without `--watch`).
+pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<RolloutState, Failure> {
+    let op = Op::new("get", target.resource(), Some(&target.name), &cluster.namespace);
+    let mut state = RolloutState::new();
+    let selector = match target.kind {
+        WorkloadKind::Deployment => {
+            let d: Deployment = cluster.deployments().get(&target.name).await.map_err(|e| api_failure(e, op))?;
+            let s = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+            state.upsert(d.into());
+            s
+        }
+        WorkloadKind::StatefulSet => {
+            let d: StatefulSet = cluster.statefulsets().get(&target.name).await.map_err(|e| api_failure(e, op))?;
+            let s = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+            state.upsert(d.into());
+            s
+        }
+        WorkloadKind::DaemonSet => {
+            let d: DaemonSet = cluster.daemonsets().get(&target.name).await.map_err(|e| api_failure(e, op))?;
+            let s = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+            state.upsert(d.into());
+            s
+        }
+    };
+    let lp = ListParams::default().labels(&selector_string(&selector)?);
+    let ns = &cluster.namespace;
+    if target.kind == WorkloadKind::Deployment {
+        let rss = cluster
+            .replicasets()
+            .list(&lp)
+            .await
+            .map_err(|e| api_failure(e, Op::new("list", "replicasets.apps", None, ns)))?;
+        for rs in rss.items {
+            state.upsert(Object::from(rs as ReplicaSet));
+        }
+    }
+    let pods = cluster.pods().list(&lp).await.map_err(|e| api_failure(e, Op::new("list", "pods", None, ns)))?;
+    for p in pods.items {
+        state.upsert(Object::from(p as Pod));
+    }
+    // Events are optional (see `feeds`).
+    if let Ok(events) = cluster.events().list(&ListParams::default()).await {
+        let mut events: Vec<Event> = events.items.into_iter().filter(|e| event_relevant(e, &target.name)).collect();
+        events.sort_by_key(|e| {
+            e.last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or_else(|| e.event_time.as_ref().map(|t| t.0))
+                .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        });
+        for e in events {
+            state.upsert(Object::from(e));
+        }
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relevant_events_are_named_after_the_workload() {
+        let ev = |n: &str| Event {
+            involved_object: k8s_openapi::api::core::v1::ObjectReference {
+                name: Some(n.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(event_relevant(&ev("web"), "web"));
+        assert!(event_relevant(&ev("web-7bd446db9"), "web"));
+        assert!(event_relevant(&ev("web-7bd446db9-x2b4z"), "web"));
+        assert!(!event_relevant(&ev("webshop"), "web"));
+        assert!(!event_relevant(&ev("api"), "web"));
+    }
+
+    #[test]
+    fn relist_prunes_what_is_gone() {
+        let pod = |n: &str| -> Object {
+            let p: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": n, "namespace": "s"}})).unwrap();
+            Object::from(p)
+        };
+        let mut t = Tracker::new(WorkloadKind::Deployment);
+        t.apply(Feed::Pods, watcher::Event::Init);
+        t.apply(Feed::Pods, watcher::Event::InitApply(pod("a")));
+        t.apply(Feed::Pods, watcher::Event::InitApply(pod("b")));
+        t.apply(Feed::Pods, watcher::Event::InitDone);
+        assert_eq!(t.state.pods().count(), 2);
+        assert!(!t.ready());
+        t.apply(Feed::Pods, watcher::Event::Init);
+        t.apply(Feed::Pods, watcher::Event::InitApply(pod("b")));
+        t.apply(Feed::Pods, watcher::Event::InitDone);
+        assert_eq!(t.state.pods().count(), 1);
+    }
+}

@@ -1,0 +1,292 @@
+//! AdmissionReview glue: body → [`AdmissionRequest`], request → the policy engine's input, and
+//! the engine's answer → [`AdmissionResponse`]. No decisions are made here; they all live in
+//! `rollout_safe_policy::admission`.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use kube::core::DynamicObject;
+use kube::core::Status;
+use kube::core::admission::{self as kadm, AdmissionRequest, AdmissionResponse, AdmissionReview};
+use rollout_safe_policy::admission::{
+    AdmissionInput, ClusterLookups, Operation, mutate_request, validate_request,
+};
+use rollout_safe_policy::{Action, Actor, RolloutPolicy, ServerInfo};
+use serde_json::Value;
+
+use crate::error::RequestError;
+use crate::metrics::{Decision, Metrics};
+
+/// The API version this webhook answers (the chart registers `admissionReviewVersions: [v1]`).
+pub const API_VERSION: &str = kadm::META_API_VERSION_V1;
+
+/// Reads a request body as an `admission.k8s.io/v1` AdmissionReview with a request.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, RequestError> {
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return Err(diagnose(body).unwrap_or(RequestError::Json(e))),
+    };
+    check_type(&review.types.api_version, &review.types.kind)?;
+    review.try_into().map_err(|_| RequestError::MissingRequest)
+}
+
+fn check_type(api_version: &str, kind: &str) -> Result<(), RequestError> {
+    if kind != kadm::META_KIND {
+        return Err(RequestError::Kind(kind.to_string()));
+    }
+    if api_version != API_VERSION {
+        return Err(RequestError::ApiVersion(api_version.to_string()));
+    }
+    Ok(())
+}
+
+/// When the body is JSON but not a v1 AdmissionReview (an older version's request shape, or
+/// another object), name the wrong `kind`/`apiVersion` rather than the first field serde
+/// tripped over. Only runs on the error path.
+fn diagnose(body: &[u8]) -> Option<RequestError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head {
+        #[serde(default)]
+        api_version: String,
+        #[serde(default)]
+        kind: String,
+    }
+    let head: Head = serde_json::from_slice(body).ok()?;
+    check_type(&head.api_version, &head.kind).err()
+}
+
+/// A request the policy engine has answered.
+#[derive(Debug)]
+pub struct Evaluated {
+    pub response: AdmissionResponse,
+    pub decision: Decision,
+}
+
+/// Request fields the policy needs, with the objects as JSON values.
+struct Owned {
+    object: Option<Value>,
+    old_object: Option<Value>,
+    actor: Actor,
+}
+
+impl Owned {
+    fn from_request(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
+        let to_value = |o: &Option<DynamicObject>| {
+            o.as_ref()
+                .map(serde_json::to_value)
+                .transpose()
+                .map_err(|e| RequestError::Internal(format!("re-encoding the object: {e}")))
+        };
+        let field_manager = req
+            .options
+            .as_ref()
+            .and_then(|o| o.0.get("fieldManager"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ok(Owned {
+            object: to_value(&req.object)?,
+            old_object: to_value(&req.old_object)?,
+            actor: Actor {
+                username: req.user_info.username.clone().unwrap_or_default(),
+                field_manager,
+            },
+        })
+    }
+
+    fn input<'a>(&'a self, req: &'a AdmissionRequest<DynamicObject>) -> AdmissionInput<'a> {
+        AdmissionInput {
+            operation: operation(&req.operation),
+            group: &req.kind.group,
+            kind: &req.kind.kind,
+            sub_resource: req.sub_resource.as_deref(),
+            namespace: req.namespace.as_deref(),
+            object: self.object.as_ref(),
+            old_object: self.old_object.as_ref(),
+            actor: self.actor.clone(),
+        }
+    }
+}
+
+fn operation(op: &kadm::Operation) -> Operation {
+    match op {
+        kadm::Operation::Create => Operation::Create,
+        kadm::Operation::Update => Operation::Update,
+        kadm::Operation::Delete => Operation::Delete,
+        kadm::Operation::Connect => Operation::Connect,
+    }
+}
+
+/// The `operation` metric label.
+pub fn operation_label(op: &kadm::Operation) -> &'static str {
+    match op {
+        kadm::Operation::Create => "CREATE",
+        kadm::Operation::Update => "UPDATE",
+        kadm::Operation::Delete => "DELETE",
+        kadm::Operation::Connect => "CONNECT",
+    }
+}
+
+fn action_label(a: Action) -> &'static str {
+    match a {
+        Action::Off => "off",
+        Action::Warn => "warn",
+        Action::Mutate => "mutate",
+        Action::Enforce => "enforce",
+    }
+}
+
+/// Runs a policy function, turning a panic into an error: a bug in one rule must not take
+/// down the connection (and with it every request multiplexed on it).
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, RequestError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        RequestError::Internal(format!("policy evaluation failed: {what}"))
+    })
+}
+
+/// A denial with an HTTP-style code the API server passes on to the client.
+fn deny(req: &AdmissionRequest<DynamicObject>, message: String, code: u16, reason: &str) -> AdmissionResponse {
+    let mut resp = AdmissionResponse::from(req);
+    resp.allowed = false;
+    resp.result = Status::failure(&message, reason).with_code(code);
+    resp
+}
+
+/// With `fail_open`, an internal error becomes an allowed response with a warning.
+fn internal(
+    req: &AdmissionRequest<DynamicObject>,
+    err: RequestError,
+    fail_open: bool,
+) -> Result<Evaluated, RequestError> {
+    tracing::error!(error = %err, "could not evaluate the request");
+    if !fail_open {
+        return Err(err);
+    }
+    let mut response = AdmissionResponse::from(req);
+    response.warnings = Some(vec![format!(
+        "rollout-safe could not check this request ({err}); allowed because the webhook runs with --fail-open"
+    )]);
+    Ok(Evaluated {
+        response,
+        decision: Decision::Error,
+    })
+}
+
+/// The mutating webhook: the policy's JSONPatch for rules in `mutate` mode.
+pub fn mutate(
+    policy: &RolloutPolicy,
+    server: ServerInfo,
+    req: &AdmissionRequest<DynamicObject>,
+    metrics: &Metrics,
+    fail_open: bool,
+) -> Result<Evaluated, RequestError> {
+    let owned = match Owned::from_request(req) {
+        Ok(o) => o,
+        Err(e) => return internal(req, e, fail_open),
+    };
+    let input = owned.input(req);
+    let outcome = match guarded(|| mutate_request(policy, &input, server)) {
+        Ok(o) => o,
+        Err(e) => return internal(req, e, fail_open),
+    };
+    let outcome = match outcome {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            return Ok(Evaluated {
+                response: AdmissionResponse::from(req),
+                decision: Decision::Allowed,
+            });
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "object cannot be read; denied");
+            return Ok(Evaluated {
+                response: deny(req, format!("rollout-safe cannot read {e}"), 400, "BadRequest"),
+                decision: Decision::Invalid,
+            });
+        }
+    };
+    let mut response = AdmissionResponse::from(req);
+    for m in &outcome.mutations {
+        metrics.mutation(m.rule.as_str());
+    }
+    if !outcome.warnings.is_empty() {
+        response.warnings = Some(outcome.warnings);
+    }
+    let decision = if outcome.patch.0.is_empty() {
+        if response.warnings.is_some() { Decision::Warned } else { Decision::Allowed }
+    } else {
+        let rules: Vec<&str> = outcome.mutations.iter().map(|m| m.rule.as_str()).collect();
+        tracing::debug!(mutations = ?outcome.mutations, "patched");
+        response.audit_annotations = HashMap::from([("mutations".to_string(), rules.join(","))]);
+        response = match response.with_patch(outcome.patch) {
+            Ok(r) => r,
+            Err(e) => return internal(req, RequestError::Internal(e.to_string()), fail_open),
+        };
+        Decision::Patched
+    };
+    Ok(Evaluated { response, decision })
+}
+
+/// The validating webhook: deny on `enforce` findings, everything else as warnings.
+pub fn validate(
+    policy: &RolloutPolicy,
+    lookups: &dyn ClusterLookups,
+    req: &AdmissionRequest<DynamicObject>,
+    metrics: &Metrics,
+    fail_open: bool,
+) -> Result<Evaluated, RequestError> {
+    let owned = match Owned::from_request(req) {
+        Ok(o) => o,
+        Err(e) => return internal(req, e, fail_open),
+    };
+    let input = owned.input(req);
+    let verdict = match guarded(|| validate_request(policy, &input, lookups)) {
+        Ok(v) => v,
+        Err(e) => return internal(req, e, fail_open),
+    };
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::info!(error = %e, "object cannot be read; denied");
+            return Ok(Evaluated {
+                response: deny(req, format!("rollout-safe cannot read {e}"), 400, "BadRequest"),
+                decision: Decision::Invalid,
+            });
+        }
+    };
+    for f in verdict.denied.iter().chain(&verdict.warnings) {
+        metrics.finding(f.rule.as_str(), action_label(f.action));
+    }
+    let mut response = if verdict.allowed() {
+        AdmissionResponse::from(req)
+    } else {
+        let rules: Vec<&str> = verdict.denied.iter().map(|f| f.rule.as_str()).collect();
+        tracing::info!(rules = %rules.join(","), "denied");
+        let mut r = deny(req, verdict.deny_message(), 403, "Forbidden");
+        r.audit_annotations = HashMap::from([("denied".to_string(), rules.join(","))]);
+        r
+    };
+    // Warnings go out with denials too: kubectl prints them either way, and they say what
+    // else will need fixing once the denial is addressed.
+    let warnings = verdict.warning_lines();
+    let warned = !warnings.is_empty();
+    if warned {
+        response.warnings = Some(warnings);
+    }
+    let decision = match (verdict.allowed(), warned) {
+        (false, _) => Decision::Denied,
+        (true, true) => Decision::Warned,
+        (true, false) => Decision::Allowed,
+    };
+    Ok(Evaluated { response, decision })
+}
+
+/// The review sent back: `apiVersion`/`kind` copied from the request, as the API server requires.
+pub fn into_review(response: AdmissionResponse) -> AdmissionReview<DynamicObject> {
+    response.into_review()
+}

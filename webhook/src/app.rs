@@ -1,0 +1,241 @@
+//! Shared state and the HTTP routes. Handlers are thin: read the body, hand it to
+//! [`crate::admission`], count it, answer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use rollout_safe_policy::admission::{ClusterLookups, NoLookups};
+use rollout_safe_policy::{RolloutPolicy, ServerInfo};
+use tracing::field::Empty;
+
+use crate::MAX_BODY_BYTES;
+use crate::admission;
+use crate::error::RequestError;
+use crate::metrics::{Decision, Metrics, Webhook, kind_label};
+
+/// Cluster lookups as the handlers use them (shared with the watch tasks that feed them).
+pub type SharedLookups = Arc<dyn ClusterLookups + Send + Sync>;
+
+/// Everything a request needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    policy: ArcSwap<RolloutPolicy>,
+    native_sleep: AtomicBool,
+    lookups: Option<SharedLookups>,
+    metrics: Metrics,
+    ready: AtomicBool,
+    fail_open: bool,
+    request_timeout: Duration,
+}
+
+/// The knobs of [`AppState::new`].
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub server: ServerInfo,
+    pub fail_open: bool,
+    pub request_timeout: Duration,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            server: ServerInfo::default(),
+            fail_open: false,
+            request_timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(
+        policy: RolloutPolicy,
+        lookups: Option<SharedLookups>,
+        metrics: Metrics,
+        options: AppOptions,
+    ) -> Self {
+        AppState(Arc::new(Shared {
+            policy: ArcSwap::from_pointee(policy),
+            native_sleep: AtomicBool::new(options.server.native_sleep),
+            lookups,
+            metrics,
+            // Ready as soon as it exists: state is only built from a loaded certificate and policy.
+            ready: AtomicBool::new(true),
+            fail_open: options.fail_open,
+            request_timeout: options.request_timeout,
+        }))
+    }
+
+    pub fn policy(&self) -> Arc<RolloutPolicy> {
+        self.0.policy.load_full()
+    }
+
+    /// Puts a newly loaded policy in force for every request that starts from now on.
+    pub fn set_policy(&self, policy: RolloutPolicy) {
+        self.0.policy.store(Arc::new(policy));
+    }
+
+    pub fn server_info(&self) -> ServerInfo {
+        ServerInfo {
+            native_sleep: self.0.native_sleep.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn set_server_info(&self, info: ServerInfo) {
+        self.0.native_sleep.store(info.native_sleep, Ordering::Relaxed);
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.ready.load(Ordering::Relaxed)
+    }
+
+    /// Cleared when shutdown starts, so /readyz fails while in-flight requests drain.
+    pub fn set_ready(&self, ready: bool) {
+        self.0.ready.store(ready, Ordering::Relaxed);
+    }
+
+    fn lookups(&self) -> &dyn ClusterLookups {
+        match &self.0.lookups {
+            Some(l) => l.as_ref(),
+            None => &NoLookups,
+        }
+    }
+}
+
+/// The HTTPS routes: `POST /mutate`, `POST /validate`, `GET /healthz`, `GET /readyz`.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.0.request_timeout;
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(move |req, next| deadline(timeout, req, next)))
+        .with_state(state)
+}
+
+/// The plain-HTTP metrics routes: `GET /metrics`, `/healthz`, `/readyz`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Bounds the whole request, body upload included, so a stalled client cannot hold a slot
+/// past the API server's own timeout. Answers 503 with a message when it fires.
+async fn deadline(timeout: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(?timeout, "request timed out");
+            RequestError::Timeout(timeout).into_response()
+        }
+    }
+}
+
+async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    handle(&state, Webhook::Mutate, body)
+}
+
+async fn validate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    handle(&state, Webhook::Validate, body)
+}
+
+#[tracing::instrument(
+    name = "admission",
+    skip_all,
+    fields(webhook = webhook.as_str(), uid = Empty, operation = Empty, kind = Empty, namespace = Empty, name = Empty, dry_run = Empty)
+)]
+fn handle(state: &AppState, webhook: Webhook, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let metrics = state.metrics();
+    let req = match body
+        .map_err(body_error)
+        .and_then(|body| admission::parse_review(&body))
+    {
+        Ok(req) => req,
+        Err(e) => {
+            tracing::warn!(error = %e, "bad request");
+            metrics.request(webhook, "unknown", "unknown", Decision::BadRequest, started.elapsed());
+            return e.into_response();
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("uid", req.uid.as_str());
+    span.record("operation", admission::operation_label(&req.operation));
+    span.record("kind", req.kind.kind.as_str());
+    span.record("namespace", req.namespace.as_deref().unwrap_or(""));
+    span.record("name", req.name.as_str());
+    span.record("dry_run", req.dry_run);
+
+    let policy = state.policy();
+    let fail_open = state.0.fail_open;
+    let result = match webhook {
+        Webhook::Mutate => admission::mutate(&policy, state.server_info(), &req, metrics, fail_open),
+        Webhook::Validate => admission::validate(&policy, state.lookups(), &req, metrics, fail_open),
+    };
+    let operation = admission::operation_label(&req.operation);
+    let kind = kind_label(&req.kind.kind);
+    match result {
+        Ok(evaluated) => {
+            metrics.request(webhook, operation, kind, evaluated.decision, started.elapsed());
+            tracing::debug!(decision = evaluated.decision.as_str(), "answered");
+            Json(admission::into_review(evaluated.response)).into_response()
+        }
+        Err(e) => {
+            metrics.request(webhook, operation, kind, Decision::Error, started.elapsed());
+            e.into_response()
+        }
+    }
+}
+
+fn body_error(rejection: BytesRejection) -> RequestError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        RequestError::TooLarge
+    } else {
+        RequestError::Body(rejection.body_text())
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        "ok\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn not_found() -> RequestError {
+    RequestError::NotFound
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics().encode(),
+    )
+        .into_response()
+}

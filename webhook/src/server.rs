@@ -1,0 +1,375 @@
+//! Serving: the TLS accept loop, the metrics listener, background tasks, graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rollout_safe_policy::{RolloutPolicy, ServerInfo};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::app::{self, AppOptions, AppState, SharedLookups};
+use crate::cli::ServeArgs;
+use crate::error::ServeError;
+use crate::lookups::ClusterCache;
+use crate::metrics::Metrics;
+use crate::reload::Reloader;
+use crate::tls::{self, ReloadableCert};
+
+/// A TLS handshake that has not finished by then is dropped (slow or stuck clients).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/1 request headers must arrive within this (slowloris); the body is bounded by the
+/// per-request timeout.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long version discovery may delay startup.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the API server version is asked again (clusters get upgraded under a running webhook).
+const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
+
+/// A bound, not yet running webhook server. [`Server::bind`] loads everything and opens the
+/// sockets, so tests can read the ephemeral ports before [`Server::run`].
+pub struct Server {
+    args: ServeArgs,
+    state: AppState,
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    reloader: Reloader,
+    tasks: JoinSet<()>,
+}
+
+async fn read_file(path: &Path) -> Result<Vec<u8>, ServeError> {
+    tokio::fs::read(path).await.map_err(|source| ServeError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl Server {
+    /// Loads the certificate and policy (a bad one fails startup: a pod that cannot serve
+    /// should crash visibly, not become ready), resolves the target Kubernetes version, starts
+    /// the cluster caches if asked, and binds both listeners.
+    pub async fn bind(args: ServeArgs) -> Result<Server, ServeError> {
+        let provider = tls::provider();
+        let cert_pem = read_file(&args.tls.tls_cert).await?;
+        let key_pem = read_file(&args.tls.tls_key).await?;
+        let cert = tls::load_pem(&cert_pem, &key_pem, &provider).map_err(|source| ServeError::Tls {
+            cert: args.tls.tls_cert.clone(),
+            key: args.tls.tls_key.clone(),
+            source,
+        })?;
+        tracing::info!(serial = %cert.info.serial_hex(), not_after = cert.info.not_after, "serving certificate loaded");
+
+        let (policy, policy_bytes) = match &args.policy.policy {
+            Some(path) => {
+                let bytes = read_file(path).await?;
+                let text = String::from_utf8_lossy(&bytes);
+                let policy = RolloutPolicy::from_yaml(&text).map_err(|source| ServeError::Policy {
+                    path: path.clone(),
+                    source,
+                })?;
+                tracing::info!(path = %path.display(), name = %policy.name, "policy loaded");
+                (policy, Some(bytes))
+            }
+            None => {
+                tracing::info!("no --policy: using the built-in default policy");
+                (RolloutPolicy::default(), None)
+            }
+        };
+
+        let metrics = Metrics::new();
+        metrics.set_certificate_expiry(cert.info.not_after);
+        let mut tasks = JoinSet::new();
+
+        // A client is needed for the cluster caches, and for version discovery when running
+        // in a cluster without --kubernetes-version.
+        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+        let want_discovery = args.cluster.kubernetes_version.is_none() && in_cluster;
+        let client = if args.cluster.cluster_lookups || want_discovery {
+            match kube_client().await {
+                Ok(c) => Some(c),
+                Err(e) if args.cluster.cluster_lookups => return Err(ServeError::Kube(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no Kubernetes client for version discovery; assuming a current Kubernetes");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        let lookups: Option<SharedLookups> = match (&client, args.cluster.cluster_lookups) {
+            (Some(c), true) => {
+                tracing::info!("cluster lookups on: watching PodDisruptionBudgets, HorizontalPodAutoscalers and Pods");
+                Some(Arc::new(ClusterCache::start(c.clone(), &metrics, &mut tasks)))
+            }
+            _ => None,
+        };
+
+        let server_info = match &args.cluster.kubernetes_version {
+            Some(v) => {
+                let info = ServerInfo::from_version(v);
+                tracing::info!(version = %v, native_sleep = info.native_sleep, "target Kubernetes version from --kubernetes-version");
+                info
+            }
+            None => match &client {
+                Some(c) if want_discovery => discover(c).await.unwrap_or_default(),
+                _ => {
+                    tracing::info!("not in a cluster and no --kubernetes-version: assuming a current Kubernetes (native preStop sleep)");
+                    ServerInfo::default()
+                }
+            },
+        };
+
+        let state = AppState::new(
+            policy,
+            lookups,
+            metrics,
+            AppOptions {
+                server: server_info,
+                fail_open: args.policy.fail_open,
+                request_timeout: args.server.request_timeout,
+            },
+        );
+        if let (Some(c), true) = (client, want_discovery) {
+            let state = state.clone();
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(REDISCOVERY_INTERVAL);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Some(info) = discover(&c).await {
+                        state.set_server_info(info);
+                    }
+                }
+            });
+        }
+
+        let resolver = Arc::new(ReloadableCert::new(cert));
+        let tls_config = tls::server_config(resolver.clone(), provider.clone())?;
+        let reloader = Reloader::new(
+            state.clone(),
+            resolver,
+            args.tls.tls_cert.clone(),
+            args.tls.tls_key.clone(),
+            args.policy.policy.clone(),
+            provider,
+            (&cert_pem, &key_pem),
+            policy_bytes.as_deref(),
+        );
+
+        let listener = bind(args.server.addr).await?;
+        let metrics_listener = bind(args.server.metrics_addr).await?;
+        Ok(Server {
+            args,
+            state,
+            listener,
+            metrics_listener,
+            tls: tls_config,
+            reloader,
+            tasks,
+        })
+    }
+
+    /// The HTTPS address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.args.server.addr)
+    }
+
+    /// The metrics address actually bound.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener
+            .local_addr()
+            .unwrap_or(self.args.server.metrics_addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+    /// (up to `--drain-timeout`) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        let Server {
+            args,
+            state,
+            listener,
+            metrics_listener,
+            tls,
+            reloader,
+            mut tasks,
+        } = self;
+        tracing::info!(
+            addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            metrics_addr = %metrics_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "rollout-safe-webhook serving"
+        );
+        tasks.spawn(reloader.run(args.server.reload_interval));
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let metrics_app = app::metrics_router(state.clone());
+        let mut metrics_rx = stop_rx.clone();
+        let metrics_server = tokio::spawn(async move {
+            axum::serve(metrics_listener, metrics_app)
+                .with_graceful_shutdown(async move {
+                    let _ = metrics_rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+
+        let shutdown_state = state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: no new connections, draining in-flight requests");
+            shutdown_state.set_ready(false);
+        };
+        serve_https(listener, tls, app::router(state), shutdown, args.server.drain_timeout).await;
+
+        let _ = stop_tx.send(true);
+        tasks.shutdown().await;
+        match metrics_server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(ServeError::Metrics(e)),
+            Err(e) => tracing::warn!(error = %e, "metrics server task failed"),
+        }
+        drop(stop_rx);
+        tracing::info!("rollout-safe-webhook stopped");
+        Ok(())
+    }
+}
+
+/// `bind` + `run`: what the binary does.
+pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+    Server::bind(args).await?.run(shutdown).await
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+async fn kube_client() -> Result<kube::Client, String> {
+    let config = kube::Config::infer().await.map_err(|e| e.to_string())?;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Asks the API server for its version. `None` (logged) when it cannot be reached in time: the
+/// caller then assumes a current Kubernetes, the common case, and the worst outcome is a
+/// native preStop sleep the server rejects loudly rather than a silent wrong guess.
+async fn discover(client: &kube::Client) -> Option<ServerInfo> {
+    match tokio::time::timeout(DISCOVERY_TIMEOUT, client.apiserver_version()).await {
+        Ok(Ok(v)) => {
+            let info = ServerInfo::from_version(&v.git_version);
+            tracing::info!(version = %v.git_version, native_sleep = info.native_sleep, "discovered the API server version");
+            Some(info)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "API server version discovery failed; assuming a current Kubernetes");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("API server version discovery timed out; assuming a current Kubernetes");
+            None
+        }
+    }
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` completes, then drains: each
+/// connection finishes its in-flight requests (HTTP/2 gets a GOAWAY, HTTP/1 closes after the
+/// current response) for at most `drain`. The same stack serves the webhook and the
+/// benchmark's no-op floor server, so their numbers compare like for like.
+pub async fn serve_https(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send,
+    drain: Duration,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    futures::pin_mut!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; the listener stays usable.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let app = app.clone();
+        // Taken before the handshake, so shutdown also waits for connections still in it.
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let open = graceful.count();
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!(connections = open, "drained"),
+        () = tokio::time::sleep(drain) => tracing::warn!(?drain, "drain deadline reached; closing the remaining connections"),
+    }
+}
+
+/// Completes on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = int.recv() => tracing::info!("SIGINT received"),
+                }
+            }
+            _ => {
+                tracing::warn!("cannot install signal handlers; falling back to Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
