@@ -1,7 +1,9 @@
 //! `kubectl rollout-safe`: the command-line shell around rollout-safe-policy.
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
+pub mod display;
 pub mod exit;
 pub mod input;
 pub mod report;

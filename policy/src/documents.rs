@@ -22,13 +22,25 @@ pub struct Document {
 
 /// A document that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{file}:{line}{}: {message}", column.map(|c| format!(":{c}")).unwrap_or_default())]
+#[error("{}: {message}", self.location())]
 pub struct DocumentError {
     pub file: String,
+    /// 1-based; 0 when the error concerns the whole file (it could not be read).
     pub line: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<usize>,
     pub message: String,
+}
+
+impl DocumentError {
+    /// `file:line:column`, as far as known.
+    pub fn location(&self) -> String {
+        match (self.line, self.column) {
+            (0, _) => self.file.clone(),
+            (l, Some(c)) => format!("{}:{l}:{c}", self.file),
+            (l, None) => format!("{}:{l}", self.file),
+        }
+    }
 }
 
 /// Splits `text` into objects. Empty documents (`---` alone, comments) are skipped.

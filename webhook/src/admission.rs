@@ -12,6 +12,8 @@ use rollout_safe_policy::admission::{
     AdmissionInput, ClusterLookups, Operation, mutate_request, validate_request,
 };
 use rollout_safe_policy::{Action, Actor, RolloutPolicy, ServerInfo};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
 use crate::error::RequestError;
@@ -286,7 +288,20 @@ pub fn validate(
     Ok(Evaluated { response, decision })
 }
 
-/// The review sent back: `apiVersion`/`kind` copied from the request, as the API server requires.
-pub fn into_review(response: AdmissionResponse) -> AdmissionReview<DynamicObject> {
-    response.into_review()
+/// The review sent back, as JSON: `apiVersion`/`kind` copied from the request, as the API
+/// server requires, and `response.patch` base64-encoded. kube-core derives `Serialize` for its
+/// `patch: Vec<u8>`, which writes a JSON array of numbers (kube-rs/kube#1781); the API server
+/// documents base64 (Go's `[]byte` encoding), which is also a third of the size, so the patch
+/// is put back in that form here.
+pub fn encode_review(mut response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
+    let patch = response.patch.take();
+    let review = response.into_review();
+    let Some(patch) = patch else {
+        return serde_json::to_vec(&review);
+    };
+    let mut value = serde_json::to_value(&review)?;
+    if let Some(resp) = value.get_mut("response").and_then(Value::as_object_mut) {
+        resp.insert("patch".into(), Value::String(BASE64.encode(patch)));
+    }
+    serde_json::to_vec(&value)
 }

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use futures::StreamExt;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rollout_safe_policy::admission::{ClusterLookups, NoLookups};
 use rollout_safe_policy::{RolloutPolicy, ServerInfo};
@@ -126,7 +126,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(move |req, next| deadline(timeout, req, next)))
         .with_state(state)
 }
@@ -152,12 +151,49 @@ async fn deadline(timeout: Duration, req: Request, next: Next) -> Response {
     }
 }
 
-async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(&state, Webhook::Mutate, body)
+async fn mutate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let body = read_body(&headers, body).await;
+    handle(&state, Webhook::Mutate, body, started)
 }
 
-async fn validate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(&state, Webhook::Validate, body)
+async fn validate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let body = read_body(&headers, body).await;
+    handle(&state, Webhook::Validate, body, started)
+}
+
+/// After the limit, up to this much more is read and discarded before answering 413.
+const DRAIN_BYTES: usize = 16 * MAX_BODY_BYTES;
+
+/// Reads the body up to [`MAX_BODY_BYTES`]. An oversize body is read to its end (up to
+/// [`DRAIN_BYTES`]) before the 413: an HTTP/2 client whose upload is cut short sees a reset
+/// stream instead of the answer, and HTTP/1 would have to drop the connection.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, RequestError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+    let mut too_large = declared.is_some_and(|n| n > MAX_BODY_BYTES);
+    let mut drained = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| RequestError::Body(e.to_string()))?;
+        if !too_large && buf.len() + chunk.len() > MAX_BODY_BYTES {
+            too_large = true;
+            buf = Vec::new();
+        }
+        if too_large {
+            drained += chunk.len();
+            if drained > DRAIN_BYTES {
+                break;
+            }
+        } else {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if too_large { Err(RequestError::TooLarge) } else { Ok(buf) }
 }
 
 #[tracing::instrument(
@@ -165,13 +201,14 @@ async fn validate(State(state): State<AppState>, body: Result<Bytes, BytesReject
     skip_all,
     fields(webhook = webhook.as_str(), uid = Empty, operation = Empty, kind = Empty, namespace = Empty, name = Empty, dry_run = Empty)
 )]
-fn handle(state: &AppState, webhook: Webhook, body: Result<Bytes, BytesRejection>) -> Response {
-    let started = Instant::now();
+fn handle(
+    state: &AppState,
+    webhook: Webhook,
+    body: Result<Vec<u8>, RequestError>,
+    started: Instant,
+) -> Response {
     let metrics = state.metrics();
-    let req = match body
-        .map_err(body_error)
-        .and_then(|body| admission::parse_review(&body))
-    {
+    let req = match body.and_then(|body| admission::parse_review(&body)) {
         Ok(req) => req,
         Err(e) => {
             tracing::warn!(error = %e, "bad request");
@@ -199,20 +236,15 @@ fn handle(state: &AppState, webhook: Webhook, body: Result<Bytes, BytesRejection
         Ok(evaluated) => {
             metrics.request(webhook, operation, kind, evaluated.decision, started.elapsed());
             tracing::debug!(decision = evaluated.decision.as_str(), "answered");
-            Json(admission::into_review(evaluated.response)).into_response()
+            match admission::encode_review(evaluated.response) {
+                Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+                Err(e) => RequestError::Internal(format!("encoding the response: {e}")).into_response(),
+            }
         }
         Err(e) => {
             metrics.request(webhook, operation, kind, Decision::Error, started.elapsed());
             e.into_response()
         }
-    }
-}
-
-fn body_error(rejection: BytesRejection) -> RequestError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        RequestError::TooLarge
-    } else {
-        RequestError::Body(rejection.body_text())
     }
 }
 
