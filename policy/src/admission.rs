@@ -138,7 +138,12 @@ pub fn validate_request(
         return Ok(Verdict::default());
     }
     let findings = if is_workload_write(input) {
-        let Some(w) = input.object.map(Workload::from_value).transpose()?.flatten() else {
+        let Some(w) = input
+            .object
+            .map(Workload::from_value)
+            .transpose()?
+            .flatten()
+        else {
             return Ok(Verdict::default());
         };
         let old = match (input.operation, input.old_object) {
@@ -150,7 +155,11 @@ pub fn validate_request(
         let multi = autoscaled == Some(true) || w.replicas().is_some_and(|r| r >= 2);
         let facts = Facts {
             autoscaled: autoscaled.unwrap_or(false),
-            pdb_covered: if multi { lookups.pdb_covers(ns, &w.pod_labels()) } else { None },
+            pdb_covered: if multi {
+                lookups.pdb_covers(ns, &w.pod_labels())
+            } else {
+                None
+            },
         };
         check(&w, old.as_ref(), &eff, &facts)
     } else if input.group.is_empty()

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::check::{Facts, SKIP_ANNOTATION, SKIP_REASON_ANNOTATION, check};
+use crate::check::{Facts, Skip, check};
 use crate::config::RolloutPolicy;
 use crate::documents::{Document, DocumentError};
 use crate::finding::Finding;
@@ -56,8 +56,11 @@ impl AuditReport {
 /// Workload kinds under API versions the API server no longer serves.
 fn removed_api(api_version: &str, kind: &str) -> Option<&'static str> {
     WorkloadKind::from_kind(kind)?;
-    matches!(api_version, "extensions/v1beta1" | "apps/v1beta1" | "apps/v1beta2")
-        .then_some("removed in Kubernetes 1.16")
+    matches!(
+        api_version,
+        "extensions/v1beta1" | "apps/v1beta1" | "apps/v1beta2"
+    )
+    .then_some("removed in Kubernetes 1.16")
 }
 
 struct Pdb {
@@ -79,11 +82,17 @@ struct Service<'a> {
 }
 
 fn meta_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get("metadata").and_then(|m| m.get(key)).and_then(Value::as_str)
+    v.get("metadata")
+        .and_then(|m| m.get(key))
+        .and_then(Value::as_str)
 }
 
 /// Audits `docs` (already read, with errors from reading passed in `read_errors`).
-pub fn audit(policy: &RolloutPolicy, docs: &[Document], read_errors: Vec<DocumentError>) -> AuditReport {
+pub fn audit(
+    policy: &RolloutPolicy,
+    docs: &[Document],
+    read_errors: Vec<DocumentError>,
+) -> AuditReport {
     let mut report = AuditReport {
         errors: read_errors,
         objects: docs.len(),
@@ -130,9 +139,14 @@ pub fn audit(policy: &RolloutPolicy, docs: &[Document], read_errors: Vec<Documen
                     .and_then(|s| serde_json::from_value::<LabelSelector>(s).ok());
                 // policy/v1beta1 treated an empty selector as selecting nothing.
                 if let Some(selector) = selector.filter(|s| {
-                    api_version == "policy/v1" || s.match_labels.is_some() || s.match_expressions.is_some()
+                    api_version == "policy/v1"
+                        || s.match_labels.is_some()
+                        || s.match_expressions.is_some()
                 }) {
-                    pdbs.push(Pdb { namespace, selector });
+                    pdbs.push(Pdb {
+                        namespace,
+                        selector,
+                    });
                 }
             }
             (av, "HorizontalPodAutoscaler") if av.starts_with("autoscaling/") => {
@@ -151,7 +165,12 @@ pub fn audit(policy: &RolloutPolicy, docs: &[Document], read_errors: Vec<Documen
                     .and_then(Value::as_object)
                     .map(|m| {
                         m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -207,11 +226,8 @@ pub fn audit(policy: &RolloutPolicy, docs: &[Document], read_errors: Vec<Documen
     for svc in &services {
         let eff = policy.for_namespace(svc.object.namespace.as_deref());
         let action = eff.action(RuleId::RS603);
-        let skipped = svc.annotations.contains_key(SKIP_REASON_ANNOTATION)
-            && svc
-                .annotations
-                .get(SKIP_ANNOTATION)
-                .is_some_and(|s| s.split(',').any(|id| id.trim().parse() == Ok(RuleId::RS603)));
+        let skipped = Skip::read(|k| svc.annotations.get(k).map(String::as_str))
+            .is_some_and(|s| s.exempts(RuleId::RS603));
         if action == Action::Off || skipped || svc.selector.is_empty() {
             continue;
         }
@@ -221,10 +237,18 @@ pub fn audit(policy: &RolloutPolicy, docs: &[Document], read_errors: Vec<Documen
             .filter(|w| w.namespace() == svc.object.namespace.as_deref())
             .collect();
         // With no workload in view, the Service's pods are simply elsewhere.
-        if same_ns.is_empty() || same_ns.iter().any(|w| map_selects(&svc.selector, &w.pod_labels())) {
+        if same_ns.is_empty()
+            || same_ns
+                .iter()
+                .any(|w| map_selects(&svc.selector, &w.pod_labels()))
+        {
             continue;
         }
-        let sel: Vec<String> = svc.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let sel: Vec<String> = svc
+            .selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let field = "spec.selector".to_string();
         report.findings.push(LocatedFinding {
             file: svc.doc.source.clone(),

@@ -130,7 +130,11 @@ fn changes(old: &Workload, new: &Workload) -> Vec<String> {
                         _ => {}
                     }
                 }
-                env.extend(oe.keys().filter(|k| !ne.contains_key(*k)).map(|k| format!("-{k}")));
+                env.extend(
+                    oe.keys()
+                        .filter(|k| !ne.contains_key(*k))
+                        .map(|k| format!("-{k}")),
+                );
                 if !env.is_empty() {
                     out.push(format!("env {}: {}", c.name, env.join(" ")));
                 }
@@ -227,8 +231,14 @@ mod tests {
             username: "bob".into(),
             field_manager: None,
         };
-        let old = deploy("w:1", json!([{"name": "A", "value": "1"}, {"name": "B", "value": "1"}]));
-        let new = deploy("w:1", json!([{"name": "A", "value": "2"}, {"name": "C", "value": "1"}]));
+        let old = deploy(
+            "w:1",
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "1"}]),
+        );
+        let new = deploy(
+            "w:1",
+            json!([{"name": "A", "value": "2"}, {"name": "C", "value": "1"}]),
+        );
         assert_eq!(describe(Some(&old), &new, &a), "bob: env web: ~A +C -B");
         assert_eq!(describe(None, &new, &a), "bob: create with image web=w:1");
         assert!(template_changed(&old, &new));

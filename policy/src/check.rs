@@ -120,24 +120,60 @@ impl Ctx<'_> {
     }
 }
 
-/// Reads `rollout-safe.dev/skip`. Without a `skip-reason` the skip is ignored, and RS001 says so.
-fn skipped_rules(w: &Workload, policy: &EffectivePolicy, out: &mut Vec<Finding>) -> BTreeSet<RuleId> {
-    let Some(list) = w.annotation(SKIP_ANNOTATION) else {
+/// A `rollout-safe.dev/skip` annotation, read once for every place that honours it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    /// The annotation as written.
+    pub list: String,
+    pub rules: BTreeSet<RuleId>,
+    /// Entries that name no rule.
+    pub unknown: Vec<String>,
+    /// A non-empty `rollout-safe.dev/skip-reason` is present; without it the skip is ignored.
+    pub has_reason: bool,
+}
+
+impl Skip {
+    /// Reads the annotations through `get`; `None` when there is no skip annotation.
+    pub fn read<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<Skip> {
+        let list = get(SKIP_ANNOTATION)?;
+        let mut rules = BTreeSet::new();
+        let mut unknown = Vec::new();
+        for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match id.parse() {
+                Ok(r) => {
+                    rules.insert(r);
+                }
+                Err(_) => unknown.push(id.to_string()),
+            }
+        }
+        Some(Skip {
+            list: list.to_string(),
+            rules,
+            unknown,
+            has_reason: get(SKIP_REASON_ANNOTATION).is_some_and(|r| !r.trim().is_empty()),
+        })
+    }
+
+    /// Whether `rule` is exempted (named, with a reason).
+    pub fn exempts(&self, rule: RuleId) -> bool {
+        self.has_reason && self.rules.contains(&rule)
+    }
+
+    pub fn of(w: &Workload) -> Option<Skip> {
+        Skip::read(|k| w.annotation(k))
+    }
+}
+
+/// The rules a workload's skip annotation exempts; RS001 reports a skip without a reason
+/// (which is then ignored) and unknown rule IDs.
+fn skipped_rules(
+    w: &Workload,
+    policy: &EffectivePolicy,
+    out: &mut Vec<Finding>,
+) -> BTreeSet<RuleId> {
+    let Some(skip) = Skip::of(w) else {
         return BTreeSet::new();
     };
-    let has_reason = w
-        .annotation(SKIP_REASON_ANNOTATION)
-        .is_some_and(|r| !r.trim().is_empty());
-    let mut rules = BTreeSet::new();
-    let mut unknown = Vec::new();
-    for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match id.parse() {
-            Ok(r) => {
-                rules.insert(r);
-            }
-            Err(_) => unknown.push(id.to_string()),
-        }
-    }
     let action = policy.action(RuleId::RS001);
     if action != Action::Off {
         let object = w.object_ref();
@@ -153,20 +189,27 @@ fn skipped_rules(w: &Workload, policy: &EffectivePolicy, out: &mut Vec<Finding>)
                 fix: fix.to_string(),
             })
         };
-        if !has_reason {
+        if !skip.has_reason {
             note(
-                format!("skips {list:?} without a {SKIP_REASON_ANNOTATION} annotation, so the skip is ignored"),
+                format!(
+                    "skips {:?} without a {SKIP_REASON_ANNOTATION} annotation, so the skip is ignored",
+                    skip.list
+                ),
                 "add rollout-safe.dev/skip-reason saying why these rules do not apply",
             );
         }
-        if !unknown.is_empty() {
+        if !skip.unknown.is_empty() {
             note(
-                format!("skip names unknown rule IDs {}", unknown.join(", ")),
+                format!("skip names unknown rule IDs {}", skip.unknown.join(", ")),
                 "use IDs from the catalogue, e.g. RS102,RS501",
             );
         }
     }
-    if has_reason { rules } else { BTreeSet::new() }
+    if skip.has_reason {
+        skip.rules
+    } else {
+        BTreeSet::new()
+    }
 }
 
 fn probes_present(c: &mut Ctx<'_>, rule: RuleId) {
@@ -214,7 +257,8 @@ fn normalized(p: &Probe) -> Probe {
 
 fn rs103_liveness_differs(c: &mut Ctx<'_>) {
     for ac in c.w.app_containers() {
-        let (Some(l), Some(r)) = (&ac.container.liveness_probe, &ac.container.readiness_probe) else {
+        let (Some(l), Some(r)) = (&ac.container.liveness_probe, &ac.container.readiness_probe)
+        else {
             continue;
         };
         if normalized(l) == normalized(r) {
@@ -232,14 +276,17 @@ fn rs103_liveness_differs(c: &mut Ctx<'_>) {
 fn rs104_startup_time(c: &mut Ctx<'_>) {
     let floor = c.params().min_startup_seconds;
     for ac in c.w.app_containers() {
-        let Some(l) = &ac.container.liveness_probe else { continue };
+        let Some(l) = &ac.container.liveness_probe else {
+            continue;
+        };
         if ac.container.startup_probe.is_some() {
             continue;
         }
         let delay = l.initial_delay_seconds.unwrap_or(0);
         let period = l.period_seconds.unwrap_or(10);
         let failures = l.failure_threshold.unwrap_or(3);
-        let budget = i64::from(delay).saturating_add(i64::from(period).saturating_mul(i64::from(failures)));
+        let budget =
+            i64::from(delay).saturating_add(i64::from(period).saturating_mul(i64::from(failures)));
         if budget < i64::from(floor) {
             c.report(
                 RuleId::RS104,
@@ -303,7 +350,10 @@ pub fn prestop_seconds(container: &Container) -> Option<i64> {
     words.windows(2).find_map(|w| {
         let prog = w[0].rsplit('/').next().unwrap_or(w[0]);
         if prog == "sleep" {
-            w[1].trim_end_matches(['s', ';']).parse::<f64>().ok().map(|s| s.ceil() as i64)
+            w[1].trim_end_matches(['s', ';'])
+                .parse::<f64>()
+                .ok()
+                .map(|s| s.ceil() as i64)
         } else {
             None
         }
@@ -346,10 +396,9 @@ pub fn required_grace(w: &Workload, params: &Params) -> i64 {
 }
 
 fn rs202_grace_period(c: &mut Ctx<'_>) {
-    let grace = c
-        .w
-        .termination_grace_period()
-        .unwrap_or(defaults::TERMINATION_GRACE_PERIOD_SECONDS);
+    let grace =
+        c.w.termination_grace_period()
+            .unwrap_or(defaults::TERMINATION_GRACE_PERIOD_SECONDS);
     let prestop = longest_prestop(c.w);
     let margin = c.params().grace_margin_seconds;
     let need = required_grace(c.w, c.params());
@@ -387,7 +436,10 @@ fn rs301_change_cause(c: &mut Ctx<'_>, old: &Workload) {
 }
 
 fn rs401_max_unavailable(c: &mut Ctx<'_>) {
-    let check = |c: &mut Ctx<'_>, field: &str, unavailable: Result<i32, String>, replicas: Option<i32>| {
+    let check = |c: &mut Ctx<'_>,
+                 field: &str,
+                 unavailable: Result<i32, String>,
+                 replicas: Option<i32>| {
         match (unavailable, replicas) {
             (Err(e), _) => c.report(
                 RuleId::RS401,
@@ -440,7 +492,12 @@ fn rs401_max_unavailable(c: &mut Ctx<'_>) {
             };
             // The StatefulSet controller rounds this percentage up.
             let u = scaled_value(mu, replicas, true);
-            check(c, "spec.updateStrategy.rollingUpdate.maxUnavailable", u, Some(replicas));
+            check(
+                c,
+                "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                u,
+                Some(replicas),
+            );
         }
         Workload::DaemonSet(d) => {
             let Some(mu) = d
@@ -487,10 +544,9 @@ fn rs402_recreate(c: &mut Ctx<'_>) {
 
 fn rs403_history(c: &mut Ctx<'_>) {
     let min = c.params().history_minimum;
-    let limit = c
-        .w
-        .revision_history_limit()
-        .unwrap_or(defaults::REVISION_HISTORY_LIMIT);
+    let limit =
+        c.w.revision_history_limit()
+            .unwrap_or(defaults::REVISION_HISTORY_LIMIT);
     if limit < min {
         let default = c.params().history_default;
         c.report(
@@ -522,7 +578,9 @@ fn rs404_progress_deadline(c: &mut Ctx<'_>) {
 }
 
 fn rs405_replicas(c: &mut Ctx<'_>) {
-    let Some(replicas) = c.w.replicas() else { return };
+    let Some(replicas) = c.w.replicas() else {
+        return;
+    };
     let min = c.params().min_replicas;
     // 0 is a deliberate scale-down, not an availability choice.
     if replicas > 0 && replicas < min {
@@ -552,24 +610,25 @@ pub fn image_is_pinned(image: &str) -> bool {
 fn rs501_image_pinned(c: &mut Ctx<'_>) {
     let containers: Vec<AppContainer<'_>> = c.w.app_containers();
     // Plain init containers run on every rollout too, so their images count here.
-    let inits = c
-        .w
-        .pod_spec()
-        .and_then(|s| s.init_containers.as_ref())
-        .map(|v| {
-            v.iter()
-                .enumerate()
-                .filter(|(_, ic)| ic.restart_policy.as_deref() != Some("Always"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    let inits =
+        c.w.pod_spec()
+            .and_then(|s| s.init_containers.as_ref())
+            .map(|v| {
+                v.iter()
+                    .enumerate()
+                    .filter(|(_, ic)| ic.restart_policy.as_deref() != Some("Always"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
     let check = |c: &mut Ctx<'_>, container: &Container, field: String| {
         let image = container.image.as_deref().unwrap_or("");
         if !image_is_pinned(image) {
             let why = if image.is_empty() {
                 "has no image".to_string()
             } else {
-                format!("uses image {image:?}, which is not pinned to a version, so a reschedule can silently run different code and undo cannot bring the old one back")
+                format!(
+                    "uses image {image:?}, which is not pinned to a version, so a reschedule can silently run different code and undo cannot bring the old one back"
+                )
             };
             c.report(
                 RuleId::RS501,
@@ -584,7 +643,11 @@ fn rs501_image_pinned(c: &mut Ctx<'_>) {
         check(c, ac.container, format!("{}.image", ac.field_path()));
     }
     for (i, ic) in inits {
-        check(c, ic, format!("spec.template.spec.initContainers[{i}].image"));
+        check(
+            c,
+            ic,
+            format!("spec.template.spec.initContainers[{i}].image"),
+        );
     }
 }
 

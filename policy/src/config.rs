@@ -115,12 +115,13 @@ pub struct RolloutPolicy {
     pub name: String,
     rules: RulesSection,
     overrides: Vec<NamespaceOverride>,
-    excluded: Vec<String>,
+    /// Globs, compiled once at load (they are matched on every admission request).
+    excluded: Vec<WildMatch>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 struct NamespaceOverride {
-    namespaces: Vec<String>,
+    namespaces: Vec<WildMatch>,
     rules: RulesSection,
 }
 
@@ -158,11 +159,15 @@ impl RolloutPolicy {
                 .namespace_overrides
                 .into_iter()
                 .map(|o| NamespaceOverride {
-                    namespaces: o.namespaces,
+                    namespaces: o.namespaces.iter().map(|g| WildMatch::new(g)).collect(),
                     rules: o.rules,
                 })
                 .collect(),
-            excluded: spec.excluded_namespaces,
+            excluded: spec
+                .excluded_namespaces
+                .iter()
+                .map(|g| WildMatch::new(g))
+                .collect(),
         };
         policy.check()?;
         Ok(policy)
@@ -190,9 +195,9 @@ impl RolloutPolicy {
         let mut eff = EffectivePolicy::default();
         self.rules.apply(&mut eff);
         if let Some(ns) = namespace {
-            eff.excluded = self.excluded.iter().any(|g| WildMatch::new(g).matches(ns));
+            eff.excluded = self.excluded.iter().any(|g| g.matches(ns));
             for o in &self.overrides {
-                if o.namespaces.iter().any(|g| WildMatch::new(g).matches(ns)) {
+                if o.namespaces.iter().any(|g| g.matches(ns)) {
                     o.rules.apply(&mut eff);
                 }
             }
@@ -426,7 +431,10 @@ spec:
         assert!(e.contains("line 5"), "{e}");
         let misplaced = "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  rules:\n    RS101: {action: warn, minStartupSeconds: 3}\n";
         let e = RolloutPolicy::from_yaml(misplaced).unwrap_err().to_string();
-        assert!(e.contains("minStartupSeconds") && e.contains("line 5"), "{e}");
+        assert!(
+            e.contains("minStartupSeconds") && e.contains("line 5"),
+            "{e}"
+        );
         let unknown = "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  rules:\n    RS999: warn\n";
         let e = RolloutPolicy::from_yaml(unknown).unwrap_err().to_string();
         assert!(e.contains("RS999") && e.contains("line 5"), "{e}");
@@ -453,8 +461,10 @@ spec:
 
     #[test]
     fn empty_policy_is_the_defaults() {
-        let p = RolloutPolicy::from_yaml("apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\n")
-            .unwrap();
+        let p = RolloutPolicy::from_yaml(
+            "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\n",
+        )
+        .unwrap();
         assert_eq!(p.for_namespace(Some("x")), EffectivePolicy::default());
     }
 }

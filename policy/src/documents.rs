@@ -52,7 +52,11 @@ pub fn parse_documents(source: &str, text: &str) -> Vec<Result<Document, Documen
     }
     let mut out = Vec::new();
     for (start_line, chunk) in split_yaml(text) {
-        if chunk.trim().is_empty() || chunk.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if chunk.trim().is_empty()
+            || chunk
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             continue;
         }
         if chunk.len() > MAX_DOCUMENT_BYTES {
@@ -74,7 +78,12 @@ pub fn parse_documents(source: &str, text: &str) -> Vec<Result<Document, Documen
             Err(e) => {
                 let (line, column) = e
                     .location()
-                    .map(|l| (start_line + l.line() as usize - 1, Some(l.column() as usize)))
+                    .map(|l| {
+                        (
+                            start_line + l.line() as usize - 1,
+                            Some(l.column() as usize),
+                        )
+                    })
                     .unwrap_or((start_line, None));
                 out.push(Err(DocumentError {
                     file: source.into(),
@@ -104,7 +113,10 @@ fn first_line(s: &str) -> String {
         Some((pos, rest)) if pos.starts_with("line ") && pos.contains(" column ") => rest,
         _ => s,
     };
-    s.split(", set DuplicateKeyPolicy").next().unwrap_or(s).to_string()
+    s.split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(s)
+        .to_string()
 }
 
 /// `(first line number, text)` of each YAML document. A document marker is `---` at column 0;
@@ -116,12 +128,17 @@ fn split_yaml(text: &str) -> Vec<(usize, &str)> {
     let mut offset = 0usize;
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let l = line.trim_end_matches(['\n', '\r']);
-        let is_start = l.starts_with("---") && l[3..].chars().next().is_none_or(char::is_whitespace);
+        let is_start =
+            l.starts_with("---") && l[3..].chars().next().is_none_or(char::is_whitespace);
         let is_end = l.starts_with("...") && l[3..].trim().is_empty();
         if is_start || is_end {
             docs.push((start_line, &text[start..offset]));
             // The content after `--- ` on the marker line (rare) starts the next document.
-            let after = if is_start { offset + 3 } else { offset + line.len() };
+            let after = if is_start {
+                offset + 3
+            } else {
+                offset + line.len()
+            };
             start = after.min(text.len());
             start_line = if is_start { i + 1 } else { i + 2 };
         }
@@ -234,7 +251,15 @@ mod tests {
     fn ok(r: &[Result<Document, DocumentError>]) -> Vec<(usize, String)> {
         r.iter()
             .filter_map(|d| d.as_ref().ok())
-            .map(|d| (d.line, d.value["metadata"]["name"].as_str().unwrap_or("").to_string()))
+            .map(|d| {
+                (
+                    d.line,
+                    d.value["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
             .collect()
     }
 
@@ -267,7 +292,10 @@ mod tests {
 
     #[test]
     fn yaml_1_1_octal_like_kubernetes() {
-        let r = parse_documents("f.yaml", "apiVersion: v1\nkind: X\nmode: 0440\nplain: 440\n");
+        let r = parse_documents(
+            "f.yaml",
+            "apiVersion: v1\nkind: X\nmode: 0440\nplain: 440\n",
+        );
         let v = &r[0].as_ref().unwrap().value;
         assert_eq!(v["mode"], serde_json::json!(288));
         assert_eq!(v["plain"], serde_json::json!(440));

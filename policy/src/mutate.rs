@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::change_cause::{self, Actor};
-use crate::check::{CHANGE_CAUSE_ANNOTATION, Facts, check, required_grace};
+use crate::check::{CHANGE_CAUSE_ANNOTATION, Facts, Skip, check, required_grace};
 use crate::config::{EffectivePolicy, PreStopHandler};
 use crate::finding::Finding;
 use crate::rule::{Action, RuleId};
@@ -104,7 +104,12 @@ pub fn mutate(
         match f.rule {
             RuleId::RS202 => {
                 let need = required_grace(&workload, &policy.params);
-                set(&mut out.fixed, "/spec/template/spec", "terminationGracePeriodSeconds", json!(need));
+                set(
+                    &mut out.fixed,
+                    "/spec/template/spec",
+                    "terminationGracePeriodSeconds",
+                    json!(need),
+                );
                 out.mutations.push(Mutation {
                     rule: RuleId::RS202,
                     field: f.field.clone(),
@@ -126,8 +131,9 @@ pub fn mutate(
     // RS301: a stale or missing cause on a template change, and a first cause on creation.
     let wants_cause = policy.action(RuleId::RS301) == Action::Mutate
         && (findings.iter().any(|f| to_fix(f, RuleId::RS301))
-            || (old.is_none() && workload.annotation(CHANGE_CAUSE_ANNOTATION).is_none()
-                && !skips(&workload, RuleId::RS301)));
+            || (old.is_none()
+                && workload.annotation(CHANGE_CAUSE_ANNOTATION).is_none()
+                && !Skip::of(&workload).is_some_and(|s| s.exempts(RuleId::RS301))));
     if wants_cause {
         let cause = change_cause::describe(old.as_ref(), &workload, actor);
         set(&mut out.fixed, "/metadata", "annotations", json!({}));
@@ -146,17 +152,6 @@ pub fn mutate(
     }
     out.patch = json_patch::diff(object, &out.fixed);
     Ok(Some(out))
-}
-
-/// Whether the skip annotation (with its reason) exempts `rule`: then RS301 writes no first cause either.
-fn skips(w: &Workload, rule: RuleId) -> bool {
-    let reason = w
-        .annotation(crate::check::SKIP_REASON_ANNOTATION)
-        .is_some_and(|r| !r.trim().is_empty());
-    reason
-        && w
-            .annotation(crate::check::SKIP_ANNOTATION)
-            .is_some_and(|s| s.split(',').any(|id| id.trim().parse() == Ok(rule)))
 }
 
 /// Sets `parent[key] = value`, creating missing objects along `parent` (array elements are
@@ -179,8 +174,11 @@ fn set(doc: &mut Value, parent: &str, key: &str, value: Value) {
             _ => return,
         };
     }
-    let Some(map) = cur.as_object_mut() else { return };
-    let keep = value.as_object().is_some_and(|m| m.is_empty()) && map.get(key).is_some_and(Value::is_object);
+    let Some(map) = cur.as_object_mut() else {
+        return;
+    };
+    let keep = value.as_object().is_some_and(|m| m.is_empty())
+        && map.get(key).is_some_and(Value::is_object);
     if !keep {
         map.insert(key.to_string(), value);
     }

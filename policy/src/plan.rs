@@ -128,12 +128,24 @@ pub fn rolling(replicas: i32, surge: i32, unavailable: i32) -> RolloutPlan {
         let grow = (replicas - new).min(max_pods - (old + new)).max(0);
         if grow > 0 {
             new += grow;
-            push(&mut steps, format!("scale new up to {new}"), old, new, ready);
+            push(
+                &mut steps,
+                format!("scale new up to {new}"),
+                old,
+                new,
+                ready,
+            );
         }
         let shrink = (old + ready - min_available).min(old).max(0);
         if shrink > 0 {
             old -= shrink;
-            push(&mut steps, format!("scale old down to {old}"), old, new, ready);
+            push(
+                &mut steps,
+                format!("scale old down to {old}"),
+                old,
+                new,
+                ready,
+            );
         }
         if ready < new {
             ready = new;
@@ -161,7 +173,11 @@ mod tests {
 
     fn bounds_hold(p: &RolloutPlan) {
         let last = p.steps.last().unwrap();
-        assert_eq!((last.old_pods, last.new_pods, last.new_ready), (0, p.replicas, p.replicas), "{p:#?}");
+        assert_eq!(
+            (last.old_pods, last.new_pods, last.new_ready),
+            (0, p.replicas, p.replicas),
+            "{p:#?}"
+        );
         for s in &p.steps {
             assert!(s.total_pods <= p.max_pods, "{s:?}");
             assert!(s.available >= p.min_available, "{s:?}");

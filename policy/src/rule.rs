@@ -59,7 +59,9 @@ impl<'de> Deserialize<'de> for Action {
             // YAML 1.1 reads a bare `off` as the boolean false.
             fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Action, E> {
                 if b {
-                    Err(E::custom("`true`/`on` is not an action: use enforce, warn or mutate"))
+                    Err(E::custom(
+                        "`true`/`on` is not an action: use enforce, warn or mutate",
+                    ))
                 } else {
                     Ok(Action::Off)
                 }
@@ -223,7 +225,9 @@ impl<'de> Deserialize<'de> for RuleId {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown rule ID {0:?} (known: RS001, RS101-RS105, RS201-RS202, RS301, RS401-RS405, RS501, RS601-RS603)")]
+#[error(
+    "unknown rule ID {0:?} (known: RS001, RS101-RS105, RS201-RS202, RS301, RS401-RS405, RS501, RS601-RS603)"
+)]
 pub struct UnknownRule(pub String);
 
 #[cfg(test)]

@@ -38,7 +38,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -51,11 +54,23 @@ mod tests {
                 values: Some(vec!["blue".into(), "green".into()]),
             }]),
         };
-        assert!(selector_matches(&sel, &labels(&[("app", "web"), ("track", "blue")])));
-        assert!(!selector_matches(&sel, &labels(&[("app", "web"), ("track", "red")])));
+        assert!(selector_matches(
+            &sel,
+            &labels(&[("app", "web"), ("track", "blue")])
+        ));
+        assert!(!selector_matches(
+            &sel,
+            &labels(&[("app", "web"), ("track", "red")])
+        ));
         assert!(!selector_matches(&sel, &labels(&[("app", "web")])));
-        assert!(selector_matches(&LabelSelector::default(), &labels(&[("x", "y")])));
-        assert!(map_selects(&labels(&[("app", "web")]), &labels(&[("app", "web"), ("v", "1")])));
+        assert!(selector_matches(
+            &LabelSelector::default(),
+            &labels(&[("x", "y")])
+        ));
+        assert!(map_selects(
+            &labels(&[("app", "web")]),
+            &labels(&[("app", "web"), ("v", "1")])
+        ));
         assert!(!map_selects(&labels(&[]), &labels(&[("app", "web")])));
     }
 }

@@ -99,7 +99,10 @@ impl Workload {
     /// Reads `value` as a workload. `Ok(None)` for any other kind (Services, CRDs, ...).
     pub fn from_value(value: &Value) -> Result<Option<Workload>, ObjectError> {
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-        let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let api_version = value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         // Only apps/v1 has these shapes; extensions/v1beta1 and friends are long gone.
         if api_version != "apps/v1" {
             return Ok(None);
@@ -329,7 +332,8 @@ mod tests {
 
     #[test]
     fn other_kinds_are_not_workloads() {
-        let v = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}});
+        let v =
+            serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}});
         assert_eq!(Workload::from_value(&v), Ok(None));
         let v = serde_json::json!({"apiVersion": "extensions/v1beta1", "kind": "Deployment"});
         assert_eq!(Workload::from_value(&v), Ok(None));

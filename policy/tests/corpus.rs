@@ -9,17 +9,27 @@ use rollout_safe_policy::{RolloutPolicy, audit, parse_documents};
 
 fn corpus_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    assert!(dir.is_dir(), "corpus missing: {} (it lives in ../shared beside the repo)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "corpus missing: {} (it lives in ../shared beside the repo)",
+        dir.display()
+    );
     dir
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
             files(&p, out);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(p);
         }
     }
@@ -58,7 +68,10 @@ fn render() -> (String, usize, usize) {
             x.rule,
             x.severity,
             x.object,
-            x.container.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default(),
+            x.container
+                .as_deref()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default(),
             x.field
         )
         .unwrap();
@@ -70,7 +83,10 @@ fn render() -> (String, usize, usize) {
 fn corpus_findings_are_pinned() {
     let (actual, files, workloads) = render();
     assert!(files >= 50, "expected the whole corpus, read {files} files");
-    assert!(workloads >= 60, "expected the corpus' workloads, audited {workloads}");
+    assert!(
+        workloads >= 60,
+        "expected the corpus' workloads, audited {workloads}"
+    );
     let snap = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/corpus.txt");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&snap, &actual).unwrap();
@@ -93,7 +109,12 @@ fn corpus_findings_are_pinned() {
 fn corpus_spot_checks() {
     let (s, _, _) = render();
     // The guestbook frontend has no probes at all.
-    assert!(s.contains("web/guestbook/frontend-deployment.yaml:1 RS101 error Deployment frontend [php-redis]"), "{s}");
+    assert!(
+        s.contains(
+            "web/guestbook/frontend-deployment.yaml:1 RS101 error Deployment frontend [php-redis]"
+        ),
+        "{s}"
+    );
     // microservices-demo sets liveness = readiness (same grpc probe, same timing) on several services.
     assert!(s.contains("RS103 warning Deployment emailservice [server]"));
     // Three openshift-origin files repeat the `selector` key: reported with file and line, not guessed.
@@ -102,6 +123,10 @@ fn corpus_spot_checks() {
     assert!(s.contains("NOTE kubernetes-examples/_archived/volumes/flexvolume/deploy/ds.yaml:1 DaemonSet flex-ds uses extensions/v1beta1"));
     // The loadgenerator's main image is left for skaffold to tag (`image: loadgenerator`): unpinned;
     // its busybox init container is pinned by digest.
-    assert!(s.contains("kubernetes-manifests/loadgenerator.yaml:1 RS501 warning Deployment loadgenerator [main]"));
-    assert!(!s.contains("Deployment loadgenerator [frontend-check] spec.template.spec.initContainers[0].image"));
+    assert!(s.contains(
+        "kubernetes-manifests/loadgenerator.yaml:1 RS501 warning Deployment loadgenerator [main]"
+    ));
+    assert!(!s.contains(
+        "Deployment loadgenerator [frontend-check] spec.template.spec.initContainers[0].image"
+    ));
 }

@@ -4,14 +4,22 @@
 
 use std::path::PathBuf;
 
-use rollout_safe_policy::admission::{AdmissionInput, NoLookups, Operation, mutate_request, validate_request};
+use rollout_safe_policy::admission::{
+    AdmissionInput, NoLookups, Operation, mutate_request, validate_request,
+};
 use rollout_safe_policy::check::{Facts, check};
-use rollout_safe_policy::{Actor, EffectivePolicy, RolloutPolicy, RuleId, ServerInfo, Workload, mutate};
+use rollout_safe_policy::{
+    Actor, EffectivePolicy, RolloutPolicy, RuleId, ServerInfo, Workload, mutate,
+};
 use serde_json::{Value, json};
 
 fn reviews_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/admission-reviews");
-    assert!(dir.is_dir(), "recorded reviews missing: {} (they live in ../shared beside the repo)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "recorded reviews missing: {} (they live in ../shared beside the repo)",
+        dir.display()
+    );
     dir
 }
 
@@ -27,7 +35,11 @@ fn recorded() -> Vec<(String, Value)> {
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 28, "expected the 28 recorded reviews, found {}", out.len());
+    assert!(
+        out.len() >= 28,
+        "expected the 28 recorded reviews, found {}",
+        out.len()
+    );
     out
 }
 
@@ -77,28 +89,47 @@ fn every_recorded_review_mutates_to_a_fixed_point() {
         }
         // Checking the result again: nothing left for the rules the mutator owns.
         let w = Workload::from_value(&obj).unwrap().unwrap();
-        let old = inp.old_object.map(|o| Workload::from_value(o).unwrap().unwrap());
-        let left: Vec<_> = check(&w, old.as_ref(), &EffectivePolicy::default(), &Facts::default())
-            .into_iter()
-            .filter(|f| MUTATE_RULES.contains(&f.rule))
-            .collect();
+        let old = inp
+            .old_object
+            .map(|o| Workload::from_value(o).unwrap().unwrap());
+        let left: Vec<_> = check(
+            &w,
+            old.as_ref(),
+            &EffectivePolicy::default(),
+            &Facts::default(),
+        )
+        .into_iter()
+        .filter(|f| MUTATE_RULES.contains(&f.rule))
+        .collect();
         assert!(left.is_empty(), "{name}: {left:#?}");
         // A second pass over the fixed object yields no operations (reinvocationPolicy: IfNeeded).
         let again = AdmissionInput {
             object: Some(&obj),
             ..inp.clone()
         };
-        let second = mutate_request(&policy, &again, ServerInfo::default()).unwrap().unwrap();
-        assert!(second.patch.0.is_empty(), "{name}: second pass patched {:?}", second.patch);
+        let second = mutate_request(&policy, &again, ServerInfo::default())
+            .unwrap()
+            .unwrap();
+        assert!(
+            second.patch.0.is_empty(),
+            "{name}: second pass patched {:?}",
+            second.patch
+        );
         // Patches never remove anything the user wrote.
         for op in &out.patch.0 {
             assert!(
-                matches!(op, json_patch::PatchOperation::Add(_) | json_patch::PatchOperation::Replace(_)),
+                matches!(
+                    op,
+                    json_patch::PatchOperation::Add(_) | json_patch::PatchOperation::Replace(_)
+                ),
                 "{name}: {op:?}"
             );
         }
     }
-    assert!(patched >= 5, "expected most workload reviews to need fixes, got {patched}");
+    assert!(
+        patched >= 5,
+        "expected most workload reviews to need fixes, got {patched}"
+    );
 }
 
 fn review(name: &str) -> Value {
@@ -109,9 +140,13 @@ fn review(name: &str) -> Value {
 fn explicit_user_values_are_kept() {
     // 01: preStop exec sleep 10 and a 45 s grace period, chosen by the user.
     let r = review("01-create-deployment-apply.mutating.json");
-    let out = mutate_request(&RolloutPolicy::default(), &input(&r["request"]), ServerInfo::default())
-        .unwrap()
-        .unwrap();
+    let out = mutate_request(
+        &RolloutPolicy::default(),
+        &input(&r["request"]),
+        ServerInfo::default(),
+    )
+    .unwrap()
+    .unwrap();
     let paths: Vec<String> = out
         .patch
         .0
@@ -123,35 +158,62 @@ fn explicit_user_values_are_kept() {
         })
         .collect();
     assert!(
-        paths.iter().all(|p| !p.contains("lifecycle") && !p.contains("terminationGracePeriodSeconds")),
+        paths
+            .iter()
+            .all(|p| !p.contains("lifecycle") && !p.contains("terminationGracePeriodSeconds")),
         "{paths:?}"
     );
-    assert_eq!(out.fixed["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], json!(45));
+    assert_eq!(
+        out.fixed["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        json!(45)
+    );
 }
 
 #[test]
 fn set_image_gets_a_fresh_cause_naming_who_what_how() {
     let r = review("03-update-deployment-set-image.mutating.json");
     let inp = input(&r["request"]);
-    let out = mutate_request(&RolloutPolicy::default(), &inp, ServerInfo::default()).unwrap().unwrap();
-    let cause = out.fixed["metadata"]["annotations"]["kubernetes.io/change-cause"].as_str().unwrap();
+    let out = mutate_request(&RolloutPolicy::default(), &inp, ServerInfo::default())
+        .unwrap()
+        .unwrap();
+    let cause = out.fixed["metadata"]["annotations"]["kubernetes.io/change-cause"]
+        .as_str()
+        .unwrap();
     assert!(cause.starts_with("admin: image web="), "{cause}");
-    assert!(cause.contains("(was 1.4.2)") && cause.ends_with("via kubectl-set"), "{cause}");
+    assert!(
+        cause.contains("(was 1.4.2)") && cause.ends_with("via kubectl-set"),
+        "{cause}"
+    );
 }
 
 #[test]
 fn bare_deployment_gets_hook_grace_history() {
     let r = review("02-create-deployment-kubectl-create.mutating.json");
-    let out = mutate_request(&RolloutPolicy::default(), &input(&r["request"]), ServerInfo::default())
-        .unwrap()
-        .unwrap();
+    let out = mutate_request(
+        &RolloutPolicy::default(),
+        &input(&r["request"]),
+        ServerInfo::default(),
+    )
+    .unwrap()
+    .unwrap();
     let rules: Vec<RuleId> = out.mutations.iter().map(|m| m.rule).collect();
     assert!(rules.contains(&RuleId::RS201), "{rules:?}");
-    assert!(rules.contains(&RuleId::RS301), "creation gets a first cause: {rules:?}");
+    assert!(
+        rules.contains(&RuleId::RS301),
+        "creation gets a first cause: {rules:?}"
+    );
     let c = &out.fixed["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["lifecycle"]["preStop"], json!({"sleep": {"seconds": 5}}));
     // Validation still denies what the mutator cannot fix (no readiness probe).
-    let v = validate_request(&RolloutPolicy::default(), &AdmissionInput { object: Some(&out.fixed), ..input(&r["request"]) }, &NoLookups).unwrap();
+    let v = validate_request(
+        &RolloutPolicy::default(),
+        &AdmissionInput {
+            object: Some(&out.fixed),
+            ..input(&r["request"])
+        },
+        &NoLookups,
+    )
+    .unwrap();
     assert!(!v.allowed());
     assert!(v.deny_message().contains("RS101"), "{}", v.deny_message());
 }
@@ -162,11 +224,21 @@ fn old_servers_get_exec_only_when_allowed() {
     let obj = &r["request"]["object"];
     let old_server = ServerInfo::from_version("v1.29.0");
     let mut p = EffectivePolicy::default();
-    let out = mutate(obj, None, &p, old_server, &Actor::default()).unwrap().unwrap();
+    let out = mutate(obj, None, &p, old_server, &Actor::default())
+        .unwrap()
+        .unwrap();
     assert!(out.mutations.iter().all(|m| m.rule != RuleId::RS201));
-    assert!(out.warnings.iter().any(|w| w.contains("RS201") && w.contains("allowExec")), "{:?}", out.warnings);
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("RS201") && w.contains("allowExec")),
+        "{:?}",
+        out.warnings
+    );
     p.params.prestop_allow_exec = true;
-    let out = mutate(obj, None, &p, old_server, &Actor::default()).unwrap().unwrap();
+    let out = mutate(obj, None, &p, old_server, &Actor::default())
+        .unwrap()
+        .unwrap();
     assert_eq!(
         out.fixed["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"],
         json!({"exec": {"command": ["sleep", "5"]}})
@@ -182,7 +254,12 @@ fn scale_and_pause_are_not_template_changes() {
         "05-update-deployment-annotate-change-cause.mutating.json",
     ] {
         let r = review(name);
-        let out = mutate_request(&RolloutPolicy::default(), &input(&r["request"]), ServerInfo::default()).unwrap();
+        let out = mutate_request(
+            &RolloutPolicy::default(),
+            &input(&r["request"]),
+            ServerInfo::default(),
+        )
+        .unwrap();
         if let Some(out) = out {
             assert!(
                 out.mutations.iter().all(|m| m.rule != RuleId::RS301),
@@ -200,6 +277,8 @@ fn mutate_mode_off_means_no_patch() {
     )
     .unwrap();
     let r = review("02-create-deployment-kubectl-create.mutating.json");
-    let out = mutate_request(&p, &input(&r["request"]), ServerInfo::default()).unwrap().unwrap();
+    let out = mutate_request(&p, &input(&r["request"]), ServerInfo::default())
+        .unwrap()
+        .unwrap();
     assert!(out.patch.0.is_empty(), "{:?}", out.patch);
 }

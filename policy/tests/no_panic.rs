@@ -3,7 +3,9 @@
 //! the paths the rules read, and random JSON.
 
 use proptest::prelude::*;
-use rollout_safe_policy::admission::{AdmissionInput, NoLookups, Operation, mutate_request, validate_request};
+use rollout_safe_policy::admission::{
+    AdmissionInput, NoLookups, Operation, mutate_request, validate_request,
+};
 use rollout_safe_policy::plan::plan_for;
 use rollout_safe_policy::{Actor, RolloutPolicy, ServerInfo, Workload, audit, parse_documents};
 use serde_json::{Value, json};
@@ -63,7 +65,11 @@ fn base() -> Value {
 }
 
 fn plant(mut v: Value, path: &str, value: Value) -> Value {
-    let segs: Vec<String> = path.split('/').skip(1).map(|s| s.replace("~1", "/")).collect();
+    let segs: Vec<String> = path
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/"))
+        .collect();
     let mut cur = &mut v;
     for (i, seg) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
@@ -97,7 +103,11 @@ fn exercise(obj: &Value, old: Option<&Value>) {
             o["kind"] = json!(kind);
         }
         let input = AdmissionInput {
-            operation: if old.is_some() { Operation::Update } else { Operation::Create },
+            operation: if old.is_some() {
+                Operation::Update
+            } else {
+                Operation::Create
+            },
             group: "apps",
             kind,
             sub_resource: None,
@@ -119,7 +129,11 @@ fn exercise(obj: &Value, old: Option<&Value>) {
     }
     let docs: Vec<_> = [obj.clone()]
         .into_iter()
-        .map(|value| rollout_safe_policy::Document { source: "p".into(), line: 1, value })
+        .map(|value| rollout_safe_policy::Document {
+            source: "p".into(),
+            line: 1,
+            value,
+        })
         .collect();
     let _ = audit(&policy, &docs, vec![]);
 }

@@ -2,7 +2,9 @@
 //! exactly the rule that owns it, with the object, container and field named.
 
 use rollout_safe_policy::check::{Facts, check, image_is_pinned};
-use rollout_safe_policy::{Action, EffectivePolicy, Finding, RolloutPolicy, RuleId, Severity, Workload};
+use rollout_safe_policy::{
+    Action, EffectivePolicy, Finding, RolloutPolicy, RuleId, Severity, Workload,
+};
 use serde_json::{Value, json};
 
 /// A Deployment that passes every rule.
@@ -38,7 +40,9 @@ fn safe() -> Value {
 
 fn with(mut v: Value, pointer: &str, value: Value) -> Value {
     let (parent, key) = pointer.rsplit_once('/').unwrap();
-    let p = v.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent}"));
+    let p = v
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"));
     match p {
         Value::Object(m) => {
             if value.is_null() {
@@ -82,7 +86,11 @@ fn rs101_readiness() {
     assert_eq!(f.severity, Severity::Error);
     assert_eq!(f.container.as_deref(), Some("web"));
     assert_eq!(f.field, "spec.template.spec.containers[0].readinessProbe");
-    assert!(f.message.contains("Deployment shop/web") && f.message.contains("\"web\""), "{}", f.message);
+    assert!(
+        f.message.contains("Deployment shop/web") && f.message.contains("\"web\""),
+        "{}",
+        f.message
+    );
     assert!(!f.fix.is_empty());
 }
 
@@ -147,8 +155,15 @@ fn rs105_named_port_must_exist() {
     );
     let f = run(&v);
     assert_eq!(rules(&f), vec![RuleId::RS105]);
-    assert_eq!(f[0].field, "spec.template.spec.containers[0].readinessProbe.httpGet.port");
-    let numeric = with(safe(), &format!("{C0}/readinessProbe"), json!({"tcpSocket": {"port": 8080}}));
+    assert_eq!(
+        f[0].field,
+        "spec.template.spec.containers[0].readinessProbe.httpGet.port"
+    );
+    let numeric = with(
+        safe(),
+        &format!("{C0}/readinessProbe"),
+        json!({"tcpSocket": {"port": 8080}}),
+    );
     assert_eq!(run(&numeric), vec![]);
 }
 
@@ -170,7 +185,10 @@ fn rs201_prestop_and_sidecars() {
     let f = run(&v);
     assert_eq!(rules(&f), vec![RuleId::RS201]);
     assert_eq!(f[0].container.as_deref(), Some("proxy"));
-    assert_eq!(f[0].field, "spec.template.spec.initContainers[1].lifecycle.preStop");
+    assert_eq!(
+        f[0].field,
+        "spec.template.spec.initContainers[1].lifecycle.preStop"
+    );
 }
 
 #[test]
@@ -184,30 +202,72 @@ fn rs202_grace_covers_prestop() {
     assert_eq!(rules(&f), vec![RuleId::RS202]);
     assert!(f[0].message.contains("25s preStop"), "{}", f[0].message);
     assert!(f[0].fix.contains("35"));
-    let ok = with(v, "/spec/template/spec/terminationGracePeriodSeconds", json!(35));
+    let ok = with(
+        v,
+        "/spec/template/spec/terminationGracePeriodSeconds",
+        json!(35),
+    );
     assert_eq!(run(&ok), vec![]);
     // Unset grace is Kubernetes' 30 s.
-    let unset = with(safe(), "/spec/template/spec/terminationGracePeriodSeconds", Value::Null);
+    let unset = with(
+        safe(),
+        "/spec/template/spec/terminationGracePeriodSeconds",
+        Value::Null,
+    );
     assert_eq!(run(&unset), vec![]);
 }
 
 #[test]
 fn rs301_fresh_change_cause_on_template_change() {
     let old = safe();
-    let new_image = with(safe(), &format!("{C0}/image"), json!("registry.example.com/shop/web:1.5.0"));
-    let f = run_with(&new_image, Some(&old), &EffectivePolicy::default(), &Facts::default());
+    let new_image = with(
+        safe(),
+        &format!("{C0}/image"),
+        json!("registry.example.com/shop/web:1.5.0"),
+    );
+    let f = run_with(
+        &new_image,
+        Some(&old),
+        &EffectivePolicy::default(),
+        &Facts::default(),
+    );
     assert_eq!(rules(&f), vec![RuleId::RS301], "stale cause kept");
     assert!(f[0].message.contains("\"initial\""));
-    let fresh = with(new_image.clone(), "/metadata/annotations", json!({"kubernetes.io/change-cause": "bump"}));
-    assert_eq!(run_with(&fresh, Some(&old), &EffectivePolicy::default(), &Facts::default()), vec![]);
+    let fresh = with(
+        new_image.clone(),
+        "/metadata/annotations",
+        json!({"kubernetes.io/change-cause": "bump"}),
+    );
+    assert_eq!(
+        run_with(
+            &fresh,
+            Some(&old),
+            &EffectivePolicy::default(),
+            &Facts::default()
+        ),
+        vec![]
+    );
     let none = with(new_image, "/metadata/annotations", Value::Null);
     assert_eq!(
-        rules(&run_with(&none, Some(&old), &EffectivePolicy::default(), &Facts::default())),
+        rules(&run_with(
+            &none,
+            Some(&old),
+            &EffectivePolicy::default(),
+            &Facts::default()
+        )),
         vec![RuleId::RS301]
     );
     // A scale is not a template change.
     let scaled = with(safe(), "/spec/replicas", json!(5));
-    assert_eq!(run_with(&scaled, Some(&old), &EffectivePolicy::default(), &Facts::default()), vec![]);
+    assert_eq!(
+        run_with(
+            &scaled,
+            Some(&old),
+            &EffectivePolicy::default(),
+            &Facts::default()
+        ),
+        vec![]
+    );
 }
 
 #[test]
@@ -221,16 +281,28 @@ fn rs401_effective_max_unavailable() {
     assert_eq!(rules(&f), vec![RuleId::RS401]);
     assert!(f[0].message.contains("3 of 3"), "{}", f[0].message);
     // 50 % of 3 rounds down to 1: fine.
-    let half = with(safe(), "/spec/strategy/rollingUpdate", json!({"maxSurge": 1, "maxUnavailable": "50%"}));
+    let half = with(
+        safe(),
+        "/spec/strategy/rollingUpdate",
+        json!({"maxSurge": 1, "maxUnavailable": "50%"}),
+    );
     assert_eq!(run(&half), vec![]);
     // 75 % of 4 is 3 < 4: fine; 4 of 4 is not.
     let four = with(half.clone(), "/spec/replicas", json!(4));
-    let four = with(four, "/spec/strategy/rollingUpdate", json!({"maxUnavailable": 4}));
+    let four = with(
+        four,
+        "/spec/strategy/rollingUpdate",
+        json!({"maxUnavailable": 4}),
+    );
     assert_eq!(rules(&run(&four)), vec![RuleId::RS401]);
     // One replica: the rule does not apply (RS405 speaks instead).
     let one = with(all_down, "/spec/replicas", json!(1));
     assert_eq!(rules(&run(&one)), vec![RuleId::RS405]);
-    let invalid = with(safe(), "/spec/strategy/rollingUpdate", json!({"maxUnavailable": "lots"}));
+    let invalid = with(
+        safe(),
+        "/spec/strategy/rollingUpdate",
+        json!({"maxUnavailable": "lots"}),
+    );
     assert!(run(&invalid)[0].message.contains("invalid"));
 }
 
@@ -266,7 +338,10 @@ fn rs405_replicas_unless_autoscaled() {
         autoscaled: true,
         ..Default::default()
     };
-    assert_eq!(run_with(&v, None, &EffectivePolicy::default(), &hpa), vec![]);
+    assert_eq!(
+        run_with(&v, None, &EffectivePolicy::default(), &hpa),
+        vec![]
+    );
     let zero = with(safe(), "/spec/replicas", json!(0));
     assert_eq!(run(&zero), vec![], "scaled to zero on purpose");
 }
@@ -303,14 +378,22 @@ fn rs601_pdb_when_known() {
         ..Default::default()
     };
     assert_eq!(
-        rules(&run_with(&safe(), None, &EffectivePolicy::default(), &not_covered)),
+        rules(&run_with(
+            &safe(),
+            None,
+            &EffectivePolicy::default(),
+            &not_covered
+        )),
         vec![RuleId::RS601]
     );
     let covered = Facts {
         pdb_covered: Some(true),
         ..Default::default()
     };
-    assert_eq!(run_with(&safe(), None, &EffectivePolicy::default(), &covered), vec![]);
+    assert_eq!(
+        run_with(&safe(), None, &EffectivePolicy::default(), &covered),
+        vec![]
+    );
 }
 
 #[test]
@@ -322,7 +405,11 @@ fn skip_annotation_needs_a_reason() {
         json!({"rollout-safe.dev/skip": "RS501", "rollout-safe.dev/skip-reason": "vendor image, tag moves with the chart"}),
     );
     assert_eq!(run(&skipped), vec![]);
-    let no_reason = with(bare, "/metadata/annotations", json!({"rollout-safe.dev/skip": "RS501, RS999"}));
+    let no_reason = with(
+        bare,
+        "/metadata/annotations",
+        json!({"rollout-safe.dev/skip": "RS501, RS999"}),
+    );
     let f = run(&no_reason);
     assert_eq!(rules(&f), vec![RuleId::RS001, RuleId::RS001, RuleId::RS501]);
     assert!(f[0].message.contains("skip is ignored"));
@@ -339,8 +426,19 @@ fn policy_actions_and_namespaces() {
     let v = with(v, &format!("{C0}/livenessProbe"), Value::Null);
     let f = run_with(&v, None, &p.for_namespace(Some("shop")), &Facts::default());
     assert_eq!(rules(&f), vec![RuleId::RS102]);
-    assert_eq!((f[0].action, f[0].severity), (Action::Enforce, Severity::Error));
-    assert_eq!(run_with(&v, None, &p.for_namespace(Some("legacy")), &Facts::default()), vec![]);
+    assert_eq!(
+        (f[0].action, f[0].severity),
+        (Action::Enforce, Severity::Error)
+    );
+    assert_eq!(
+        run_with(
+            &v,
+            None,
+            &p.for_namespace(Some("legacy")),
+            &Facts::default()
+        ),
+        vec![]
+    );
 }
 
 fn workload(kind: &str, spec: Value) -> Value {
@@ -363,6 +461,9 @@ fn statefulset_and_daemonset_rules() {
     );
     assert_eq!(rules(&run(&ds)), vec![RuleId::RS401]);
     // RS404/RS405 have nothing to say about a DaemonSet.
-    let ds_ok = workload("DaemonSet", json!({"selector": {"matchLabels": {"app": "web"}}, "template": template}));
+    let ds_ok = workload(
+        "DaemonSet",
+        json!({"selector": {"matchLabels": {"app": "web"}}, "template": template}),
+    );
     assert_eq!(run(&ds_ok), vec![]);
 }
