@@ -151,7 +151,14 @@ pub enum DryRun {
     Server,
 }
 
+/// Exit codes of the watching commands.
+const WATCH_EXIT_HELP: &str = "Exit codes: 0 rolled out (or paused: it rolls out on resume); 1 the rollout failed \
+(rolled back unless --no-rollback); 2 bad input; 3 refused by the policy; 4 timed out (rolled back unless \
+--no-rollback) or interrupted with Ctrl-C (nothing is rolled back; the command to watch again or undo is printed); \
+5 cluster/API error.";
+
 #[derive(Debug, Args)]
+#[command(after_help = WATCH_EXIT_HELP)]
 pub struct UpdateArgs {
     #[command(flatten)]
     pub target: WorkloadArg,
@@ -179,6 +186,9 @@ pub struct UpdateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 complete (without --watch: also still progressing or paused); 1 failed \
+(status never rolls back; `undo` does); 2 bad input, or the workload's strategy has no rollout status (OnDelete); \
+4 --watch timed out or was interrupted with Ctrl-C; 5 cluster/API error.")]
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: WorkloadArg,
@@ -202,6 +212,9 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 rolled back (or nothing to do); 1 the rolled-back revision failed too; \
+2 bad input, no such revision, or the Deployment is paused (resume first); 4 timed out or interrupted with \
+Ctrl-C; 5 cluster/API error.")]
 pub struct UndoArgs {
     #[command(flatten)]
     pub target: WorkloadArg,
@@ -214,22 +227,29 @@ pub struct UndoArgs {
     pub watch: WatchArgs,
 }
 
+// Not `Option<BlueGreenStart>`: clap 4.6 never fills a flattened `Option<T>` whose `T` flattens
+// other structs (no implicit group is made for it), so the start arguments are optional fields
+// made required unless a subcommand is given.
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BlueGreenArgs {
     #[command(subcommand)]
     pub action: Option<BlueGreenAction>,
     #[command(flatten)]
-    pub start: Option<BlueGreenStart>,
+    pub start: BlueGreenStart,
 }
 
+/// `blue-green WORKLOAD --service SVC --image C=IMG…`: the new colour is a second Deployment
+/// (`NAME-green`, or the original one when green is live) with a `rollout-safe.dev/color` label;
+/// the Service's selector is switched once every new pod stayed ready for `--bake`.
 #[derive(Debug, Args)]
 pub struct BlueGreenStart {
-    #[command(flatten)]
-    pub target: WorkloadArg,
+    /// deploy/NAME: the original Deployment (or either colour's).
+    #[arg(required = true, value_name = "WORKLOAD")]
+    pub workload: Option<String>,
     /// The Service whose selector is switched.
-    #[arg(long)]
-    pub service: String,
+    #[arg(long, required = true)]
+    pub service: Option<String>,
     #[arg(long = "image", value_name = "C=IMG", required = true)]
     pub images: Vec<String>,
     /// How long every new pod must stay ready before the switch.
@@ -238,49 +258,86 @@ pub struct BlueGreenStart {
     /// How long the old colour stays scaled after the switch (rollback window).
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     pub keep_old: Duration,
+    /// How long the Service's EndpointSlices may take to show only the new colour after the
+    /// switch (else the switch is undone).
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub verify_timeout: Duration,
     #[command(flatten)]
     pub watch: WatchArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BlueGreenAction {
-    /// Switch the Service back to the old colour.
-    Rollback(WorkloadArg),
+    /// Switch the Service back to the old colour (scaling it back up first if it was scaled down).
+    Rollback(BlueGreenActionArgs),
     /// Scale the old colour down now.
-    Finish(WorkloadArg),
+    Finish(BlueGreenActionArgs),
     /// Where the blue-green stands.
-    Status(WorkloadArg),
+    Status(BlueGreenStatusArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BlueGreenActionArgs {
+    #[command(flatten)]
+    pub target: WorkloadArg,
+    /// Give up waiting for pods after this long (e.g. 90s, 5m): exit 4.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+    /// How long the Service's EndpointSlices may take to show the switched-to colour.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub verify_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+pub struct BlueGreenStatusArgs {
+    #[command(flatten)]
+    pub target: WorkloadArg,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = DataFormat::Table)]
+    pub output: DataFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CanaryArgs {
     #[command(subcommand)]
     pub action: Option<CanaryAction>,
     #[command(flatten)]
-    pub start: Option<CanaryStart>,
+    pub start: CanaryStart,
 }
 
 #[derive(Debug, Args)]
 pub struct CanaryStart {
-    #[command(flatten)]
-    pub target: WorkloadArg,
+    /// deploy/NAME: the stable Deployment.
+    #[arg(required = true, value_name = "WORKLOAD")]
+    pub workload: Option<String>,
     #[arg(long = "image", value_name = "C=IMG", required = true)]
     pub images: Vec<String>,
-    /// Percentages of the replicas the canary holds at each step.
+    /// Percentages of the replicas the canary holds at each step (rounded up, at least 1).
     #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
     pub steps: Vec<u32>,
-    /// How long each step must stay healthy before the next.
+    /// How long every canary pod must stay ready (without restarting more than --max-restarts)
+    /// at each step before the next.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub interval: Duration,
     #[command(flatten)]
     pub watch: WatchArgs,
+    #[command(flatten)]
+    pub policy: PolicyArg,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CanaryAction {
     /// Remove the canary and restore the stable replicas.
-    Abort(WorkloadArg),
+    Abort(CanaryAbortArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CanaryAbortArgs {
+    #[command(flatten)]
+    pub target: WorkloadArg,
+    /// Give up waiting for the stable pods after this long: exit 4.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

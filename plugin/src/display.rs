@@ -39,7 +39,8 @@ pub struct Display {
 impl Display {
     /// A live view when stderr is a terminal (and `TERM` is not `dumb`), plain lines otherwise.
     pub fn new(title: impl Into<String>) -> Self {
-        let live = std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
+        let live =
+            std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
         let mut d = Display {
             title: title.into(),
             started: Instant::now(),
@@ -94,7 +95,13 @@ impl Display {
         let p = verdict.progress();
         let pods = pod_counts(p, state);
         if let Some(bar) = &self.bar {
-            let mut msg = format!("{}\n  {}\n  {}\n  {}", verdict.label(), counts(p), pods, p.message);
+            let mut msg = format!(
+                "{}\n  {}\n  {}\n  {}",
+                verdict.label(),
+                counts(p),
+                pods,
+                p.message
+            );
             for line in problem_lines(p) {
                 msg.push_str("\n  ");
                 msg.push_str(&line);
@@ -102,13 +109,24 @@ impl Display {
             bar.set_message(msg);
             return;
         }
-        let mut text = format!("{} {}: {}; {}; {}", self.title, verdict.label(), counts(p), pods, p.message);
+        let mut text = format!(
+            "{} {}: {}; {}; {}",
+            self.title,
+            verdict.label(),
+            counts(p),
+            pods,
+            p.message
+        );
         for line in problem_lines(p) {
             text.push_str("\n    ");
             text.push_str(&line);
         }
         if text != self.last_plain {
-            eprintln!("{} [{}] {text}", now_text(), secs_whole(self.started.elapsed()));
+            eprintln!(
+                "{} [{}] {text}",
+                now_text(),
+                secs_whole(self.started.elapsed())
+            );
             self.last_plain = text;
         }
     }
@@ -158,6 +176,13 @@ pub fn counts(p: &Progress) -> String {
 
 /// `pods: 2 new (web-7bd446db9, revision 3), 3 old, 1 terminating`
 fn pod_counts(p: &Progress, state: &RolloutState) -> String {
+    if p.kind == Some(rollout_safe_policy::WorkloadKind::Deployment) && p.new_replica_set.is_none()
+    {
+        return format!(
+            "pods: {} old, the new ReplicaSet is not created yet",
+            p.old_pods
+        );
+    }
     let new = match &p.new_replica_set {
         Some(rs) => state
             .pods()
@@ -207,7 +232,10 @@ fn problem_lines(p: &Progress) -> Vec<String> {
         })
         .collect();
     if p.problems.len() > MAX_PROBLEMS_SHOWN {
-        out.push(format!("… and {} more", p.problems.len() - MAX_PROBLEMS_SHOWN));
+        out.push(format!(
+            "… and {} more",
+            p.problems.len() - MAX_PROBLEMS_SHOWN
+        ));
     }
     out
 }
@@ -220,12 +248,18 @@ pub fn failure_report(f: &Failure) -> String {
         (Some(p), None) => out.push_str(&format!("  pod:       {p}\n")),
         _ => {}
     }
-    out.push_str(&format!("  reason:    {}\n  message:   {}\n", f.reason, f.message));
+    out.push_str(&format!(
+        "  reason:    {}\n  message:   {}\n",
+        f.reason, f.message
+    ));
     if let Some(t) = f.first_seen {
         out.push_str(&format!("  since:     {}\n", ts_text(t)));
     }
     if f.failing_pods.len() > 1 {
-        out.push_str(&format!("  failing pods of the new revision: {}\n", f.failing_pods.join(", ")));
+        out.push_str(&format!(
+            "  failing pods of the new revision: {}\n",
+            f.failing_pods.join(", ")
+        ));
     }
     if !f.events.is_empty() {
         out.push_str("  recent events:\n");
@@ -286,8 +320,15 @@ pub fn verdict_json(workload: &str, namespace: &str, v: &Verdict) -> Value {
 /// The verdict for people (`status` without `-o`).
 pub fn verdict_text(workload: &str, v: &Verdict) -> String {
     let p = v.progress();
-    let mut out = format!("{workload}: {}\n  {}\n  {}\n", v.label(), p.message, counts(p));
-    if let Some(rev) = &p.new_revision {
+    let mut out = format!(
+        "{workload}: {}\n  {}\n  {}\n",
+        v.label(),
+        p.message,
+        counts(p)
+    );
+    let new_rs_known = p.new_replica_set.is_some()
+        || p.kind != Some(rollout_safe_policy::WorkloadKind::Deployment);
+    if let Some(rev) = p.new_revision.as_ref().filter(|_| new_rs_known) {
         out.push_str(&format!("  new revision {rev}"));
         if let Some(rs) = &p.new_replica_set {
             out.push_str(&format!(" ({rs})"));

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use kube::core::DynamicObject;
 use kube::core::Status;
 use kube::core::admission::{self as kadm, AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -12,8 +14,6 @@ use rollout_safe_policy::admission::{
     AdmissionInput, ClusterLookups, Operation, mutate_request, validate_request,
 };
 use rollout_safe_policy::{Action, Actor, RolloutPolicy, ServerInfo};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
 use crate::error::RequestError;
@@ -26,7 +26,7 @@ pub const API_VERSION: &str = kadm::META_API_VERSION_V1;
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, RequestError> {
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,
-        Err(e) => return Err(diagnose(body).unwrap_or(RequestError::Json(e))),
+        Err(e) => return Err(diagnose(body).unwrap_or_else(|| json_error(body, e))),
     };
     check_type(&review.types.api_version, &review.types.kind)?;
     review.try_into().map_err(|_| RequestError::MissingRequest)
@@ -56,6 +56,19 @@ fn diagnose(body: &[u8]) -> Option<RequestError> {
     }
     let head: Head = serde_json::from_slice(body).ok()?;
     check_type(&head.api_version, &head.kind).err()
+}
+
+/// The parse error with the path of the offending field (`request.uid: invalid type ...`).
+/// The path is tracked only here, on the error path, by parsing again: tracking it on every
+/// request would slow down the common case.
+fn json_error(body: &[u8], plain: serde_json::Error) -> RequestError {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, AdmissionReview<DynamicObject>>(&mut de) {
+        Err(e) if e.path().iter().next().is_some() => {
+            RequestError::Json(format!("{}: {}", e.path(), e.inner()))
+        }
+        _ => RequestError::Json(plain.to_string()),
+    }
 }
 
 /// A request the policy engine has answered.
@@ -152,7 +165,12 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, RequestError> {
 }
 
 /// A denial with an HTTP-style code the API server passes on to the client.
-fn deny(req: &AdmissionRequest<DynamicObject>, message: String, code: u16, reason: &str) -> AdmissionResponse {
+fn deny(
+    req: &AdmissionRequest<DynamicObject>,
+    message: String,
+    code: u16,
+    reason: &str,
+) -> AdmissionResponse {
     let mut resp = AdmissionResponse::from(req);
     resp.allowed = false;
     resp.result = Status::failure(&message, reason).with_code(code);
@@ -207,7 +225,12 @@ pub fn mutate(
         Err(e) => {
             tracing::info!(error = %e, "object cannot be read; denied");
             return Ok(Evaluated {
-                response: deny(req, format!("rollout-safe cannot read {e}"), 400, "BadRequest"),
+                response: deny(
+                    req,
+                    format!("rollout-safe cannot read {e}"),
+                    400,
+                    "BadRequest",
+                ),
                 decision: Decision::Invalid,
             });
         }
@@ -220,7 +243,11 @@ pub fn mutate(
         response.warnings = Some(outcome.warnings);
     }
     let decision = if outcome.patch.0.is_empty() {
-        if response.warnings.is_some() { Decision::Warned } else { Decision::Allowed }
+        if response.warnings.is_some() {
+            Decision::Warned
+        } else {
+            Decision::Allowed
+        }
     } else {
         let rules: Vec<&str> = outcome.mutations.iter().map(|m| m.rule.as_str()).collect();
         tracing::debug!(mutations = ?outcome.mutations, "patched");
@@ -256,7 +283,12 @@ pub fn validate(
         Err(e) => {
             tracing::info!(error = %e, "object cannot be read; denied");
             return Ok(Evaluated {
-                response: deny(req, format!("rollout-safe cannot read {e}"), 400, "BadRequest"),
+                response: deny(
+                    req,
+                    format!("rollout-safe cannot read {e}"),
+                    400,
+                    "BadRequest",
+                ),
                 decision: Decision::Invalid,
             });
         }

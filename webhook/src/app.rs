@@ -10,10 +10,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use futures::StreamExt;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use rollout_safe_policy::admission::{ClusterLookups, NoLookups};
 use rollout_safe_policy::{RolloutPolicy, ServerInfo};
 use tracing::field::Empty;
@@ -93,7 +93,9 @@ impl AppState {
     }
 
     pub fn set_server_info(&self, info: ServerInfo) {
-        self.0.native_sleep.store(info.native_sleep, Ordering::Relaxed);
+        self.0
+            .native_sleep
+            .store(info.native_sleep, Ordering::Relaxed);
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -126,7 +128,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .layer(middleware::from_fn(move |req, next| deadline(timeout, req, next)))
+        .layer(middleware::from_fn(move |req, next| {
+            deadline(timeout, req, next)
+        }))
         .with_state(state)
 }
 
@@ -193,7 +197,11 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, RequestEr
             buf.extend_from_slice(&chunk);
         }
     }
-    if too_large { Err(RequestError::TooLarge) } else { Ok(buf) }
+    if too_large {
+        Err(RequestError::TooLarge)
+    } else {
+        Ok(buf)
+    }
 }
 
 #[tracing::instrument(
@@ -212,7 +220,13 @@ fn handle(
         Ok(req) => req,
         Err(e) => {
             tracing::warn!(error = %e, "bad request");
-            metrics.request(webhook, "unknown", "unknown", Decision::BadRequest, started.elapsed());
+            metrics.request(
+                webhook,
+                "unknown",
+                "unknown",
+                Decision::BadRequest,
+                started.elapsed(),
+            );
             return e.into_response();
         }
     };
@@ -227,18 +241,30 @@ fn handle(
     let policy = state.policy();
     let fail_open = state.0.fail_open;
     let result = match webhook {
-        Webhook::Mutate => admission::mutate(&policy, state.server_info(), &req, metrics, fail_open),
-        Webhook::Validate => admission::validate(&policy, state.lookups(), &req, metrics, fail_open),
+        Webhook::Mutate => {
+            admission::mutate(&policy, state.server_info(), &req, metrics, fail_open)
+        }
+        Webhook::Validate => {
+            admission::validate(&policy, state.lookups(), &req, metrics, fail_open)
+        }
     };
     let operation = admission::operation_label(&req.operation);
     let kind = kind_label(&req.kind.kind);
     match result {
         Ok(evaluated) => {
-            metrics.request(webhook, operation, kind, evaluated.decision, started.elapsed());
+            metrics.request(
+                webhook,
+                operation,
+                kind,
+                evaluated.decision,
+                started.elapsed(),
+            );
             tracing::debug!(decision = evaluated.decision.as_str(), "answered");
             match admission::encode_review(evaluated.response) {
                 Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-                Err(e) => RequestError::Internal(format!("encoding the response: {e}")).into_response(),
+                Err(e) => {
+                    RequestError::Internal(format!("encoding the response: {e}")).into_response()
+                }
             }
         }
         Err(e) => {
@@ -266,7 +292,10 @@ async fn not_found() -> RequestError {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
         state.metrics().encode(),
     )
         .into_response()

@@ -56,7 +56,11 @@ pub struct ServerArgs {
     #[arg(long, env = "ROLLOUT_SAFE_ADDR", default_value = "0.0.0.0:8443")]
     pub addr: SocketAddr,
     /// Plain-HTTP address for /metrics (and /healthz, /readyz).
-    #[arg(long, env = "ROLLOUT_SAFE_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    #[arg(
+        long,
+        env = "ROLLOUT_SAFE_METRICS_ADDR",
+        default_value = "0.0.0.0:9090"
+    )]
     pub metrics_addr: SocketAddr,
     /// Longest time one request may take, body read included, before a 503. Keep it below the
     /// webhook's timeoutSeconds so the log says why; the API server then applies failurePolicy.
@@ -143,7 +147,9 @@ impl ServeArgs {
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // try_init: a second call (tests) keeps the first subscriber instead of panicking.
     let _ = match format {
         LogFormat::Json => builder
@@ -162,7 +168,10 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_tracing(args.log.log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("rollout-safe-webhook: cannot start the async runtime: {e}");
@@ -172,8 +181,7 @@ pub fn main() -> ExitCode {
             match runtime.block_on(crate::server::serve(args, crate::server::shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(error = %e, "rollout-safe-webhook failed");
-                    eprintln!("rollout-safe-webhook: {e}");
+                    tracing::error!(error = %e, "rollout-safe-webhook cannot serve");
                     ExitCode::FAILURE
                 }
             }

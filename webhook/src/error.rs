@@ -17,7 +17,7 @@ pub enum RequestError {
     #[error("could not read the request body: {0}")]
     Body(String),
     #[error("request body is not a JSON AdmissionReview: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(String),
     #[error(
         "unsupported AdmissionReview apiVersion {0:?}: rollout-safe speaks admission.k8s.io/v1 only (set admissionReviewVersions: [v1])"
     )]
@@ -26,11 +26,15 @@ pub enum RequestError {
     Kind(String),
     #[error("AdmissionReview has no request")]
     MissingRequest,
-    #[error("request did not complete within {0:?}; the API server applies the webhook's failurePolicy")]
+    #[error(
+        "request did not complete within {0:?}; the API server applies the webhook's failurePolicy"
+    )]
     Timeout(std::time::Duration),
     #[error("internal error: {0}")]
     Internal(String),
-    #[error("not found: rollout-safe serves POST /mutate, POST /validate, GET /healthz, GET /readyz")]
+    #[error(
+        "not found: rollout-safe serves POST /mutate, POST /validate, GET /healthz, GET /readyz"
+    )]
     NotFound,
 }
 

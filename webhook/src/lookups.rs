@@ -90,9 +90,18 @@ impl ClusterCache {
     ) -> Self {
         let synced = || Arc::new(AtomicBool::new(true));
         ClusterCache {
-            pdbs: Cache { store: pdbs, synced: synced() },
-            hpas: Cache { store: hpas, synced: synced() },
-            pods: Cache { store: pods, synced: synced() },
+            pdbs: Cache {
+                store: pdbs,
+                synced: synced(),
+            },
+            hpas: Cache {
+                store: hpas,
+                synced: synced(),
+            },
+            pods: Cache {
+                store: pods,
+                synced: synced(),
+            },
         }
     }
 }
@@ -121,7 +130,13 @@ fn spawn_cache<K>(
     metrics: Metrics,
 ) -> Cache<K>
 where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (store, writer) = reflector::store();
     let synced = Arc::new(AtomicBool::new(false));
@@ -132,7 +147,11 @@ where
         if ready_store.wait_until_ready().await.is_ok() {
             ready_flag.store(true, Ordering::Release);
             metrics.set_cache_ready(resource, true);
-            tracing::info!(resource, objects = ready_store.len(), "cluster cache synced");
+            tracing::info!(
+                resource,
+                objects = ready_store.len(),
+                "cluster cache synced"
+            );
         }
     });
     tasks.spawn(async move {
@@ -163,11 +182,15 @@ fn pod_ready(pod: &Pod) -> bool {
 impl ClusterLookups for ClusterCache {
     fn autoscaled(&self, namespace: &str, kind: &str, name: &str) -> Option<bool> {
         let store = self.hpas.get()?;
-        Some(store.find(|hpa| {
-            hpa.metadata.namespace.as_deref() == Some(namespace)
-                && hpa.spec.scale_target_ref.kind == kind
-                && hpa.spec.scale_target_ref.name == name
-        }).is_some())
+        Some(
+            store
+                .find(|hpa| {
+                    hpa.metadata.namespace.as_deref() == Some(namespace)
+                        && hpa.spec.scale_target_ref.kind == kind
+                        && hpa.spec.scale_target_ref.name == name
+                })
+                .is_some(),
+        )
     }
 
     fn pdb_covers(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Option<bool> {
@@ -198,5 +221,48 @@ impl ClusterLookups for ClusterCache {
                 })
                 .len(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_until_synced() {
+        let (store, _writer) = reflector::store::<Pod>();
+        let (pdbs, _w1) = reflector::store::<PodDisruptionBudget>();
+        let (hpas, _w2) = reflector::store::<HorizontalPodAutoscaler>();
+        let unsynced = || Arc::new(AtomicBool::new(false));
+        let cache = ClusterCache {
+            pdbs: Cache { store: pdbs, synced: unsynced() },
+            hpas: Cache { store: hpas, synced: unsynced() },
+            pods: Cache { store, synced: unsynced() },
+        };
+        let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
+        assert_eq!(cache.autoscaled("shop", "Deployment", "web"), None);
+        assert_eq!(cache.pdb_covers("shop", &labels), None);
+        assert_eq!(cache.ready_pods("shop", &labels), None);
+        cache.pods.synced.store(true, Ordering::Release);
+        assert_eq!(cache.ready_pods("shop", &labels), Some(0));
+    }
+
+    #[test]
+    fn stripped_pod_keeps_what_readiness_needs() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "shop", "labels": {"app": "web"},
+                         "annotations": {"big": "x"}, "managedFields": [{"manager": "kubelet"}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1",
+                       "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]}
+        }))
+        .expect("pod");
+        strip_pod(&mut pod);
+        assert!(pod.spec.is_none());
+        assert!(pod.metadata.annotations.as_ref().is_none_or(|a| a.is_empty()));
+        assert_eq!(pod.labels().get("app").map(String::as_str), Some("web"));
+        assert!(pod_ready(&pod));
+        let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).map(Vec::len);
+        assert_eq!(conditions, Some(1));
     }
 }

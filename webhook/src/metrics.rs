@@ -230,7 +230,9 @@ impl Metrics {
     }
 
     pub fn finding(&self, rule: &'static str, action: &'static str) {
-        self.findings.get_or_create(&FindingLabels { rule, action }).inc();
+        self.findings
+            .get_or_create(&FindingLabels { rule, action })
+            .inc();
     }
 
     pub fn mutation(&self, rule: &'static str) {
@@ -239,12 +241,18 @@ impl Metrics {
 
     pub fn reload_failure(&self, file: WatchedFile) {
         self.reload_failures
-            .get_or_create(&FileLabels { file: file.as_str() })
+            .get_or_create(&FileLabels {
+                file: file.as_str(),
+            })
             .inc();
     }
 
     pub fn reloaded(&self, file: WatchedFile) {
-        self.reloads.get_or_create(&FileLabels { file: file.as_str() }).inc();
+        self.reloads
+            .get_or_create(&FileLabels {
+                file: file.as_str(),
+            })
+            .inc();
     }
 
     pub fn set_certificate_expiry(&self, unix_seconds: i64) {

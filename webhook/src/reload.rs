@@ -135,7 +135,8 @@ impl Reloader {
             // Still being written: look again at the next poll.
             return;
         }
-        let loaded = second.and_then(|(c, k)| tls::load_pem(&c, &k, &self.provider).map_err(|e| e.to_string()));
+        let loaded = second
+            .and_then(|(c, k)| tls::load_pem(&c, &k, &self.provider).map_err(|e| e.to_string()));
         match loaded {
             Ok(cert) => {
                 tracing::info!(
@@ -178,7 +179,8 @@ impl Reloader {
             return;
         }
         let loaded = first.and_then(|bytes| {
-            let text = String::from_utf8(bytes).map_err(|_| "policy file is not UTF-8".to_string())?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| "policy file is not UTF-8".to_string())?;
             RolloutPolicy::from_yaml(&text).map_err(|e| e.to_string())
         });
         match loaded {

@@ -47,10 +47,12 @@ pub struct Server {
 }
 
 async fn read_file(path: &Path) -> Result<Vec<u8>, ServeError> {
-    tokio::fs::read(path).await.map_err(|source| ServeError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| ServeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 impl Server {
@@ -61,21 +63,23 @@ impl Server {
         let provider = tls::provider();
         let cert_pem = read_file(&args.tls.tls_cert).await?;
         let key_pem = read_file(&args.tls.tls_key).await?;
-        let cert = tls::load_pem(&cert_pem, &key_pem, &provider).map_err(|source| ServeError::Tls {
-            cert: args.tls.tls_cert.clone(),
-            key: args.tls.tls_key.clone(),
-            source,
-        })?;
+        let cert =
+            tls::load_pem(&cert_pem, &key_pem, &provider).map_err(|source| ServeError::Tls {
+                cert: args.tls.tls_cert.clone(),
+                key: args.tls.tls_key.clone(),
+                source,
+            })?;
         tracing::info!(serial = %cert.info.serial_hex(), not_after = cert.info.not_after, "serving certificate loaded");
 
         let (policy, policy_bytes) = match &args.policy.policy {
             Some(path) => {
                 let bytes = read_file(path).await?;
                 let text = String::from_utf8_lossy(&bytes);
-                let policy = RolloutPolicy::from_yaml(&text).map_err(|source| ServeError::Policy {
-                    path: path.clone(),
-                    source,
-                })?;
+                let policy =
+                    RolloutPolicy::from_yaml(&text).map_err(|source| ServeError::Policy {
+                        path: path.clone(),
+                        source,
+                    })?;
                 tracing::info!(path = %path.display(), name = %policy.name, "policy loaded");
                 (policy, Some(bytes))
             }
@@ -89,10 +93,11 @@ impl Server {
         metrics.set_certificate_expiry(cert.info.not_after);
         let mut tasks = JoinSet::new();
 
-        // A client is needed for the cluster caches, and for version discovery when running
-        // in a cluster without --kubernetes-version.
+        // A client is needed for the cluster caches, and for version discovery without
+        // --kubernetes-version when running in a cluster (or when there is a client anyway).
         let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
-        let want_discovery = args.cluster.kubernetes_version.is_none() && in_cluster;
+        let want_discovery = args.cluster.kubernetes_version.is_none()
+            && (in_cluster || args.cluster.cluster_lookups);
         let client = if args.cluster.cluster_lookups || want_discovery {
             match kube_client().await {
                 Ok(c) => Some(c),
@@ -108,8 +113,14 @@ impl Server {
 
         let lookups: Option<SharedLookups> = match (&client, args.cluster.cluster_lookups) {
             (Some(c), true) => {
-                tracing::info!("cluster lookups on: watching PodDisruptionBudgets, HorizontalPodAutoscalers and Pods");
-                Some(Arc::new(ClusterCache::start(c.clone(), &metrics, &mut tasks)))
+                tracing::info!(
+                    "cluster lookups on: watching PodDisruptionBudgets, HorizontalPodAutoscalers and Pods"
+                );
+                Some(Arc::new(ClusterCache::start(
+                    c.clone(),
+                    &metrics,
+                    &mut tasks,
+                )))
             }
             _ => None,
         };
@@ -123,7 +134,9 @@ impl Server {
             None => match &client {
                 Some(c) if want_discovery => discover(c).await.unwrap_or_default(),
                 _ => {
-                    tracing::info!("not in a cluster and no --kubernetes-version: assuming a current Kubernetes (native preStop sleep)");
+                    tracing::info!(
+                        "not in a cluster and no --kubernetes-version: assuming a current Kubernetes (native preStop sleep)"
+                    );
                     ServerInfo::default()
                 }
             },
@@ -231,7 +244,14 @@ impl Server {
             tracing::info!("shutdown requested: no new connections, draining in-flight requests");
             shutdown_state.set_ready(false);
         };
-        serve_https(listener, tls, app::router(state), shutdown, args.server.drain_timeout).await;
+        serve_https(
+            listener,
+            tls,
+            app::router(state),
+            shutdown,
+            args.server.drain_timeout,
+        )
+        .await;
 
         let _ = stop_tx.send(true);
         tasks.shutdown().await;
@@ -247,7 +267,10 @@ impl Server {
 }
 
 /// `bind` + `run`: what the binary does.
-pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+pub async fn serve(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     Server::bind(args).await?.run(shutdown).await
 }
 
@@ -355,7 +378,10 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM received"),

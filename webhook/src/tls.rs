@@ -44,7 +44,11 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Parses a PEM certificate chain (leaf first) and its private key, and checks that they match.
-pub fn load_pem(cert_pem: &[u8], key_pem: &[u8], provider: &CryptoProvider) -> Result<LoadedCert, TlsError> {
+pub fn load_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    provider: &CryptoProvider,
+) -> Result<LoadedCert, TlsError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(TlsError::CertificatePem)?;

@@ -67,7 +67,11 @@ pub fn parse(der: &[u8]) -> Result<CertInfo, X509Error> {
 }
 
 fn expect(tag: u8, want: u8, what: &'static str) -> Result<(), X509Error> {
-    if tag == want { Ok(()) } else { Err(X509Error(what)) }
+    if tag == want {
+        Ok(())
+    } else {
+        Err(X509Error(what))
+    }
 }
 
 /// One tag-length-value: `(tag, value, rest)`. Only single-byte tags and definite lengths
@@ -84,7 +88,9 @@ fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), X509Error> {
         }
         let (bytes, rest) = input.split_at(n);
         input = rest;
-        bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
     };
     if input.len() < len {
         return Err(X509Error("truncated (value)"));
@@ -114,7 +120,12 @@ fn parse_time(tag: u8, value: &[u8]) -> Result<i64, X509Error> {
     };
     let (month, day) = (num(&rest[0..2]), num(&rest[2..4]));
     let (hour, minute, second) = (num(&rest[4..6]), num(&rest[6..8]), num(&rest[8..10]));
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(X509Error("time out of range"));
     }
     Ok(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
@@ -145,7 +156,11 @@ mod tests {
     #[test]
     fn reads_serial_and_not_after() {
         // 2049 is still UTCTime, 2050 and later are GeneralizedTime: both encodings covered.
-        for (date, unix) in [((2030, 1, 2), 1_893_542_400), ((2049, 12, 31), 2_524_521_600), ((2051, 3, 1), 2_561_241_600)] {
+        for (date, unix) in [
+            ((2030, 1, 2), 1_893_542_400),
+            ((2049, 12, 31), 2_524_521_600),
+            ((2051, 3, 1), 2_561_241_600),
+        ] {
             let info = parse(&cert(&[0x12, 0x34, 0x56], date)).expect("parse");
             assert_eq!(info.serial_hex(), "123456");
             assert_eq!(info.not_after, unix, "{date:?}");

@@ -61,7 +61,9 @@ fn read_kubeconfig(flag: Option<&Path>) -> Result<Kubeconfig, Failure> {
     }
     let mut merged = Kubeconfig::default();
     for p in &paths {
-        merged = merged.merge(Kubeconfig::read_from(p).map_err(kubeconfig_error)?).map_err(kubeconfig_error)?;
+        merged = merged
+            .merge(Kubeconfig::read_from(p).map_err(kubeconfig_error)?)
+            .map_err(kubeconfig_error)?;
     }
     Ok(merged)
 }
@@ -71,14 +73,25 @@ impl Cluster {
     /// kubeconfig a cluster error (exit 5). Nothing is sent to the server yet.
     pub async fn connect(args: &KubeArgs) -> Result<Cluster, Failure> {
         let kubeconfig = read_kubeconfig(args.kubeconfig.as_deref())?;
-        let context_name = args.context.clone().or_else(|| kubeconfig.current_context.clone());
+        let context_name = args
+            .context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone());
         if let Some(wanted) = &args.context
             && !kubeconfig.contexts.iter().any(|c| &c.name == wanted)
         {
-            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+            let known: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
             return Err(Failure::usage(format!(
                 "context {wanted:?} is not in the kubeconfig (contexts: {})",
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
             )));
         }
         if context_name.is_none() {
@@ -101,7 +114,10 @@ impl Cluster {
             .unwrap_or_else(|| config.default_namespace.clone());
         let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).map_err(|e| {
-            Failure::new(Exit::Cluster, anyhow!("cannot build a client for {server}: {e}"))
+            Failure::new(
+                Exit::Cluster,
+                anyhow!("cannot build a client for {server}: {e}"),
+            )
         })?;
         Ok(Cluster {
             client,
@@ -221,18 +237,24 @@ users:
         assert_eq!(c.namespace, "shop");
         assert_eq!(c.username, "alice");
         assert_eq!(c.context.as_deref(), Some("dev"));
-        let c = Cluster::connect(&args(&dir, Some("prod"), None)).await.unwrap();
+        let c = Cluster::connect(&args(&dir, Some("prod"), None))
+            .await
+            .unwrap();
         assert_eq!(c.namespace, "default");
         assert_eq!(c.username, "bob");
         assert!(c.flags().contains("--context prod"));
-        let c = Cluster::connect(&args(&dir, Some("prod"), Some("api"))).await.unwrap();
+        let c = Cluster::connect(&args(&dir, Some("prod"), Some("api")))
+            .await
+            .unwrap();
         assert_eq!(c.namespace, "api");
     }
 
     #[tokio::test]
     async fn unknown_context_is_usage() {
         let dir = tempfile::tempdir().unwrap();
-        let e = Cluster::connect(&args(&dir, Some("nope"), None)).await.unwrap_err();
+        let e = Cluster::connect(&args(&dir, Some("nope"), None))
+            .await
+            .unwrap_err();
         assert_eq!(e.exit, Exit::Usage);
         assert!(e.to_string().contains("dev, prod"), "{e}");
     }

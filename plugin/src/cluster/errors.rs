@@ -20,7 +20,12 @@ pub struct Op<'a> {
 }
 
 impl<'a> Op<'a> {
-    pub fn new(verb: &'a str, resource: &'a str, name: Option<&'a str>, namespace: &'a str) -> Self {
+    pub fn new(
+        verb: &'a str,
+        resource: &'a str,
+        name: Option<&'a str>,
+        namespace: &'a str,
+    ) -> Self {
         Op {
             verb,
             resource,
@@ -72,7 +77,11 @@ pub fn invalid_detail(s: &Status) -> String {
     let mut out = s.message.clone();
     if let Some(d) = &s.details {
         for c in &d.causes {
-            let field = if c.field.is_empty() { "(object)" } else { c.field.as_str() };
+            let field = if c.field.is_empty() {
+                "(object)"
+            } else {
+                c.field.as_str()
+            };
             out.push_str(&format!("\n  {field}: {}", c.message));
         }
     }
@@ -82,17 +91,36 @@ pub fn invalid_detail(s: &Status) -> String {
 /// Turns an API error into the exit code and message the user sees:
 /// 404 → "not found" (5), 403 → "forbidden: you need VERB on RESOURCE" (5), 401 → credentials (5),
 /// 409 → conflict (5; the write paths retry before it gets here), 422 → the server's message with
-/// its field causes (2 when it is about the user's input, else 5), anything else → 5.
+/// its field causes (2 when it is about the user's input, else 5), an admission webhook's denial
+/// (whatever its code) → 3, anything else → 5.
 pub fn api_failure(e: kube::Error, op: Op<'_>) -> Failure {
     let Some(s) = status(&e) else {
-        return Failure::new(Exit::Cluster, anyhow!("cannot {} {}: {e}", op.verb, op.object()));
+        return Failure::new(
+            Exit::Cluster,
+            anyhow!("cannot {} {}: {e}", op.verb, op.object()),
+        );
     };
     if s.is_not_found() {
         let what = match op.name {
-            Some(n) => format!("{} {n:?} not found in namespace {:?}", op.resource, op.namespace),
+            Some(n) => format!(
+                "{} {n:?} not found in namespace {:?}",
+                op.resource, op.namespace
+            ),
             None => format!("{} not found: {}", op.resource, s.message),
         };
         return Failure::new(Exit::Cluster, anyhow!("{what}"));
+    }
+    if s.message.contains("admission webhook") && s.message.contains("denied the request") {
+        // A policy webhook (rollout-safe's own, or another) refused the write: whatever code it
+        // chose (often 400 or 403), this is not missing RBAC.
+        return Failure::new(
+            Exit::Violations,
+            anyhow!(
+                "the change to {} was denied by admission: {}",
+                op.object(),
+                s.message
+            ),
+        );
     }
     if s.is_forbidden() {
         return Failure::new(
@@ -109,7 +137,10 @@ pub fn api_failure(e: kube::Error, op: Op<'_>) -> Failure {
     if s.code == 401 || s.reason == "Unauthorized" {
         return Failure::new(
             Exit::Cluster,
-            anyhow!("unauthorized: the API server rejected the kubeconfig's credentials ({})", s.message),
+            anyhow!(
+                "unauthorized: the API server rejected the kubeconfig's credentials ({})",
+                s.message
+            ),
         );
     }
     if s.is_conflict() {
@@ -119,10 +150,18 @@ pub fn api_failure(e: kube::Error, op: Op<'_>) -> Failure {
         );
     }
     if s.is_invalid() {
-        let exit = if op.user_input { Exit::Usage } else { Exit::Cluster };
+        let exit = if op.user_input {
+            Exit::Usage
+        } else {
+            Exit::Cluster
+        };
         return Failure::new(
             exit,
-            anyhow!("the API server rejected the change to {}: {}", op.object(), invalid_detail(s)),
+            anyhow!(
+                "the API server rejected the change to {}: {}",
+                op.object(),
+                invalid_detail(s)
+            ),
         );
     }
     Failure::new(
@@ -131,7 +170,11 @@ pub fn api_failure(e: kube::Error, op: Op<'_>) -> Failure {
             "cannot {} {}: {} ({} {})",
             op.verb,
             op.object(),
-            if s.message.is_empty() { "error" } else { s.message.as_str() },
+            if s.message.is_empty() {
+                "error"
+            } else {
+                s.message.as_str()
+            },
             s.code,
             s.reason
         ),
@@ -150,12 +193,30 @@ mod tests {
     #[test]
     fn mapping() {
         let op = Op::new("get", "deployments.apps", Some("good"), "api");
-        let f = api_failure(err(404, "NotFound", "deployments.apps \"good\" not found"), op);
+        let f = api_failure(
+            err(404, "NotFound", "deployments.apps \"good\" not found"),
+            op,
+        );
         assert_eq!(f.exit, Exit::Cluster);
         assert!(f.to_string().contains("not found"));
+        let f = api_failure(
+            err(
+                403,
+                "Forbidden",
+                "admission webhook \"validate.rollout-safe.dev\" denied the request: RS101 ...",
+            ),
+            Op::new("patch", "deployments.apps", Some("good"), "api"),
+        );
+        assert_eq!(f.exit, Exit::Violations);
+        assert!(f.to_string().contains("denied by admission"), "{f}");
         let f = api_failure(err(403, "Forbidden", "nope"), op);
-        assert!(f.to_string().starts_with("forbidden: you need get on deployments.apps"), "{f}");
-        let mut s = Status::failure("Deployment.apps \"good\" is invalid", "Invalid").with_code(422);
+        assert!(
+            f.to_string()
+                .starts_with("forbidden: you need get on deployments.apps"),
+            "{f}"
+        );
+        let mut s =
+            Status::failure("Deployment.apps \"good\" is invalid", "Invalid").with_code(422);
         s.details = Some(StatusDetails {
             name: "good".into(),
             group: "apps".into(),
@@ -168,10 +229,19 @@ mod tests {
             }],
             retry_after_seconds: 0,
         });
-        let f = api_failure(kube::Error::Api(Box::new(s.clone())), Op::new("patch", "deployments.apps", Some("good"), "api").user_input());
+        let f = api_failure(
+            kube::Error::Api(Box::new(s.clone())),
+            Op::new("patch", "deployments.apps", Some("good"), "api").user_input(),
+        );
         assert_eq!(f.exit, Exit::Usage);
-        assert!(f.to_string().contains("spec.selector: field is immutable"), "{f}");
-        let f = api_failure(kube::Error::Api(Box::new(s)), Op::new("patch", "deployments.apps", Some("good"), "api"));
+        assert!(
+            f.to_string().contains("spec.selector: field is immutable"),
+            "{f}"
+        );
+        let f = api_failure(
+            kube::Error::Api(Box::new(s)),
+            Op::new("patch", "deployments.apps", Some("good"), "api"),
+        );
         assert_eq!(f.exit, Exit::Cluster);
     }
 }

@@ -47,20 +47,29 @@ pub struct Written {
 }
 
 fn value(d: &Deployment) -> Result<serde_json::Value, Failure> {
-    serde_json::to_value(d).map_err(|e| Failure::new(Exit::Cluster, anyhow!("cannot encode the deployment: {e}")))
+    serde_json::to_value(d)
+        .map_err(|e| Failure::new(Exit::Cluster, anyhow!("cannot encode the deployment: {e}")))
 }
 
 /// The patch that turns `before` into `after`, guarded by `before`'s resourceVersion.
 /// `None` when there is nothing to change.
-pub fn precondition_patch(before: &Deployment, after: &Deployment) -> Result<Option<json_patch::Patch>, Failure> {
+pub fn precondition_patch(
+    before: &Deployment,
+    after: &Deployment,
+) -> Result<Option<json_patch::Patch>, Failure> {
     let rv = before.metadata.resource_version.clone().ok_or_else(|| {
-        Failure::new(Exit::Cluster, anyhow!("the deployment as read has no resourceVersion"))
+        Failure::new(
+            Exit::Cluster,
+            anyhow!("the deployment as read has no resourceVersion"),
+        )
     })?;
     let mut ops = json_patch::diff(&value(before)?, &value(after)?).0;
     // Never carry the server-managed fields of the read object into the write.
     ops.retain(|op| {
         let p = op.path().as_str();
-        !(p.starts_with("/status") || p.starts_with("/metadata/managedFields") || p == "/metadata/resourceVersion")
+        !(p.starts_with("/status")
+            || p.starts_with("/metadata/managedFields")
+            || p == "/metadata/resourceVersion")
     });
     if ops.is_empty() {
         return Ok(None);
@@ -108,12 +117,21 @@ where
             return Ok(None);
         };
         if attempt == 1
-            && let Some(ms) = std::env::var(DEBUG_WRITE_DELAY_ENV).ok().and_then(|v| v.parse::<u64>().ok())
+            && let Some(ms) = std::env::var(DEBUG_WRITE_DELAY_ENV)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
         {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
-        let sent_rv = current.metadata.resource_version.clone().unwrap_or_default();
-        let err = match api.patch(&name, &params, &Patch::Json::<()>(patch.clone())).await {
+        let sent_rv = current
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
+        let err = match api
+            .patch(&name, &params, &Patch::Json::<()>(patch.clone()))
+            .await
+        {
             Ok(after) => {
                 return Ok(Some(Written {
                     before: current,
@@ -127,10 +145,12 @@ where
         if !is_conflict(&err) && !is_invalid(&err) {
             return Err(api_failure(err, op));
         }
-        let fresh = api
-            .get(&name)
-            .await
-            .map_err(|e| api_failure(e, Op::new("get", "deployments.apps", Some(&name), &cluster.namespace)))?;
+        let fresh = api.get(&name).await.map_err(|e| {
+            api_failure(
+                e,
+                Op::new("get", "deployments.apps", Some(&name), &cluster.namespace),
+            )
+        })?;
         let fresh_rv = fresh.metadata.resource_version.clone().unwrap_or_default();
         if fresh_rv == sent_rv {
             // Not a stale precondition: the change itself was refused.
@@ -175,7 +195,7 @@ mod tests {
     fn precondition_first_then_minimal_ops() {
         let before = dep();
         let mut after = before.clone();
-        let c = &mut after.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0];
+        let c = &mut after.spec.template.spec.as_mut().unwrap().containers[0];
         c.image = Some("web:2".into());
         after.status = None;
         after
@@ -185,9 +205,21 @@ mod tests {
             .insert("kubernetes.io/change-cause".into(), "x".into());
         let p = precondition_patch(&before, &after).unwrap().unwrap();
         let v = serde_json::to_value(&p).unwrap();
-        assert_eq!(v[0], serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": "410"}));
-        let paths: Vec<&str> = v.as_array().unwrap()[1..].iter().map(|o| o["path"].as_str().unwrap()).collect();
-        assert_eq!(paths, ["/metadata/annotations", "/spec/template/spec/containers/0/image"]);
+        assert_eq!(
+            v[0],
+            serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": "410"})
+        );
+        let paths: Vec<&str> = v.as_array().unwrap()[1..]
+            .iter()
+            .map(|o| o["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/metadata/annotations",
+                "/spec/template/spec/containers/0/image"
+            ]
+        );
         assert!(precondition_patch(&before, &before).unwrap().is_none());
     }
 }

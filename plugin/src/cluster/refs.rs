@@ -106,26 +106,53 @@ mod tests {
 
     #[test]
     fn kubectl_spellings() {
-        for s in ["deploy/web", "deployment/web", "deployment.apps/web", "Deployments/web"] {
+        for s in [
+            "deploy/web",
+            "deployment/web",
+            "deployment.apps/web",
+            "Deployments/web",
+        ] {
             let r = WorkloadRef::parse(s).unwrap();
             assert_eq!(r.kind, WorkloadKind::Deployment, "{s}");
             assert_eq!(r.name, "web");
         }
-        assert_eq!(WorkloadRef::parse("sts/db").unwrap().kind, WorkloadKind::StatefulSet);
-        assert_eq!(WorkloadRef::parse("statefulset.apps/db").unwrap().kind, WorkloadKind::StatefulSet);
-        assert_eq!(WorkloadRef::parse("ds/agent").unwrap().kind, WorkloadKind::DaemonSet);
-        assert_eq!(WorkloadRef::parse("daemonset/agent").unwrap().to_string(), "daemonset/agent");
+        assert_eq!(
+            WorkloadRef::parse("sts/db").unwrap().kind,
+            WorkloadKind::StatefulSet
+        );
+        assert_eq!(
+            WorkloadRef::parse("statefulset.apps/db").unwrap().kind,
+            WorkloadKind::StatefulSet
+        );
+        assert_eq!(
+            WorkloadRef::parse("ds/agent").unwrap().kind,
+            WorkloadKind::DaemonSet
+        );
+        assert_eq!(
+            WorkloadRef::parse("daemonset/agent").unwrap().to_string(),
+            "daemonset/agent"
+        );
     }
 
     #[test]
     fn bad_refs_are_usage_errors() {
-        for s in ["web", "pod/web", "deploy/", "deploy/Web", "deploy/-x", "svc/web"] {
+        for s in [
+            "web",
+            "pod/web",
+            "deploy/",
+            "deploy/Web",
+            "deploy/-x",
+            "svc/web",
+        ] {
             let e = WorkloadRef::parse(s).unwrap_err();
             assert_eq!(e.exit, Exit::Usage, "{s}");
         }
         let e = WorkloadRef::parse("web").unwrap_err();
         assert!(e.to_string().contains("deploy/web"), "{e}");
-        let e = WorkloadRef::parse("sts/db").unwrap().require_deployment("undo").unwrap_err();
+        let e = WorkloadRef::parse("sts/db")
+            .unwrap()
+            .require_deployment("undo")
+            .unwrap_err();
         assert_eq!(e.exit, Exit::Usage);
     }
 }

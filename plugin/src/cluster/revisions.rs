@@ -56,7 +56,12 @@ pub fn images_text(images: &[(String, String)]) -> String {
 pub fn template_images(t: &PodTemplateSpec) -> Vec<(String, String)> {
     t.spec
         .iter()
-        .flat_map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()))
+        .flat_map(|s| {
+            s.init_containers
+                .iter()
+                .flatten()
+                .chain(s.containers.iter())
+        })
         .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
         .collect()
 }
@@ -94,13 +99,21 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
 
 /// A label selector as a query string (`app=web,tier in (a,b)`).
 pub fn selector_string(sel: &LabelSelector) -> Result<String, Failure> {
-    let s = kube::core::Selector::try_from(sel.clone())
-        .map_err(|e| Failure::new(Exit::Cluster, anyhow!("the workload's selector cannot be used: {e}")))?;
+    let s = kube::core::Selector::try_from(sel.clone()).map_err(|e| {
+        Failure::new(
+            Exit::Cluster,
+            anyhow!("the workload's selector cannot be used: {e}"),
+        )
+    })?;
     Ok(s.to_string())
 }
 
 fn revision_of(meta: &ObjectMeta) -> Option<i64> {
-    meta.annotations.as_ref()?.get(REVISION_ANNOTATION)?.parse().ok()
+    meta.annotations
+        .as_ref()?
+        .get(REVISION_ANNOTATION)?
+        .parse()
+        .ok()
 }
 
 fn controlled_by(rs: &ReplicaSet, d: &Deployment) -> bool {
@@ -115,34 +128,51 @@ fn controlled_by(rs: &ReplicaSet, d: &Deployment) -> bool {
 }
 
 /// The ReplicaSets the Deployment controls (listed by its selector, kept by owner reference).
-pub async fn owned_replica_sets(cluster: &Cluster, d: &Deployment) -> Result<Vec<ReplicaSet>, Failure> {
-    let selector = d.spec.as_ref().map(|s| selector_string(&s.selector)).transpose()?.unwrap_or_default();
+pub async fn owned_replica_sets(
+    cluster: &Cluster,
+    d: &Deployment,
+) -> Result<Vec<ReplicaSet>, Failure> {
+    let selector = selector_string(&d.spec.selector)?;
     let list = cluster
         .replicasets()
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|e| api_failure(e, Op::new("list", "replicasets.apps", None, &cluster.namespace)))?;
-    Ok(list.items.into_iter().filter(|rs| controlled_by(rs, d)).collect())
+        .map_err(|e| {
+            api_failure(
+                e,
+                Op::new("list", "replicasets.apps", None, &cluster.namespace),
+            )
+        })?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|rs| controlled_by(rs, d))
+        .collect())
 }
 
 /// The Deployment's revisions, oldest first. ReplicaSets without a revision annotation are skipped.
 pub fn revisions(d: &Deployment, rss: &[ReplicaSet]) -> Vec<Revision> {
-    let current = d.spec.as_ref().map(|s| &s.template);
+    let current = Some(&d.spec.template);
     let mut out: Vec<Revision> = rss
         .iter()
         .filter(|rs| controlled_by(rs, d))
         .filter_map(|rs| {
             let number = revision_of(&rs.metadata)?;
-            let template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+            let template = rs.spec.template.clone().unwrap_or_default();
             Some(Revision {
                 number,
                 replica_set: rs.metadata.name.clone().unwrap_or_default(),
-                change_cause: rs.metadata.annotations.as_ref().and_then(|a| a.get(CHANGE_CAUSE_ANNOTATION)).cloned(),
+                change_cause: rs
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(CHANGE_CAUSE_ANNOTATION))
+                    .cloned(),
                 images: template_images(&template),
                 created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
                 current: current.is_some_and(|c| equal_ignore_hash(c, &template)),
                 template: without_hash(&template),
-                replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                replicas: rs.spec.replicas.unwrap_or(0),
             })
         })
         .collect();
@@ -159,7 +189,11 @@ pub fn revisions(d: &Deployment, rss: &[ReplicaSet]) -> Vec<Revision> {
 
 /// kubectl's `deploymentRevision`: with `to_revision` the ReplicaSet of that revision, else the
 /// one with the second-highest revision (the previous one). Errors are usage errors (exit 2).
-pub fn undo_target(name: &str, revisions: &[Revision], to_revision: Option<i64>) -> Result<Revision, Failure> {
+pub fn undo_target(
+    name: &str,
+    revisions: &[Revision],
+    to_revision: Option<i64>,
+) -> Result<Revision, Failure> {
     match to_revision {
         Some(n) if n < 0 => Err(Failure::usage(format!("revision {n} is not valid; revisions count from 1"))),
         Some(n) if n > 0 => revisions.iter().find(|r| r.number == n).cloned().ok_or_else(|| {
@@ -207,16 +241,45 @@ mod tests {
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:3"}]}}}
         }))
         .unwrap();
-        let list = [rs("web-a", "1", "web:1", "a"), rs("web-c", "10", "web:3", "c"), rs("web-b", "9", "web:2", "b")];
+        let list = [
+            rs("web-a", "1", "web:1", "a"),
+            rs("web-c", "10", "web:3", "c"),
+            rs("web-b", "9", "web:2", "b"),
+        ];
         let revs = revisions(&d, &list);
-        assert_eq!(revs.iter().map(|r| r.number).collect::<Vec<_>>(), [1, 9, 10]);
+        assert_eq!(
+            revs.iter().map(|r| r.number).collect::<Vec<_>>(),
+            [1, 9, 10]
+        );
         assert!(revs[2].current && !revs[1].current);
         let prev = undo_target("web", &revs, None).unwrap();
         assert_eq!(prev.number, 9);
-        assert!(!prev.template.metadata.as_ref().unwrap().labels.as_ref().unwrap().contains_key("pod-template-hash"));
-        assert_eq!(undo_target("web", &revs, Some(1)).unwrap().replica_set, "web-a");
-        assert_eq!(undo_target("web", &revs, Some(4)).unwrap_err().exit, Exit::Usage);
-        assert_eq!(undo_target("web", &revs[2..], None).unwrap_err().exit, Exit::Usage);
-        assert_eq!(rollback_cause(9, &prev.describe()), "rollback to revision 9 (cause 9)");
+        assert!(
+            !prev
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .labels
+                .as_ref()
+                .unwrap()
+                .contains_key("pod-template-hash")
+        );
+        assert_eq!(
+            undo_target("web", &revs, Some(1)).unwrap().replica_set,
+            "web-a"
+        );
+        assert_eq!(
+            undo_target("web", &revs, Some(4)).unwrap_err().exit,
+            Exit::Usage
+        );
+        assert_eq!(
+            undo_target("web", &revs[2..], None).unwrap_err().exit,
+            Exit::Usage
+        );
+        assert_eq!(
+            rollback_cause(9, &prev.describe()),
+            "rollback to revision 9 (cause 9)"
+        );
     }
 }

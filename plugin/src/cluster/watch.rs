@@ -45,7 +45,10 @@ pub struct WatchOptions {
 pub enum Ending {
     Complete(Verdict),
     /// `detected`: when this process first saw the failed verdict (local clock).
-    Failed { verdict: Verdict, detected: Timestamp },
+    Failed {
+        verdict: Verdict,
+        detected: Timestamp,
+    },
     Paused(Verdict),
     /// kubectl cannot report rollout status for this workload (`OnDelete` strategy).
     Unsupported(Verdict),
@@ -134,7 +137,9 @@ where
 /// Whether an event concerns the workload, its ReplicaSets or its pods (all named after it).
 fn event_relevant(e: &Event, name: &str) -> bool {
     let n = e.involved_object.name.as_deref().unwrap_or_default();
-    n == name || n.strip_prefix(name).is_some_and(|rest| rest.starts_with('-'))
+    n == name
+        || n.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('-'))
 }
 
 fn strip(o: &mut Object) {
@@ -149,18 +154,42 @@ fn strip(o: &mut Object) {
 }
 
 /// The workload's pod selector (reads the workload; 404/403 end the command).
-pub async fn workload_selector(cluster: &Cluster, target: &WorkloadRef) -> Result<LabelSelector, Failure> {
-    let op = Op::new("get", target.resource(), Some(&target.name), &cluster.namespace);
+pub async fn workload_selector(
+    cluster: &Cluster,
+    target: &WorkloadRef,
+) -> Result<LabelSelector, Failure> {
+    let op = Op::new(
+        "get",
+        target.resource(),
+        Some(&target.name),
+        &cluster.namespace,
+    );
     let sel = match target.kind {
-        WorkloadKind::Deployment => cluster.deployments().get(&target.name).await.map(|d| d.spec.map(|s| s.selector)),
-        WorkloadKind::StatefulSet => cluster.statefulsets().get(&target.name).await.map(|d| d.spec.map(|s| s.selector)),
-        WorkloadKind::DaemonSet => cluster.daemonsets().get(&target.name).await.map(|d| d.spec.map(|s| s.selector)),
+        WorkloadKind::Deployment => cluster
+            .deployments()
+            .get(&target.name)
+            .await
+            .map(|d| d.spec.selector),
+        WorkloadKind::StatefulSet => cluster
+            .statefulsets()
+            .get(&target.name)
+            .await
+            .map(|d| d.spec.selector),
+        WorkloadKind::DaemonSet => cluster
+            .daemonsets()
+            .get(&target.name)
+            .await
+            .map(|d| d.spec.selector),
     }
     .map_err(|e| api_failure(e, op))?;
-    Ok(sel.unwrap_or_default())
+    Ok(sel)
 }
 
-fn feeds(cluster: &Cluster, target: &WorkloadRef, selector: &str) -> SelectAll<BoxStream<'static, Item>> {
+fn feeds(
+    cluster: &Cluster,
+    target: &WorkloadRef,
+    selector: &str,
+) -> SelectAll<BoxStream<'static, Item>> {
     let by_name = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
     let by_selector = watcher::Config::default().labels(selector);
     let mut all = Vec::new();
@@ -170,7 +199,11 @@ fn feeds(cluster: &Cluster, target: &WorkloadRef, selector: &str) -> SelectAll<B
         WorkloadKind::DaemonSet => feed(cluster.daemonsets(), by_name, Feed::Workload),
     });
     if target.kind == WorkloadKind::Deployment {
-        all.push(feed(cluster.replicasets(), by_selector.clone(), Feed::ReplicaSets));
+        all.push(feed(
+            cluster.replicasets(),
+            by_selector.clone(),
+            Feed::ReplicaSets,
+        ));
     }
     all.push(feed(cluster.pods(), by_selector, Feed::Pods));
     // Events of the whole namespace, kept when they are about the workload, its ReplicaSets or
@@ -180,9 +213,10 @@ fn feeds(cluster: &Cluster, target: &WorkloadRef, selector: &str) -> SelectAll<B
     let events = feed(cluster.events(), watcher::Config::default(), Feed::Events)
         .filter(move |(_, r)| {
             let keep = match r {
-                Ok(watcher::Event::Apply(Object::Event(e)) | watcher::Event::InitApply(Object::Event(e))) => {
-                    event_relevant(e, &name)
-                }
+                Ok(
+                    watcher::Event::Apply(Object::Event(e))
+                    | watcher::Event::InitApply(Object::Event(e)),
+                ) => event_relevant(e, &name),
                 _ => true,
             };
             futures::future::ready(keep)
@@ -205,9 +239,9 @@ fn feeds(cluster: &Cluster, target: &WorkloadRef, selector: &str) -> SelectAll<B
 
 fn watcher_api_error(e: &watcher::Error) -> Option<&kube::Error> {
     match e {
-        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
-            Some(e)
-        }
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => Some(e),
         _ => None,
     }
 }
@@ -410,7 +444,9 @@ pub async fn watch_rollout(
                 });
             }
             Verdict::Unsupported(_) => return Ok(Ending::Unsupported(verdict)),
-            Verdict::Paused(p) if opts.stop_when_paused && p.observed => return Ok(Ending::Paused(verdict)),
+            Verdict::Paused(p) if opts.stop_when_paused && p.observed => {
+                return Ok(Ending::Paused(verdict));
+            }
             _ => {}
         }
     }
@@ -425,24 +461,41 @@ fn clone_api_error(e: &kube::Error) -> kube::Error {
 
 /// The state as it is now, read with plain GET/LIST requests (for `status` without `--watch`).
 pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<RolloutState, Failure> {
-    let op = Op::new("get", target.resource(), Some(&target.name), &cluster.namespace);
+    let op = Op::new(
+        "get",
+        target.resource(),
+        Some(&target.name),
+        &cluster.namespace,
+    );
     let mut state = RolloutState::new();
     let selector = match target.kind {
         WorkloadKind::Deployment => {
-            let d: Deployment = cluster.deployments().get(&target.name).await.map_err(|e| api_failure(e, op))?;
-            let s = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+            let d: Deployment = cluster
+                .deployments()
+                .get(&target.name)
+                .await
+                .map_err(|e| api_failure(e, op))?;
+            let s = d.spec.selector.clone();
             state.upsert(d.into());
             s
         }
         WorkloadKind::StatefulSet => {
-            let d: StatefulSet = cluster.statefulsets().get(&target.name).await.map_err(|e| api_failure(e, op))?;
-            let s = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+            let d: StatefulSet = cluster
+                .statefulsets()
+                .get(&target.name)
+                .await
+                .map_err(|e| api_failure(e, op))?;
+            let s = d.spec.selector.clone();
             state.upsert(d.into());
             s
         }
         WorkloadKind::DaemonSet => {
-            let d: DaemonSet = cluster.daemonsets().get(&target.name).await.map_err(|e| api_failure(e, op))?;
-            let s = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+            let d: DaemonSet = cluster
+                .daemonsets()
+                .get(&target.name)
+                .await
+                .map_err(|e| api_failure(e, op))?;
+            let s = d.spec.selector.clone();
             state.upsert(d.into());
             s
         }
@@ -459,13 +512,21 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
             state.upsert(Object::from(rs as ReplicaSet));
         }
     }
-    let pods = cluster.pods().list(&lp).await.map_err(|e| api_failure(e, Op::new("list", "pods", None, ns)))?;
+    let pods = cluster
+        .pods()
+        .list(&lp)
+        .await
+        .map_err(|e| api_failure(e, Op::new("list", "pods", None, ns)))?;
     for p in pods.items {
         state.upsert(Object::from(p as Pod));
     }
     // Events are optional (see `feeds`).
     if let Ok(events) = cluster.events().list(&ListParams::default()).await {
-        let mut events: Vec<Event> = events.items.into_iter().filter(|e| event_relevant(e, &target.name)).collect();
+        let mut events: Vec<Event> = events
+            .items
+            .into_iter()
+            .filter(|e| event_relevant(e, &target.name))
+            .collect();
         events.sort_by_key(|e| {
             e.last_timestamp
                 .as_ref()
@@ -503,7 +564,10 @@ mod tests {
     #[test]
     fn relist_prunes_what_is_gone() {
         let pod = |n: &str| -> Object {
-            let p: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": n, "namespace": "s"}})).unwrap();
+            let p: Pod = serde_json::from_value(
+                serde_json::json!({"metadata": {"name": n, "namespace": "s"}}),
+            )
+            .unwrap();
             Object::from(p)
         };
         let mut t = Tracker::new(WorkloadKind::Deployment);

@@ -5,14 +5,13 @@ use rollout_safe_policy::Workload;
 use rollout_safe_policy::plan::{RolloutPlan, plan_for};
 
 use crate::cli::{DataFormat, KubeArgs, PlanArgs};
+use crate::cluster::{self, Cluster, WorkloadRef};
 use crate::exit::{CmdResult, Exit, Failure};
 use crate::input;
 
-pub async fn run(_kube: &KubeArgs, args: PlanArgs) -> CmdResult {
+pub async fn run(kube: &KubeArgs, args: PlanArgs) -> CmdResult {
     let Some(file) = args.file else {
-        return Err(Failure::usage(
-            "plan WORKLOAD (from the cluster) is not available in this build yet; use plan -f FILE",
-        ));
+        return from_cluster(kube, args.workload.as_deref().unwrap_or_default(), args.output).await;
     };
     let m = input::read_manifests(std::slice::from_ref(&file), false);
     let mut plans = Vec::new();
@@ -53,6 +52,30 @@ pub async fn run(_kube: &KubeArgs, args: PlanArgs) -> CmdResult {
         }
     }
     Ok(if m.errors.is_empty() { Exit::Success } else { Exit::Usage })
+}
+
+/// `plan WORKLOAD`: the plan of a live Deployment.
+async fn from_cluster(kube: &KubeArgs, workload: &str, output: DataFormat) -> CmdResult {
+    let target = WorkloadRef::parse(workload)?;
+    target.require_deployment("plan")?;
+    let cluster = Cluster::connect(kube).await?;
+    cluster.reject_all_namespaces("plan")?;
+    let d = cluster::get_deployment(&cluster, &target.name).await?;
+    let w = Workload::Deployment(Box::new(d));
+    let p = plan_for(&w).map_err(|e| Failure::usage(format!("{target}: {e}")))?;
+    let name = w.object_ref().to_string();
+    match output {
+        DataFormat::Table => println!("{}", render(&name, &p)),
+        DataFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!([{"object": name, "plan": p}])).map_err(anyhow::Error::from)?
+        ),
+        DataFormat::Yaml => println!(
+            "---\n{}",
+            serde_saphyr::to_string(&serde_json::json!({"object": name, "plan": p})).map_err(|e| anyhow::anyhow!("{e}"))?
+        ),
+    }
+    Ok(Exit::Success)
 }
 
 pub fn render(name: &str, p: &RolloutPlan) -> String {
