@@ -30,7 +30,9 @@ fn corpus_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() {
@@ -48,7 +50,14 @@ fn main() {
         for (i, f) in files.iter().enumerate() {
             let dir = scratch.join(format!("copy{c:03}"));
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::copy(f, dir.join(format!("{i:03}-{}", f.file_name().unwrap().to_string_lossy()))).unwrap();
+            std::fs::copy(
+                f,
+                dir.join(format!(
+                    "{i:03}-{}",
+                    f.file_name().unwrap().to_string_lossy()
+                )),
+            )
+            .unwrap();
         }
     }
     let roots = vec![scratch.clone()];
@@ -68,20 +77,43 @@ fn main() {
         best = best.min(el);
     }
     let ours = docs as f64 / best.as_secs_f64();
-    println!("corpus: {} files x {copies} copies = {docs} documents ({} files on disk)", files.len(), files.len() * copies);
-    println!("rollout-safe (in process, best of 5): {:.1} ms, {ours:.0} documents/s, {findings} findings", best.as_secs_f64() * 1e3);
+    println!(
+        "corpus: {} files x {copies} copies = {docs} documents ({} files on disk)",
+        files.len(),
+        files.len() * copies
+    );
+    println!(
+        "rollout-safe (in process, best of 5): {:.1} ms, {ours:.0} documents/s, {findings} findings",
+        best.as_secs_f64() * 1e3
+    );
 
     // rollout-safe, the real binary end to end (process start, output rendering), once.
-    let exe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/kubectl-rollout_safe");
+    let exe =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/kubectl-rollout_safe");
     let cli = if exe.exists() {
         let t = Instant::now();
-        let out = Command::new(&exe).args(["audit", "-R", "-o", "json", "-f"]).arg(&scratch).output().unwrap();
+        let out = Command::new(&exe)
+            .args(["audit", "-R", "-o", "json", "-f"])
+            .arg(&scratch)
+            .output()
+            .unwrap();
         let el = t.elapsed();
-        assert!(matches!(out.status.code(), Some(0 | 2 | 3)), "audit failed: {:?}", out.status);
-        println!("rollout-safe (binary, -o json): {:.1} ms, {:.0} documents/s", el.as_secs_f64() * 1e3, docs as f64 / el.as_secs_f64());
+        assert!(
+            matches!(out.status.code(), Some(0 | 2 | 3)),
+            "audit failed: {:?}",
+            out.status
+        );
+        println!(
+            "rollout-safe (binary, -o json): {:.1} ms, {:.0} documents/s",
+            el.as_secs_f64() * 1e3,
+            docs as f64 / el.as_secs_f64()
+        );
         Some(el)
     } else {
-        println!("rollout-safe binary not built in release ({}); skipping the end-to-end figure", exe.display());
+        println!(
+            "rollout-safe binary not built in release ({}); skipping the end-to-end figure",
+            exe.display()
+        );
         None
     };
 
@@ -91,7 +123,16 @@ fn main() {
         .unwrap_or_else(|| "checkov".into());
     let t = Instant::now();
     let out = Command::new(&checkov)
-        .args(["--framework", "kubernetes", "--quiet", "--compact", "--skip-download", "-o", "json", "-d"])
+        .args([
+            "--framework",
+            "kubernetes",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+            "-d",
+        ])
         .arg(&scratch)
         .env("BC_SKIP_MAPPING", "TRUE")
         .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
@@ -100,18 +141,29 @@ fn main() {
     match out {
         Ok(o) if o.status.code().is_some_and(|c| c <= 1) => {
             let theirs = docs as f64 / el.as_secs_f64();
-            println!("checkov ({checkov}): {:.1} ms, {theirs:.0} documents/s", el.as_secs_f64() * 1e3);
+            println!(
+                "checkov ({checkov}): {:.1} ms, {theirs:.0} documents/s",
+                el.as_secs_f64() * 1e3
+            );
             println!("ratio (in process): {:.0}x checkov", ours / theirs);
             if let Some(cli) = cli {
-                println!("ratio (binary end to end): {:.0}x checkov", el.as_secs_f64() / cli.as_secs_f64());
+                println!(
+                    "ratio (binary end to end): {:.0}x checkov",
+                    el.as_secs_f64() / cli.as_secs_f64()
+                );
             }
         }
         Ok(o) => println!(
             "checkov exited {:?}: {}; ratio not measured",
             o.status.code(),
-            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         ),
-        Err(e) => println!("checkov not runnable ({checkov}: {e}); ratio not measured. Install: pip install checkov"),
+        Err(e) => println!(
+            "checkov not runnable ({checkov}: {e}); ratio not measured. Install: pip install checkov"
+        ),
     }
     let _ = std::fs::remove_dir_all(&scratch);
 }

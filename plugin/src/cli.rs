@@ -96,7 +96,12 @@ pub struct PolicyArg {
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Files or directories to audit; `-` reads stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required_unless_present = "cluster")]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "PATH",
+        required_unless_present = "cluster"
+    )]
     pub files: Vec<PathBuf>,
     /// Recurse into directories.
     #[arg(short = 'R', long)]
@@ -186,9 +191,11 @@ pub struct UpdateArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Exit codes: 0 complete (without --watch: also still progressing or paused); 1 failed \
+#[command(
+    after_help = "Exit codes: 0 complete (without --watch: also still progressing or paused); 1 failed \
 (status never rolls back; `undo` does); 2 bad input, or the workload's strategy has no rollout status (OnDelete); \
-4 --watch timed out or was interrupted with Ctrl-C; 5 cluster/API error.")]
+4 --watch timed out or was interrupted with Ctrl-C; 5 cluster/API error."
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: WorkloadArg,
@@ -212,9 +219,11 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Exit codes: 0 rolled back (or nothing to do); 1 the rolled-back revision failed too; \
+#[command(
+    after_help = "Exit codes: 0 rolled back (or nothing to do); 1 the rolled-back revision failed too; \
 2 bad input, no such revision, or the Deployment is paused (resume first); 4 timed out or interrupted with \
-Ctrl-C; 5 cluster/API error.")]
+Ctrl-C; 5 cluster/API error."
+)]
 pub struct UndoArgs {
     #[command(flatten)]
     pub target: WorkloadArg,
@@ -371,8 +380,18 @@ mod tests {
         .unwrap();
         assert_eq!(c.kube.namespace.as_deref(), Some("shop"));
         assert_eq!(c.kube.context.as_deref(), Some("prod"));
-        let c = Cli::try_parse_from(["x", "update", "deploy/web", "--image", "web=a:1", "--dry-run"]).unwrap();
-        let Command::Update(u) = c.command else { panic!() };
+        let c = Cli::try_parse_from([
+            "x",
+            "update",
+            "deploy/web",
+            "--image",
+            "web=a:1",
+            "--dry-run",
+        ])
+        .unwrap();
+        let Command::Update(u) = c.command else {
+            panic!()
+        };
         assert_eq!(u.dry_run, Some(DryRun::Client));
         assert!(parse_duration("5m").is_ok() && parse_duration("nope").is_err());
     }

@@ -101,7 +101,10 @@ fn read_one(path: &Path) -> Result<String, String> {
             .map_err(|e| format!("cannot read: {e}"))?;
     }
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("larger than {} MiB; not read", MAX_FILE_BYTES >> 20));
+        return Err(format!(
+            "larger than {} MiB; not read",
+            MAX_FILE_BYTES >> 20
+        ));
     }
     String::from_utf8(bytes).map_err(|e| {
         format!(

@@ -57,7 +57,11 @@ pub fn table(report: &AuditReport) -> String {
         out.push('\n');
     }
     for n in &report.notices {
-        out.push_str(&format!("note: {}: {}\n", location(&n.file, n.line), n.message));
+        out.push_str(&format!(
+            "note: {}: {}\n",
+            location(&n.file, n.line),
+            n.message
+        ));
     }
     for e in &report.errors {
         out.push_str(&format!("error: {e}\n"));
@@ -76,7 +80,10 @@ pub fn summary(report: &AuditReport) -> String {
         report.count(Severity::Warning)
     );
     if !report.errors.is_empty() {
-        s.push_str(&format!("; {} input(s) could not be read", report.errors.len()));
+        s.push_str(&format!(
+            "; {} input(s) could not be read",
+            report.errors.len()
+        ));
     }
     s
 }
@@ -189,10 +196,21 @@ pub fn junit(report: &AuditReport, fail_at: Severity) -> String {
     for (file, objects) in suites {
         let mut suite = TestSuite::new(file);
         for (object, findings) in objects {
-            let failing: Vec<_> = findings.iter().filter(|f| f.finding.severity >= fail_at).collect();
+            let failing: Vec<_> = findings
+                .iter()
+                .filter(|f| f.finding.severity >= fail_at)
+                .collect();
             let text: Vec<String> = findings
                 .iter()
-                .map(|f| format!("{} {}: {} Fix: {}", level(f.finding.severity), f.finding.rule, f.finding.message, f.finding.fix))
+                .map(|f| {
+                    format!(
+                        "{} {}: {} Fix: {}",
+                        level(f.finding.severity),
+                        f.finding.rule,
+                        f.finding.message,
+                        f.finding.fix
+                    )
+                })
                 .collect();
             let mut case = if failing.is_empty() {
                 TestCase::new(object.clone(), TestCaseStatus::success())
@@ -201,7 +219,11 @@ pub fn junit(report: &AuditReport, fail_at: Severity) -> String {
                 status.set_message(format!(
                     "{} finding(s): {}",
                     failing.len(),
-                    failing.iter().map(|f| f.finding.rule.as_str()).collect::<Vec<_>>().join(", ")
+                    failing
+                        .iter()
+                        .map(|f| f.finding.rule.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
                 status.set_type("policy-violation");
                 TestCase::new(object.clone(), status)
@@ -223,5 +245,6 @@ pub fn junit(report: &AuditReport, fail_at: Severity) -> String {
         }
         r.add_test_suite(suite);
     }
-    r.to_string().unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->"))
+    r.to_string()
+        .unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->"))
 }

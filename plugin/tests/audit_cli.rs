@@ -26,12 +26,21 @@ fn run_stdin(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -47,7 +56,9 @@ fn examples_fail_with_violations_and_safe_ones_pass() {
     let o = run(&["audit", "-R", "-f", "examples"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let t = text(&o);
-    for rule in ["RS101", "RS105", "RS401", "RS403", "RS501", "RS601", "RS603", "RS001"] {
+    for rule in [
+        "RS101", "RS105", "RS401", "RS403", "RS501", "RS601", "RS603", "RS001",
+    ] {
         assert!(t.contains(rule), "{rule} missing:\n{t}");
     }
     assert!(t.contains("examples/unsafe/web.yaml:1"));
@@ -59,17 +70,28 @@ fn examples_fail_with_violations_and_safe_ones_pass() {
 #[test]
 fn directories_without_recursion_read_only_their_own_files() {
     let o = run(&["audit", "-f", "examples"]);
-    assert_eq!(o.status.code(), Some(0), "examples/ itself holds only policy.yaml: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "examples/ itself holds only policy.yaml: {}",
+        text(&o)
+    );
 }
 
 #[test]
 fn fail_on_warn() {
     let dir = tempfile::tempdir().unwrap();
-    let warn_only = SAFE.replace("registry.example.com/shop/web:1.4.2", "registry.example.com/shop/web:latest");
+    let warn_only = SAFE.replace(
+        "registry.example.com/shop/web:1.4.2",
+        "registry.example.com/shop/web:latest",
+    );
     let f = write(dir.path(), "w.yaml", &warn_only);
     let f = f.to_str().unwrap();
     assert_eq!(run(&["audit", "-f", f]).status.code(), Some(0));
-    assert_eq!(run(&["audit", "-f", f, "--fail-on", "warn"]).status.code(), Some(3));
+    assert_eq!(
+        run(&["audit", "-f", f, "--fail-on", "warn"]).status.code(),
+        Some(3)
+    );
 }
 
 #[test]
@@ -77,8 +99,16 @@ fn json_sarif_junit() {
     let o = run(&["audit", "-R", "-f", "examples/unsafe", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let f = &v["findings"][0];
-    assert!(f["file"].as_str().unwrap().ends_with(".yaml") && f["line"].as_u64().unwrap() >= 1, "{f}");
-    assert!(f["rule"].is_string() && f["message"].is_string() && f["fix"].is_string() && f["field"].is_string());
+    assert!(
+        f["file"].as_str().unwrap().ends_with(".yaml") && f["line"].as_u64().unwrap() >= 1,
+        "{f}"
+    );
+    assert!(
+        f["rule"].is_string()
+            && f["message"].is_string()
+            && f["fix"].is_string()
+            && f["field"].is_string()
+    );
 
     let o = run(&["audit", "-R", "-f", "examples/unsafe", "-o", "sarif"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -90,17 +120,31 @@ fn json_sarif_junit() {
         let idx = r["ruleIndex"].as_u64().unwrap() as usize;
         assert_eq!(rules[idx]["id"], r["ruleId"]);
         let loc = &r["locations"][0]["physicalLocation"];
-        assert!(loc["artifactLocation"]["uri"].as_str().unwrap().starts_with("examples/unsafe/"));
+        assert!(
+            loc["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+                .starts_with("examples/unsafe/")
+        );
         assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
         assert!(["error", "warning"].contains(&r["level"].as_str().unwrap()));
     }
     // The RS603 result sits on the Service's own document, line 35 of web.yaml.
-    assert!(run0["results"].as_array().unwrap().iter().any(|r| r["ruleId"] == "RS603"
-        && r["locations"][0]["physicalLocation"]["region"]["startLine"] == 35));
+    assert!(
+        run0["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ruleId"] == "RS603"
+                && r["locations"][0]["physicalLocation"]["region"]["startLine"] == 35)
+    );
 
     let o = run(&["audit", "-R", "-f", "examples/unsafe", "-o", "junit"]);
     let x = String::from_utf8(o.stdout).unwrap();
-    assert!(x.starts_with("<?xml") && x.contains("<testsuites") && x.contains("<failure"), "{x}");
+    assert!(
+        x.starts_with("<?xml") && x.contains("<testsuites") && x.contains("<failure"),
+        "{x}"
+    );
     assert!(x.contains("Deployment shop/web"));
 }
 
@@ -127,7 +171,10 @@ fn malformed_documents_are_reported_and_the_rest_audited() {
     assert_eq!(o.status.code(), Some(2), "{t}");
     let lines = SAFE.lines().count();
     // The unclosed flow mapping is reported in mixed.yaml near where it starts…
-    assert!(t.contains("mixed.yaml:") && t.contains("invalid YAML"), "{t}");
+    assert!(
+        t.contains("mixed.yaml:") && t.contains("invalid YAML"),
+        "{t}"
+    );
     // …the wrong type names the field…
     assert!(t.contains("Deployment typed: field spec.replicas"), "{t}");
     // …and the document after both was still audited.
@@ -139,7 +186,13 @@ fn malformed_documents_are_reported_and_the_rest_audited() {
 fn unreadable_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.yaml");
-    let o = run(&["audit", "-f", missing.to_str().unwrap(), "-f", "examples/safe/shop.yaml"]);
+    let o = run(&[
+        "audit",
+        "-f",
+        missing.to_str().unwrap(),
+        "-f",
+        "examples/safe/shop.yaml",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("nope.yaml: cannot read"), "{}", text(&o));
     let bin = dir.path().join("bin.yaml");
@@ -148,7 +201,10 @@ fn unreadable_inputs() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("not UTF-8"), "{}", text(&o));
     // A 9 MiB document is refused with a message, not parsed.
-    let huge = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata:\n  blob: \"{}\"\n", "x".repeat(9 << 20));
+    let huge = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata:\n  blob: \"{}\"\n",
+        "x".repeat(9 << 20)
+    );
     let f = write(dir.path(), "huge.yaml", &huge);
     let o = run(&["audit", "-f", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
@@ -164,9 +220,19 @@ fn empty_and_foreign_documents_are_skipped_quietly() {
         "crd.yaml",
         "---\n# nothing\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
     );
-    let o = run(&["audit", "-f", f.to_str().unwrap(), "-f", g.to_str().unwrap()]);
+    let o = run(&[
+        "audit",
+        "-f",
+        f.to_str().unwrap(),
+        "-f",
+        g.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("0 workload(s) in 2 object(s)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("0 workload(s) in 2 object(s)"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -177,20 +243,44 @@ fn bad_policy_file_names_line_and_column() {
         "policy.yaml",
         "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  rules:\n    RS101: enforse\n",
     );
-    let o = run(&["audit", "-f", "examples/safe", "--policy", p.to_str().unwrap()]);
+    let o = run(&[
+        "audit",
+        "-f",
+        "examples/safe",
+        "--policy",
+        p.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let t = text(&o);
     assert!(t.contains("policy.yaml") && t.contains("line 5"), "{t}");
-    let o = run(&["audit", "-R", "-f", "examples/unsafe", "--policy", "examples/policy.yaml", "-o", "json"]);
+    let o = run(&[
+        "audit",
+        "-R",
+        "-f",
+        "examples/unsafe",
+        "--policy",
+        "examples/policy.yaml",
+        "-o",
+        "json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // The example policy enforces RS102.
-    assert!(v["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "RS102" && f["severity"] == "error"));
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "RS102" && f["severity"] == "error")
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(run(&["audit"]).status.code(), Some(2));
-    assert_eq!(run(&["audit", "-f", "x", "-o", "html"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["audit", "-f", "x", "-o", "html"]).status.code(),
+        Some(2)
+    );
     assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
 }
 
@@ -206,7 +296,10 @@ fn plan_from_a_file() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("at most 13 pods, at least 8 available"), "{t}");
-    assert!(t.contains("scale new up to 3") && t.contains("scale old down to 8"), "{t}");
+    assert!(
+        t.contains("scale new up to 3") && t.contains("scale old down to 8"),
+        "{t}"
+    );
     let o = run(&["plan", "-f", f.to_str().unwrap(), "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["plan"]["maxPods"], 13);

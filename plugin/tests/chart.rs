@@ -12,7 +12,10 @@ fn helm_chart_renders_validates_and_audits_clean() {
     let out = Command::new("bash")
         .arg(repo.join("charts/test-chart.sh"))
         .current_dir(&repo)
-        .env("ROLLOUT_SAFE_AUDIT_BIN", env!("CARGO_BIN_EXE_kubectl-rollout_safe"))
+        .env(
+            "ROLLOUT_SAFE_AUDIT_BIN",
+            env!("CARGO_BIN_EXE_kubectl-rollout_safe"),
+        )
         .output()
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -22,7 +25,11 @@ fn helm_chart_renders_validates_and_audits_clean() {
         "charts/test-chart.sh failed ({:?}):\n{stdout}\n{stderr}",
         out.status.code()
     );
-    let last = stdout.lines().rev().find(|l| l.starts_with("test-chart:")).unwrap_or("");
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("test-chart:"))
+        .unwrap_or("");
     assert!(last.contains(" 0 failed"), "{last}");
     // The audit step ran (it is skipped only when the binary is not given).
     assert!(!stdout.contains("audit skipped"), "{stdout}");

@@ -85,11 +85,35 @@ struct Owned {
     actor: Actor,
 }
 
+/// A [`DynamicObject`] as the JSON value the policy reads, without a deep copy: the parsed
+/// `data` map is moved and only the typed metadata is serialized again. `managedFields` is
+/// dropped first: no rule reads it, it is a fifth of a typical object, and since the patch is
+/// a diff of the value the policy sees, the patch never touches it either way.
+fn object_value(obj: DynamicObject) -> Result<Value, serde_json::Error> {
+    let DynamicObject {
+        types,
+        mut metadata,
+        data,
+    } = obj;
+    metadata.managed_fields = None;
+    let mut map = match data {
+        Value::Object(m) => m,
+        // `data` is the flattened rest of an object, so always a map; anything else is dropped.
+        _ => serde_json::Map::new(),
+    };
+    if let Some(t) = types {
+        map.insert("apiVersion".into(), Value::String(t.api_version));
+        map.insert("kind".into(), Value::String(t.kind));
+    }
+    map.insert("metadata".into(), serde_json::to_value(&metadata)?);
+    Ok(Value::Object(map))
+}
+
 impl Owned {
-    fn from_request(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
-        let to_value = |o: &Option<DynamicObject>| {
-            o.as_ref()
-                .map(serde_json::to_value)
+    /// Takes the objects out of `req` (it keeps everything the response needs).
+    fn take(req: &mut AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
+        let to_value = |o: Option<DynamicObject>| {
+            o.map(object_value)
                 .transpose()
                 .map_err(|e| RequestError::Internal(format!("re-encoding the object: {e}")))
         };
@@ -100,8 +124,8 @@ impl Owned {
             .and_then(Value::as_str)
             .map(str::to_string);
         Ok(Owned {
-            object: to_value(&req.object)?,
-            old_object: to_value(&req.old_object)?,
+            object: to_value(req.object.take())?,
+            old_object: to_value(req.old_object.take())?,
             actor: Actor {
                 username: req.user_info.username.clone().unwrap_or_default(),
                 field_manager,
@@ -201,14 +225,15 @@ fn internal(
 pub fn mutate(
     policy: &RolloutPolicy,
     server: ServerInfo,
-    req: &AdmissionRequest<DynamicObject>,
+    req: &mut AdmissionRequest<DynamicObject>,
     metrics: &Metrics,
     fail_open: bool,
 ) -> Result<Evaluated, RequestError> {
-    let owned = match Owned::from_request(req) {
+    let owned = match Owned::take(req) {
         Ok(o) => o,
         Err(e) => return internal(req, e, fail_open),
     };
+    let req = &*req;
     let input = owned.input(req);
     let outcome = match guarded(|| mutate_request(policy, &input, server)) {
         Ok(o) => o,
@@ -265,14 +290,15 @@ pub fn mutate(
 pub fn validate(
     policy: &RolloutPolicy,
     lookups: &dyn ClusterLookups,
-    req: &AdmissionRequest<DynamicObject>,
+    req: &mut AdmissionRequest<DynamicObject>,
     metrics: &Metrics,
     fail_open: bool,
 ) -> Result<Evaluated, RequestError> {
-    let owned = match Owned::from_request(req) {
+    let owned = match Owned::take(req) {
         Ok(o) => o,
         Err(e) => return internal(req, e, fail_open),
     };
+    let req = &*req;
     let input = owned.input(req);
     let verdict = match guarded(|| validate_request(policy, &input, lookups)) {
         Ok(v) => v,

@@ -216,7 +216,7 @@ fn handle(
     started: Instant,
 ) -> Response {
     let metrics = state.metrics();
-    let req = match body.and_then(|body| admission::parse_review(&body)) {
+    let mut req = match body.and_then(|body| admission::parse_review(&body)) {
         Ok(req) => req,
         Err(e) => {
             tracing::warn!(error = %e, "bad request");
@@ -242,10 +242,10 @@ fn handle(
     let fail_open = state.0.fail_open;
     let result = match webhook {
         Webhook::Mutate => {
-            admission::mutate(&policy, state.server_info(), &req, metrics, fail_open)
+            admission::mutate(&policy, state.server_info(), &mut req, metrics, fail_open)
         }
         Webhook::Validate => {
-            admission::validate(&policy, state.lookups(), &req, metrics, fail_open)
+            admission::validate(&policy, state.lookups(), &mut req, metrics, fail_open)
         }
     };
     let operation = admission::operation_label(&req.operation);

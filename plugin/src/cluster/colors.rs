@@ -225,7 +225,10 @@ impl BgState {
         let c = |c: Option<Color>| c.map(|c| c.as_str().to_owned());
         let t = |t: Option<Timestamp>| t.map(ts_text);
         BTreeMap::from([
-            (ann::PHASE.to_owned(), self.phase.map(|p| p.as_str().to_owned())),
+            (
+                ann::PHASE.to_owned(),
+                self.phase.map(|p| p.as_str().to_owned()),
+            ),
             (ann::ACTIVE.to_owned(), c(self.active)),
             (ann::PREVIOUS.to_owned(), c(self.previous)),
             (ann::TARGET.to_owned(), c(self.target)),
@@ -239,7 +242,9 @@ impl BgState {
 
 /// RFC 3339, whole seconds (truncated: a recorded time is never later than the moment).
 pub fn ts_text(t: Timestamp) -> String {
-    Timestamp::from_second(t.as_second()).unwrap_or(t).to_string()
+    Timestamp::from_second(t.as_second())
+        .unwrap_or(t)
+        .to_string()
 }
 
 /// `t + d` (saturating at the far future).
@@ -252,7 +257,10 @@ pub fn ts_add(t: Timestamp, d: Duration) -> Timestamp {
 
 /// `--image` flags as one stable string (`app=shop:2,side=x:1`), for the state annotations.
 pub fn images_key(images: &[ImageSet]) -> String {
-    let mut v: Vec<String> = images.iter().map(|i| format!("{}={}", i.container, i.image)).collect();
+    let mut v: Vec<String> = images
+        .iter()
+        .map(|i| format!("{}={}", i.container, i.image))
+        .collect();
     v.sort();
     v.dedup();
     v.join(",")
@@ -262,7 +270,10 @@ pub fn images_key(images: &[ImageSet]) -> String {
 pub fn runs_images(t: &PodTemplateSpec, images: &[ImageSet]) -> bool {
     let have = template_images(t);
     images.iter().all(|i| {
-        let mut matching = have.iter().filter(|(c, _)| i.container == "*" || *c == i.container).peekable();
+        let mut matching = have
+            .iter()
+            .filter(|(c, _)| i.container == "*" || *c == i.container)
+            .peekable();
         matching.peek().is_some() && matching.all(|(_, img)| *img == i.image)
     })
 }
@@ -288,11 +299,17 @@ pub fn colored_selector(sel: &BTreeMap<String, String>, color: Color) -> BTreeMa
 
 /// `app=shop,rollout-safe.dev/color=green`
 pub fn selector_text(sel: &BTreeMap<String, String>) -> String {
-    sel.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    sel.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn template_labels(t: &PodTemplateSpec) -> BTreeMap<String, String> {
-    t.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default()
+    t.metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------
@@ -304,7 +321,11 @@ pub fn template_labels(t: &PodTemplateSpec) -> BTreeMap<String, String> {
 pub enum StartPlan {
     /// Bring `target` up beside `active` (resuming if it was already under way), then switch.
     /// `first`: the Service does not select a colour yet (label and narrow first).
-    Deploy { active: Color, target: Color, first: bool },
+    Deploy {
+        active: Color,
+        target: Color,
+        first: bool,
+    },
     /// The switch to these images already happened: verify, wait out the window, scale down.
     AfterSwitch { active: Color, previous: Color },
     /// The live colour already runs these images and nothing is under way.
@@ -346,13 +367,19 @@ pub fn plan_start(
             }
             let previous = state.previous.unwrap_or(live.other());
             if state.images.as_deref() == Some(images) {
-                return Ok(StartPlan::AfterSwitch { active: live, previous });
+                return Ok(StartPlan::AfterSwitch {
+                    active: live,
+                    previous,
+                });
             }
             Err(format!(
                 "the last blue-green (to {live}, images {}) is still in its rollback window, with {previous} kept{}: \
                  end it first with `blue-green finish` (keep {live}) or `blue-green rollback` (back to {previous})",
                 state.images.as_deref().unwrap_or("?"),
-                state.keep_until.map(|t| format!(" until {}", ts_text(t))).unwrap_or_default()
+                state
+                    .keep_until
+                    .map(|t| format!(" until {}", ts_text(t)))
+                    .unwrap_or_default()
             ))
         }
         Some(Phase::RollingBack) => Err(format!(
@@ -392,7 +419,11 @@ fn annotate(d: &mut Deployment, key: &str, value: Option<&str>) {
 }
 
 pub fn annotation<'a>(d: &'a Deployment, key: &str) -> Option<&'a str> {
-    d.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    d.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 pub fn replicas(d: &Deployment) -> i32 {
@@ -483,7 +514,11 @@ pub fn refreshed_deployment(
 
 /// Creates `wanted`, or when it exists brings it to `refresh(existing)` with a precondition.
 /// Returns the Deployment as stored.
-pub async fn create_or_refresh<F>(cluster: &Cluster, wanted: Deployment, mut refresh: F) -> Result<Deployment, Failure>
+pub async fn create_or_refresh<F>(
+    cluster: &Cluster,
+    wanted: Deployment,
+    mut refresh: F,
+) -> Result<Deployment, Failure>
 where
     F: FnMut(&Deployment) -> Result<Option<Deployment>, Failure>,
 {
@@ -513,7 +548,12 @@ where
                 Err(e) => {
                     return Err(api_failure(
                         e,
-                        Op::new("create", "deployments.apps", Some(&name), &cluster.namespace),
+                        Op::new(
+                            "create",
+                            "deployments.apps",
+                            Some(&name),
+                            &cluster.namespace,
+                        ),
                     ));
                 }
             }
@@ -534,7 +574,12 @@ where
 pub async fn scale(cluster: &Cluster, name: &str, to: i32) -> Result<bool, Failure> {
     let current = match cluster.deployments().get(name).await {
         Ok(d) => d,
-        Err(e) => return Err(api_failure(e, Op::new("get", "deployments.apps", Some(name), &cluster.namespace))),
+        Err(e) => {
+            return Err(api_failure(
+                e,
+                Op::new("get", "deployments.apps", Some(name), &cluster.namespace),
+            ));
+        }
     };
     let written = write_deployment(cluster, current, false, false, |cur, _| {
         let mut d = cur.clone();
@@ -547,7 +592,12 @@ pub async fn scale(cluster: &Cluster, name: &str, to: i32) -> Result<bool, Failu
         } else {
             annotate(&mut d, ann::RESTORE_REPLICAS, None);
         }
-        if d.metadata.annotations.as_ref().is_some_and(BTreeMap::is_empty) && cur.metadata.annotations.is_none() {
+        if d.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(BTreeMap::is_empty)
+            && cur.metadata.annotations.is_none()
+        {
             d.metadata.annotations = None;
         }
         Ok((d != *cur).then_some(d))
@@ -568,10 +618,12 @@ pub fn services(cluster: &Cluster) -> Api<Service> {
 }
 
 pub async fn get_service(cluster: &Cluster, name: &str) -> Result<Service, Failure> {
-    services(cluster)
-        .get(name)
-        .await
-        .map_err(|e| api_failure(e, Op::new("get", "services", Some(name), &cluster.namespace)))
+    services(cluster).get(name).await.map_err(|e| {
+        api_failure(
+            e,
+            Op::new("get", "services", Some(name), &cluster.namespace),
+        )
+    })
 }
 
 /// The Service's selector; a Service without one cannot be switched (exit 2).
@@ -608,7 +660,11 @@ pub fn service_patch(svc: &Service, change: &ServiceChange) -> Option<Value> {
         }
     }
     if let Some(want) = &change.selector {
-        let have = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+        let have = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default();
         let mut sel = Map::new();
         for (k, v) in want {
             if have.get(k) != Some(v) {
@@ -651,7 +707,11 @@ pub struct ServiceWritten {
 /// the change goes out as one merge patch guarded by the resourceVersion it was computed from;
 /// on 409 the Service is read again, `build` runs again on the fresh object (so it re-validates),
 /// at most [`MAX_ATTEMPTS`] times. `Ok(None)`: nothing to change.
-pub async fn write_service<F>(cluster: &Cluster, first: Service, mut build: F) -> Result<Option<ServiceWritten>, Failure>
+pub async fn write_service<F>(
+    cluster: &Cluster,
+    first: Service,
+    mut build: F,
+) -> Result<Option<ServiceWritten>, Failure>
 where
     F: FnMut(&Service, usize) -> Result<Option<ServiceChange>, Failure>,
 {
@@ -669,7 +729,11 @@ where
         let Some(patch) = service_patch(&current, &change) else {
             return Ok(None);
         };
-        let sent_rv = current.metadata.resource_version.clone().unwrap_or_default();
+        let sent_rv = current
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
         match api.patch(&name, &params, &Patch::Merge(&patch)).await {
             Ok(after) => {
                 return Ok(Some(ServiceWritten {
@@ -691,7 +755,12 @@ where
                 }
                 current = fresh;
             }
-            Err(e) => return Err(api_failure(e, Op::new("patch", "services", Some(&name), &cluster.namespace))),
+            Err(e) => {
+                return Err(api_failure(
+                    e,
+                    Op::new("patch", "services", Some(&name), &cluster.namespace),
+                ));
+            }
         }
     }
     Err(Failure::new(
@@ -722,9 +791,17 @@ pub struct EndpointReport {
 impl EndpointReport {
     /// `3 ready (3 green), 1 not ready`
     pub fn summary(&self, wanted: &str) -> String {
-        let mut s = format!("{} ready ({} {wanted}", self.ready.len(), self.ready_wanted.len());
+        let mut s = format!(
+            "{} ready ({} {wanted}",
+            self.ready.len(),
+            self.ready_wanted.len()
+        );
         if !self.ready_other.is_empty() {
-            s.push_str(&format!(", {} other: {}", self.ready_other.len(), join_some(&self.ready_other, 3)));
+            s.push_str(&format!(
+                ", {} other: {}",
+                self.ready_other.len(),
+                join_some(&self.ready_other, 3)
+            ));
         }
         s.push(')');
         if !self.not_ready.is_empty() {
@@ -776,20 +853,35 @@ pub fn endpoint_report(slices: &[EndpointSlice], wanted: &BTreeSet<String>) -> E
 /// The switch is done when the Service's ready endpoints are exactly the ready pods of the new
 /// colour: no other ready endpoint, at least one, and every ready new pod present.
 pub fn endpoints_switched(r: &EndpointReport, ready_new_pods: &BTreeSet<String>) -> bool {
-    !r.ready.is_empty() && r.ready_other.is_empty() && ready_new_pods.iter().all(|p| r.ready_wanted.contains(p))
+    !r.ready.is_empty()
+        && r.ready_other.is_empty()
+        && ready_new_pods.iter().all(|p| r.ready_wanted.contains(p))
 }
 
-pub async fn endpoint_slices(cluster: &Cluster, service: &str) -> Result<Vec<EndpointSlice>, Failure> {
+pub async fn endpoint_slices(
+    cluster: &Cluster,
+    service: &str,
+) -> Result<Vec<EndpointSlice>, Failure> {
     let api: Api<EndpointSlice> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
-    api.list(&lp)
-        .await
-        .map(|l| l.items)
-        .map_err(|e| api_failure(e, Op::new("list", "endpointslices.discovery.k8s.io", None, &cluster.namespace)))
+    api.list(&lp).await.map(|l| l.items).map_err(|e| {
+        api_failure(
+            e,
+            Op::new(
+                "list",
+                "endpointslices.discovery.k8s.io",
+                None,
+                &cluster.namespace,
+            ),
+        )
+    })
 }
 
 /// Pods selected by a Service-style selector.
-pub async fn pods_selected(cluster: &Cluster, sel: &BTreeMap<String, String>) -> Result<Vec<Pod>, Failure> {
+pub async fn pods_selected(
+    cluster: &Cluster,
+    sel: &BTreeMap<String, String>,
+) -> Result<Vec<Pod>, Failure> {
     cluster
         .pods()
         .list(&ListParams::default().labels(&selector_text(sel)))
@@ -828,6 +920,44 @@ pub fn pod_name(p: &Pod) -> String {
 }
 
 // ---------------------------------------------------------------------------
+// Ctrl-C
+// ---------------------------------------------------------------------------
+
+static INTERRUPTS: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>> =
+    std::sync::OnceLock::new();
+
+/// Ctrl-C, seen wherever the command is. Once a listener exists the default SIGINT action is
+/// gone, so a Ctrl-C that arrives while nothing listens (during a write, between two waits)
+/// would be lost; this listener, started when a command starts, keeps it. The first call must
+/// be made inside the runtime.
+pub fn interrupts() -> tokio::sync::watch::Receiver<bool> {
+    INTERRUPTS
+        .get_or_init(|| {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    let _ = tx.send(true);
+                }
+            });
+            rx
+        })
+        .clone()
+}
+
+/// Whether Ctrl-C was pressed since the command started.
+pub fn interrupted_now() -> bool {
+    *interrupts().borrow()
+}
+
+/// Resolves on Ctrl-C (at once if it was already pressed).
+pub async fn interrupt() {
+    let mut rx = interrupts();
+    if rx.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The gate: every new pod Ready, and Ready for a while
 // ---------------------------------------------------------------------------
 
@@ -836,15 +966,28 @@ pub fn pod_name(p: &Pod) -> String {
 pub enum GateCheck {
     Pass,
     /// Not yet; `at`: when it passes if nothing changes.
-    Wait { why: String, at: Option<Timestamp> },
+    Wait {
+        why: String,
+        at: Option<Timestamp>,
+    },
     Fail(String),
 }
 
 /// Whether `pods` (the new revision's, not terminating) are `expected` in number, all Ready for
 /// at least `hold`, with no container restarted more than `max_restarts` times.
-pub fn gate_check(pods: &[&Pod], expected: i32, hold: Duration, max_restarts: i32, now: Timestamp) -> GateCheck {
+pub fn gate_check(
+    pods: &[&Pod],
+    expected: i32,
+    hold: Duration,
+    max_restarts: i32,
+    now: Timestamp,
+) -> GateCheck {
     for p in pods {
-        for cs in p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
+        for cs in p
+            .status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten())
+        {
             if cs.restart_count > max_restarts {
                 return GateCheck::Fail(format!(
                     "pod {} container {} restarted {} times (more than --max-restarts {max_restarts})",
@@ -855,7 +998,10 @@ pub fn gate_check(pods: &[&Pod], expected: i32, hold: Duration, max_restarts: i3
             }
         }
     }
-    let live: Vec<&&Pod> = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+    let live: Vec<&&Pod> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
     if (live.len() as i64) < i64::from(expected) {
         return GateCheck::Wait {
             why: format!("{} of {expected} new pods exist", live.len()),
@@ -903,7 +1049,10 @@ fn fmt_secs(d: SignedDuration) -> String {
 pub enum GateEnd {
     Passed,
     /// With the judge's failure when the judge said so.
-    Failed { message: String, verdict: Option<Box<judge::Failure>> },
+    Failed {
+        message: String,
+        verdict: Option<Box<judge::Failure>>,
+    },
     TimedOut(String),
     Interrupted,
     Deleted,
@@ -920,8 +1069,6 @@ pub async fn hold_gate(
     judge_cfg: &JudgeConfig,
     deadline: tokio::time::Instant,
 ) -> Result<GateEnd, Failure> {
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     let mut last = String::new();
     loop {
         let state = match snapshot(cluster, target).await {
@@ -943,14 +1090,22 @@ pub async fn hold_gate(
                     Some(judge::Workload::Deployment(d)) => replicas(d),
                     _ => 0,
                 };
-                let hash = state
-                    .new_replica_set()
-                    .and_then(|rs| rs.metadata.labels.as_ref()?.get(POD_TEMPLATE_HASH_LABEL).cloned());
+                let hash = state.new_replica_set().and_then(|rs| {
+                    rs.metadata
+                        .labels
+                        .as_ref()?
+                        .get(POD_TEMPLATE_HASH_LABEL)
+                        .cloned()
+                });
                 let pods: Vec<&Pod> = state
                     .pods()
                     .filter(|p| {
                         hash.is_some()
-                            && p.metadata.labels.as_ref().and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL)) == hash.as_ref()
+                            && p.metadata
+                                .labels
+                                .as_ref()
+                                .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
+                                == hash.as_ref()
                             && p.metadata.deletion_timestamp.is_none()
                     })
                     .collect();
@@ -974,7 +1129,7 @@ pub async fn hold_gate(
         }
         tokio::select! {
             biased;
-            r = &mut ctrl_c => if r.is_ok() { return Ok(GateEnd::Interrupted) },
+            _ = interrupt() => return Ok(GateEnd::Interrupted),
             _ = tokio::time::sleep_until(deadline) => return Ok(GateEnd::TimedOut(why)),
             _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
         }
@@ -1038,7 +1193,11 @@ pub fn validate_steps(steps: &[u32]) -> Result<(), String> {
     if steps.windows(2).any(|w| w[0] >= w[1]) {
         return Err(format!(
             "--steps must increase: {}",
-            steps.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+            steps
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         ));
     }
     Ok(())
@@ -1046,7 +1205,11 @@ pub fn validate_steps(steps: &[u32]) -> Result<(), String> {
 
 /// The steps still to run when a canary resumes at `reached` percent (the last step passed).
 pub fn remaining_steps(steps: &[u32], reached: Option<u32>) -> Vec<u32> {
-    steps.iter().copied().filter(|s| reached.is_none_or(|r| *s > r)).collect()
+    steps
+        .iter()
+        .copied()
+        .filter(|s| reached.is_none_or(|r| *s > r))
+        .collect()
 }
 
 /// The Deployment's annotation parsed as a number.
@@ -1057,8 +1220,8 @@ pub fn annotation_i32(d: &Deployment, key: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
     use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
     use rollout_safe_policy::selector::map_selects;
 
     fn imgs(s: &[(&str, &str)]) -> Vec<ImageSet> {
@@ -1089,12 +1252,22 @@ mod tests {
         assert_eq!(color_deployment_name("shop", Color::Blue), "shop");
         assert_eq!(color_deployment_name("shop", Color::Green), "shop-green");
         assert_eq!(canary_name("shop"), "shop-canary");
-        for p in [Phase::Deploying, Phase::Switched, Phase::Finished, Phase::RollingBack, Phase::RolledBack, Phase::Abandoned] {
+        for p in [
+            Phase::Deploying,
+            Phase::Switched,
+            Phase::Finished,
+            Phase::RollingBack,
+            Phase::RolledBack,
+            Phase::Abandoned,
+        ] {
             assert_eq!(Phase::parse(p.as_str()), Some(p));
         }
         let sel = BTreeMap::from([("app".to_string(), "shop".to_string())]);
         let green = colored_selector(&sel, Color::Green);
-        assert_eq!(selector_text(&green), "app=shop,rollout-safe.dev/color=green");
+        assert_eq!(
+            selector_text(&green),
+            "app=shop,rollout-safe.dev/color=green"
+        );
         assert_eq!(selector_color(&green), Some(Color::Green));
         assert_eq!(base_selector(&green), sel);
         assert_eq!(selector_color(&sel), None);
@@ -1113,7 +1286,11 @@ mod tests {
             keep_until: Some(ts_add(t, Duration::from_secs(600))),
             workload: Some("shop".into()),
         };
-        let a: BTreeMap<String, String> = s.annotations().into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+        let a: BTreeMap<String, String> = s
+            .annotations()
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
         assert_eq!(a[ann::KEEP_UNTIL], "2026-11-22T23:20:24Z");
         assert_eq!(BgState::from_annotations(Some(&a)), s);
         assert_eq!(BgState::from_annotations(None), BgState::default());
@@ -1124,11 +1301,19 @@ mod tests {
         let none = BgState::default();
         assert_eq!(
             plan_start(&none, None, "app=shop:2", false),
-            Ok(StartPlan::Deploy { active: Color::Blue, target: Color::Green, first: true })
+            Ok(StartPlan::Deploy {
+                active: Color::Blue,
+                target: Color::Green,
+                first: true
+            })
         );
         assert_eq!(
             plan_start(&none, Some(Color::Green), "app=shop:2", false),
-            Ok(StartPlan::Deploy { active: Color::Green, target: Color::Blue, first: false })
+            Ok(StartPlan::Deploy {
+                active: Color::Green,
+                target: Color::Blue,
+                first: false
+            })
         );
         let deploying = BgState {
             phase: Some(Phase::Deploying),
@@ -1141,7 +1326,11 @@ mod tests {
         for images in ["app=shop:2", "app=shop:3"] {
             assert_eq!(
                 plan_start(&deploying, Some(Color::Blue), images, false),
-                Ok(StartPlan::Deploy { active: Color::Blue, target: Color::Green, first: false })
+                Ok(StartPlan::Deploy {
+                    active: Color::Blue,
+                    target: Color::Green,
+                    first: false
+                })
             );
         }
         let switched = BgState {
@@ -1153,21 +1342,43 @@ mod tests {
         };
         assert_eq!(
             plan_start(&switched, Some(Color::Green), "app=shop:2", true),
-            Ok(StartPlan::AfterSwitch { active: Color::Green, previous: Color::Blue })
+            Ok(StartPlan::AfterSwitch {
+                active: Color::Green,
+                previous: Color::Blue
+            })
         );
         let e = plan_start(&switched, Some(Color::Green), "app=shop:3", false).unwrap_err();
-        assert!(e.contains("rollback window") && e.contains("blue-green finish"), "{e}");
-        assert!(plan_start(&switched, Some(Color::Blue), "app=shop:2", false).unwrap_err().contains("by hand"));
-        let finished = BgState { phase: Some(Phase::Finished), ..switched.clone() };
+        assert!(
+            e.contains("rollback window") && e.contains("blue-green finish"),
+            "{e}"
+        );
+        assert!(
+            plan_start(&switched, Some(Color::Blue), "app=shop:2", false)
+                .unwrap_err()
+                .contains("by hand")
+        );
+        let finished = BgState {
+            phase: Some(Phase::Finished),
+            ..switched.clone()
+        };
         assert_eq!(
             plan_start(&finished, Some(Color::Green), "app=shop:2", true),
-            Ok(StartPlan::AlreadyLive { active: Color::Green })
+            Ok(StartPlan::AlreadyLive {
+                active: Color::Green
+            })
         );
         assert_eq!(
             plan_start(&finished, Some(Color::Green), "app=shop:3", false),
-            Ok(StartPlan::Deploy { active: Color::Green, target: Color::Blue, first: false })
+            Ok(StartPlan::Deploy {
+                active: Color::Green,
+                target: Color::Blue,
+                first: false
+            })
         );
-        let rolling = BgState { phase: Some(Phase::RollingBack), ..switched };
+        let rolling = BgState {
+            phase: Some(Phase::RollingBack),
+            ..switched
+        };
         assert!(plan_start(&rolling, Some(Color::Green), "x", false).is_err());
     }
 
@@ -1185,9 +1396,19 @@ mod tests {
     fn green_beside_blue() {
         let blue = shop();
         let t = derived_template(&blue, &imgs(&[("app", "shop:2")]), COLOR_LABEL, "green").unwrap();
-        let g = sibling_deployment(&blue, "shop-green", t, COLOR_LABEL, "green", 3, &[(ann::COLOR, "green")]);
+        let g = sibling_deployment(
+            &blue,
+            "shop-green",
+            t,
+            COLOR_LABEL,
+            "green",
+            3,
+            &[(ann::COLOR, "green")],
+        );
         assert_eq!(g.metadata.name.as_deref(), Some("shop-green"));
-        assert!(g.metadata.resource_version.is_none() && g.metadata.uid.is_none() && g.status.is_none());
+        assert!(
+            g.metadata.resource_version.is_none() && g.metadata.uid.is_none() && g.status.is_none()
+        );
         assert_eq!(annotation(&g, ann::COLOR), Some("green"));
         assert_eq!(annotation(&g, REVISION_ANNOTATION_FOR_TEST), None);
         assert_eq!(
@@ -1196,10 +1417,21 @@ mod tests {
         );
         assert!(selects_template(&g));
         // The Service's base selector still matches the green pods.
-        assert!(map_selects(&BTreeMap::from([("app".into(), "shop".into())]), &template_labels(&g.spec.template)));
-        assert_eq!(template_images(&g.spec.template), [("app".to_string(), "shop:2".to_string())]);
+        assert!(map_selects(
+            &BTreeMap::from([("app".into(), "shop".into())]),
+            &template_labels(&g.spec.template)
+        ));
+        assert_eq!(
+            template_images(&g.spec.template),
+            [("app".to_string(), "shop:2".to_string())]
+        );
         // An unknown container is a usage error.
-        assert_eq!(derived_template(&blue, &imgs(&[("web", "x")]), COLOR_LABEL, "green").unwrap_err().exit, Exit::Usage);
+        assert_eq!(
+            derived_template(&blue, &imgs(&[("web", "x")]), COLOR_LABEL, "green")
+                .unwrap_err()
+                .exit,
+            Exit::Usage
+        );
     }
 
     const REVISION_ANNOTATION_FOR_TEST: &str = "deployment.kubernetes.io/revision";
@@ -1208,10 +1440,16 @@ mod tests {
     fn refreshing_the_idle_colour() {
         let blue = shop();
         let t = derived_template(&blue, &imgs(&[("app", "shop:3")]), COLOR_LABEL, "blue").unwrap();
-        let d = refreshed_deployment(&blue, &t, 4, &[(ann::RESTORE_REPLICAS, None)], "cause").unwrap().unwrap();
+        let d = refreshed_deployment(&blue, &t, 4, &[(ann::RESTORE_REPLICAS, None)], "cause")
+            .unwrap()
+            .unwrap();
         assert_eq!(d.spec.replicas, Some(4));
         assert_eq!(annotation(&d, CHANGE_CAUSE_ANNOTATION), Some("cause"));
-        assert!(refreshed_deployment(&d, &t, 4, &[], "cause").unwrap().is_none());
+        assert!(
+            refreshed_deployment(&d, &t, 4, &[], "cause")
+                .unwrap()
+                .is_none()
+        );
         // A Deployment whose selector cannot select the template is refused.
         let mut odd = blue.clone();
         odd.spec.selector.match_labels = Some(BTreeMap::from([("app".into(), "other".into())]));
@@ -1229,9 +1467,15 @@ mod tests {
 
     #[test]
     fn service_patches_are_minimal_and_guarded() {
-        let s = svc(&[("app", "shop"), (COLOR_LABEL, "blue")], &[(ann::PHASE, "deploying"), (ann::TARGET, "green")]);
+        let s = svc(
+            &[("app", "shop"), (COLOR_LABEL, "blue")],
+            &[(ann::PHASE, "deploying"), (ann::TARGET, "green")],
+        );
         let change = ServiceChange {
-            selector: Some(colored_selector(&service_selector(&s).unwrap(), Color::Green)),
+            selector: Some(colored_selector(
+                &service_selector(&s).unwrap(),
+                Color::Green,
+            )),
             annotations: BTreeMap::from([
                 (ann::PHASE.to_owned(), Some("switched".to_owned())),
                 (ann::TARGET.to_owned(), None),
@@ -1246,7 +1490,14 @@ mod tests {
                 "spec": {"selector": {COLOR_LABEL: "green"}}})
         );
         // Removing the colour key (back to the base selector) is a null.
-        let p = service_patch(&s, &ServiceChange { selector: Some(base_selector(&service_selector(&s).unwrap())), ..Default::default() }).unwrap();
+        let p = service_patch(
+            &s,
+            &ServiceChange {
+                selector: Some(base_selector(&service_selector(&s).unwrap())),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(p["spec"]["selector"], json!({COLOR_LABEL: null}));
         assert!(service_patch(&s, &ServiceChange::default()).is_none());
         let same = ServiceChange {
@@ -1254,7 +1505,8 @@ mod tests {
             annotations: BTreeMap::from([(ann::PHASE.to_owned(), Some("deploying".to_owned()))]),
         };
         assert!(service_patch(&s, &same).is_none());
-        let bare: Service = serde_json::from_value(json!({"metadata": {"name": "x"}, "spec": {}})).unwrap();
+        let bare: Service =
+            serde_json::from_value(json!({"metadata": {"name": "x"}, "spec": {}})).unwrap();
         assert_eq!(service_selector(&bare).unwrap_err().exit, Exit::Usage);
     }
 
@@ -1286,16 +1538,40 @@ mod tests {
     fn endpoint_verification() {
         let green: BTreeSet<String> = ["g1", "g2"].iter().map(|s| s.to_string()).collect();
         // Mid-switch: a blue endpoint is still ready.
-        let r = endpoint_report(&[slice(vec![ep("b1", Some(true)), ep("g1", Some(true))]), slice(vec![ep("g2", Some(true))])], &green);
+        let r = endpoint_report(
+            &[
+                slice(vec![ep("b1", Some(true)), ep("g1", Some(true))]),
+                slice(vec![ep("g2", Some(true))]),
+            ],
+            &green,
+        );
         assert_eq!(r.ready_other.len(), 1);
         assert!(!endpoints_switched(&r, &green));
-        assert!(r.summary("green").contains("1 other: b1"), "{}", r.summary("green"));
+        assert!(
+            r.summary("green").contains("1 other: b1"),
+            "{}",
+            r.summary("green")
+        );
         // Blue terminating (not ready), green all ready: done.
-        let r = endpoint_report(&[slice(vec![ep("b1", Some(false)), ep("g1", Some(true)), ep("g2", Some(true))])], &green);
+        let r = endpoint_report(
+            &[slice(vec![
+                ep("b1", Some(false)),
+                ep("g1", Some(true)),
+                ep("g2", Some(true)),
+            ])],
+            &green,
+        );
         assert!(endpoints_switched(&r, &green));
         assert_eq!(r.not_ready.len(), 1);
         // Unknown readiness counts as ready: a foreign endpoint with no condition blocks.
-        let r = endpoint_report(&[slice(vec![ep("x", None), ep("g1", Some(true)), ep("g2", Some(true))])], &green);
+        let r = endpoint_report(
+            &[slice(vec![
+                ep("x", None),
+                ep("g1", Some(true)),
+                ep("g2", Some(true)),
+            ])],
+            &green,
+        );
         assert!(!endpoints_switched(&r, &green));
         // A ready new pod missing from the endpoints: not yet.
         let r = endpoint_report(&[slice(vec![ep("g1", Some(true))])], &green);
@@ -1304,7 +1580,13 @@ mod tests {
         let r = endpoint_report(&[slice(vec![])], &BTreeSet::new());
         assert!(!endpoints_switched(&r, &BTreeSet::new()));
         // The same pod in two slices, ready in one: ready, counted once.
-        let r = endpoint_report(&[slice(vec![ep("g1", Some(false))]), slice(vec![ep("g1", Some(true)), ep("g2", Some(true))])], &green);
+        let r = endpoint_report(
+            &[
+                slice(vec![ep("g1", Some(false))]),
+                slice(vec![ep("g1", Some(true)), ep("g2", Some(true))]),
+            ],
+            &green,
+        );
         assert_eq!(r.ready.len(), 2);
         assert!(r.not_ready.is_empty());
         assert!(endpoints_switched(&r, &green));
@@ -1319,10 +1601,14 @@ mod tests {
         .expect("the recorded exchanges live in ../shared/api-responses");
         let body = &text[text.find("\n{").unwrap()..];
         let list: k8s_openapi::List<EndpointSlice> = serde_json::from_str(body).unwrap();
-        let wanted: BTreeSet<String> = ["good-69bb684dd9-rj7zl", "good-69bb684dd9-pdbnn", "good-69bb684dd9-6ss2m"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let wanted: BTreeSet<String> = [
+            "good-69bb684dd9-rj7zl",
+            "good-69bb684dd9-pdbnn",
+            "good-69bb684dd9-6ss2m",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let r = endpoint_report(&list.items, &wanted);
         assert_eq!(r.ready, wanted);
         assert_eq!(r.not_ready.len(), 2);
@@ -1332,7 +1618,9 @@ mod tests {
     fn pod(name: &str, ready_at: Option<&str>, restarts: i32) -> Pod {
         let cond = match ready_at {
             Some(t) => json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]),
-            None => json!([{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}]),
+            None => {
+                json!([{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}])
+            }
         };
         serde_json::from_value(json!({
             "metadata": {"name": name},
@@ -1348,16 +1636,26 @@ mod tests {
         let a = pod("a", Some("2026-01-01T00:00:00Z"), 0);
         let b = pod("b", Some("2026-01-01T00:00:45Z"), 0);
         let c = pod("c", None, 0);
-        assert!(matches!(gate_check(&[&a], 2, hold, 3, now), GateCheck::Wait { at: None, .. }));
-        assert!(matches!(gate_check(&[&a, &c], 2, hold, 3, now), GateCheck::Wait { at: None, ref why } if why.contains("c")));
+        assert!(matches!(
+            gate_check(&[&a], 2, hold, 3, now),
+            GateCheck::Wait { at: None, .. }
+        ));
+        assert!(
+            matches!(gate_check(&[&a, &c], 2, hold, 3, now), GateCheck::Wait { at: None, ref why } if why.contains("c"))
+        );
         match gate_check(&[&a, &b], 2, hold, 3, now) {
             GateCheck::Wait { at: Some(at), .. } => assert_eq!(ts_text(at), "2026-01-01T00:01:15Z"),
             other => panic!("{other:?}"),
         }
         assert_eq!(gate_check(&[&a], 1, hold, 3, now), GateCheck::Pass);
-        assert_eq!(gate_check(&[&a], 1, Duration::ZERO, 3, now), GateCheck::Pass);
+        assert_eq!(
+            gate_check(&[&a], 1, Duration::ZERO, 3, now),
+            GateCheck::Pass
+        );
         let r = pod("r", Some("2026-01-01T00:00:00Z"), 4);
-        assert!(matches!(gate_check(&[&r], 1, hold, 3, now), GateCheck::Fail(m) if m.contains("restarted 4 times")));
+        assert!(
+            matches!(gate_check(&[&r], 1, hold, 3, now), GateCheck::Fail(m) if m.contains("restarted 4 times"))
+        );
     }
 
     #[test]
@@ -1377,7 +1675,10 @@ mod tests {
                 let (c, s) = canary_split(total, p);
                 assert_eq!(c + s, total);
                 assert!(c >= 1 && c <= total);
-                assert!(i64::from(c) * 100 >= i64::from(total) * i64::from(p), "{total} {p}");
+                assert!(
+                    i64::from(c) * 100 >= i64::from(total) * i64::from(p),
+                    "{total} {p}"
+                );
             }
         }
         assert!(validate_steps(&[10, 50, 100]).is_ok());
@@ -1388,6 +1689,9 @@ mod tests {
         assert!(validate_steps(&[50, 50]).is_err());
         assert_eq!(remaining_steps(&[10, 50, 100], None), [10, 50, 100]);
         assert_eq!(remaining_steps(&[10, 50, 100], Some(10)), [50, 100]);
-        assert_eq!(remaining_steps(&[10, 50, 100], Some(100)), Vec::<u32>::new());
+        assert_eq!(
+            remaining_steps(&[10, 50, 100], Some(100)),
+            Vec::<u32>::new()
+        );
     }
 }

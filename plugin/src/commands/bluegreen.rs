@@ -39,13 +39,14 @@ use rollout_safe_policy::selector::map_selects;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    BlueGreenAction, BlueGreenActionArgs, BlueGreenArgs, BlueGreenStart, BlueGreenStatusArgs, DataFormat, KubeArgs,
-    WatchArgs,
+    BlueGreenAction, BlueGreenActionArgs, BlueGreenArgs, BlueGreenStart, BlueGreenStatusArgs,
+    DataFormat, KubeArgs, WatchArgs,
 };
 use crate::cluster::colors::{
-    self, BgState, COLOR_LABEL, Color, GateEnd, Phase, ServiceChange, StartPlan, ann, annotation, base_selector,
-    color_deployment_name, colored_selector, endpoints_switched, hold_gate, plan_start, pods_selected, replicas,
-    selector_color, selector_text, service_selector, template_labels, ts_add, ts_text, wait_endpoints,
+    self, BgState, COLOR_LABEL, Color, GateEnd, Phase, ServiceChange, StartPlan, ann, annotation,
+    base_selector, color_deployment_name, colored_selector, endpoints_switched, hold_gate,
+    plan_start, pods_selected, replicas, selector_color, selector_text, service_selector,
+    template_labels, ts_add, ts_text, wait_endpoints,
 };
 use crate::cluster::patch::write_deployment;
 use crate::cluster::revisions::{images_text, template_images, without_hash};
@@ -57,6 +58,7 @@ use crate::display::{Display, failure_report, secs};
 use crate::exit::{CmdResult, Exit, Failure};
 
 pub async fn run(kube: &KubeArgs, args: BlueGreenArgs) -> CmdResult {
+    colors::interrupts();
     match (args.action, args.start) {
         (Some(BlueGreenAction::Rollback(a)), _) => rollback(kube, a).await,
         (Some(BlueGreenAction::Finish(a)), _) => finish(kube, a).await,
@@ -90,7 +92,11 @@ impl Bg {
     }
 
     fn suggest(&self, action: &str) -> String {
-        self.cluster.suggest(&format!("blue-green {action}"), &format!("deployment/{}", self.base), "")
+        self.cluster.suggest(
+            &format!("blue-green {action}"),
+            &format!("deployment/{}", self.base),
+            "",
+        )
     }
 
     async fn service(&self) -> Result<Service, Failure> {
@@ -107,7 +113,12 @@ impl Bg {
             Err(e) if cluster::errors::is_not_found(&e) => Ok(None),
             Err(e) => Err(cluster::errors::api_failure(
                 e,
-                cluster::errors::Op::new("get", "deployments.apps", Some(&self.name(c)), &self.cluster.namespace),
+                cluster::errors::Op::new(
+                    "get",
+                    "deployments.apps",
+                    Some(&self.name(c)),
+                    &self.cluster.namespace,
+                ),
             )),
         }
     }
@@ -116,13 +127,24 @@ impl Bg {
 /// Finds the blue-green a workload belongs to: the base Deployment (the named one, or the one
 /// its `blue-green-base` annotation names) and the Service (`--service`, or the annotation the
 /// first run left on the base Deployment).
-async fn locate(cluster: Cluster, workload: &str, service: Option<&str>, command: &str) -> Result<(Bg, Deployment), Failure> {
+async fn locate(
+    cluster: Cluster,
+    workload: &str,
+    service: Option<&str>,
+    command: &str,
+) -> Result<(Bg, Deployment), Failure> {
     let target = WorkloadRef::parse(workload)?;
     target.require_deployment(command)?;
     cluster.reject_all_namespaces(command)?;
     let named = cluster::get_deployment(&cluster, &target.name).await?;
-    let base = annotation(&named, ann::BASE).unwrap_or(&target.name).to_owned();
-    let base_dep = if base == target.name { named } else { cluster::get_deployment(&cluster, &base).await? };
+    let base = annotation(&named, ann::BASE)
+        .unwrap_or(&target.name)
+        .to_owned();
+    let base_dep = if base == target.name {
+        named
+    } else {
+        cluster::get_deployment(&cluster, &base).await?
+    };
     let recorded = annotation(&base_dep, ann::SERVICE).map(str::to_owned);
     let service = match (service, recorded) {
         (Some(s), Some(r)) if s != r => {
@@ -138,7 +160,14 @@ async fn locate(cluster: Cluster, workload: &str, service: Option<&str>, command
             )));
         }
     };
-    Ok((Bg { cluster, base, service }, base_dep))
+    Ok((
+        Bg {
+            cluster,
+            base,
+            service,
+        },
+        base_dep,
+    ))
 }
 
 fn watch_opts(w: &WatchArgs, deadline: tokio::time::Instant) -> WatchOptions {
@@ -151,7 +180,10 @@ fn watch_opts(w: &WatchArgs, deadline: tokio::time::Instant) -> WatchOptions {
 
 fn interrupted(bg: &Bg, what: &str) -> Exit {
     eprintln!("interrupted: {what}");
-    eprintln!("  the state is kept on service/{}; re-run the same command to resume, or:", bg.service);
+    eprintln!(
+        "  the state is kept on service/{}; re-run the same command to resume, or:",
+        bg.service
+    );
     eprintln!("  status:   {}", bg.suggest("status"));
     eprintln!("  rollback: {}", bg.suggest("rollback"));
     Exit::Timeout
@@ -162,20 +194,18 @@ fn interrupted(bg: &Bg, what: &str) -> Exit {
 // ---------------------------------------------------------------------------
 
 async fn start(kube: &KubeArgs, a: BlueGreenStart) -> CmdResult {
-    let usage = || Failure::usage("blue-green needs WORKLOAD --service SVC --image C=IMG, or one of rollback|finish|status WORKLOAD");
+    let usage = || {
+        Failure::usage(
+            "blue-green needs WORKLOAD --service SVC --image C=IMG, or one of rollback|finish|status WORKLOAD",
+        )
+    };
     let workload = a.workload.clone().ok_or_else(usage)?;
     let service = a.service.clone().ok_or_else(usage)?;
     let images = parse_images(&a.images)?;
     let key = colors::images_key(&images);
     let cluster = Cluster::connect(kube).await?;
     let (bg, base_dep) = locate(cluster, &workload, Some(&service), "blue-green").await?;
-    if matches!(annotation(&base_dep, ann::CANARY_PHASE), Some("running" | "promoting")) {
-        return Err(Failure::usage(format!(
-            "deployment/{} has a canary under way; finish or abort it first ({})",
-            bg.base,
-            bg.cluster.suggest("canary abort", &format!("deployment/{}", bg.base), "")
-        )));
-    }
+    refuse_during_canary(&bg, &base_dep)?;
     let svc = bg.service().await?;
     let sel = service_selector(&svc)?;
     let state = BgState::of(&svc);
@@ -187,6 +217,7 @@ async fn start(kube: &KubeArgs, a: BlueGreenStart) -> CmdResult {
     }
     let live = selector_color(&sel);
     let live_dep = bg.deployment(live.unwrap_or(Color::Blue)).await?;
+    refuse_during_canary(&bg, &live_dep)?;
     let live_labels = template_labels(&live_dep.spec.template);
     if !map_selects(&base_selector(&sel), &live_labels) {
         return Err(Failure::usage(format!(
@@ -197,8 +228,13 @@ async fn start(kube: &KubeArgs, a: BlueGreenStart) -> CmdResult {
             selector_text(&live_labels)
         )));
     }
-    let plan = plan_start(&state, live, &key, colors::runs_images(&live_dep.spec.template, &images))
-        .map_err(Failure::usage)?;
+    let plan = plan_start(
+        &state,
+        live,
+        &key,
+        colors::runs_images(&live_dep.spec.template, &images),
+    )
+    .map_err(Failure::usage)?;
     let deadline = tokio::time::Instant::now() + a.watch.timeout;
     match plan {
         StartPlan::AlreadyLive { active } => {
@@ -218,7 +254,11 @@ async fn start(kube: &KubeArgs, a: BlueGreenStart) -> CmdResult {
             );
             after_switch(&bg, &a, active, previous, false).await
         }
-        StartPlan::Deploy { active, target, first } => {
+        StartPlan::Deploy {
+            active,
+            target,
+            first,
+        } => {
             if state.phase == Some(Phase::Deploying) {
                 eprintln!(
                     "resuming: {} was being brought up beside {} (images {})",
@@ -237,9 +277,28 @@ async fn start(kube: &KubeArgs, a: BlueGreenStart) -> CmdResult {
             } else {
                 mark_deploying(&bg, active, target, &key).await?;
             }
+            if colors::interrupted_now() {
+                return Ok(interrupted(&bg, "before the new colour was brought up"));
+            }
             deploy(&bg, &a, &images, &key, active, target, deadline).await
         }
     }
+}
+
+/// A canary of either colour must end before a blue-green starts.
+fn refuse_during_canary(bg: &Bg, d: &Deployment) -> Result<(), Failure> {
+    if matches!(
+        annotation(d, ann::CANARY_PHASE),
+        Some("running" | "promoting")
+    ) {
+        let name = d.metadata.name.as_deref().unwrap_or_default();
+        return Err(Failure::usage(format!(
+            "deployment/{name} has a canary under way; finish or abort it first ({})",
+            bg.cluster
+                .suggest("canary abort", &format!("deployment/{name}"), "")
+        )));
+    }
+    Ok(())
 }
 
 /// First run: give the original Deployment's pods `rollout-safe.dev/color: blue` (a rolling
@@ -251,7 +310,10 @@ async fn adopt_blue(
     watch: &WatchArgs,
     deadline: tokio::time::Instant,
 ) -> Result<Option<Exit>, Failure> {
-    match template_labels(&base_dep.spec.template).get(COLOR_LABEL).map(String::as_str) {
+    match template_labels(&base_dep.spec.template)
+        .get(COLOR_LABEL)
+        .map(String::as_str)
+    {
         None | Some("blue") => {}
         Some(other) => {
             return Err(Failure::usage(format!(
@@ -291,13 +353,29 @@ async fn adopt_blue(
     );
     let target = bg.wref(Color::Blue);
     let mut view = Display::new(format!("{} (labelling blue)", bg.show(Color::Blue)));
-    let ending = watch_rollout(&bg.cluster, &target, &watch_opts(watch, deadline), &mut view).await?;
+    let ending = watch_rollout(
+        &bg.cluster,
+        &target,
+        &watch_opts(watch, deadline),
+        &mut view,
+    )
+    .await?;
     view.finish();
     drop(view);
     let (why, exit) = match ending {
         Ending::Complete(_) | Ending::Paused(_) | Ending::Unsupported(_) => return Ok(None),
-        Ending::Interrupted(_) => return Ok(Some(interrupted(bg, "while the blue pods were being labelled"))),
-        Ending::Deleted => return Err(Failure::new(Exit::Cluster, anyhow!("deployment/{} was deleted", bg.base))),
+        Ending::Interrupted(_) => {
+            return Ok(Some(interrupted(
+                bg,
+                "while the blue pods were being labelled",
+            )));
+        }
+        Ending::Deleted => {
+            return Err(Failure::new(
+                Exit::Cluster,
+                anyhow!("deployment/{} was deleted", bg.base),
+            ));
+        }
         Ending::Failed { verdict, .. } => {
             if let Some(f) = verdict.failure() {
                 eprintln!("{}", failure_report(f));
@@ -311,23 +389,41 @@ async fn adopt_blue(
     };
     let plan = RollbackPlan {
         template: without_hash(&w.before.spec.template),
-        cause: format!("{} : rollback of the blue label ({why})", bg.cluster.username),
+        cause: format!(
+            "{} : rollback of the blue label ({why})",
+            bg.cluster.username
+        ),
         only_if_template: Some(w.after.spec.template.clone()),
     };
     let current = bg.deployment(Color::Blue).await?;
     write_rollback(&bg.cluster, current, &plan, false).await?;
-    eprintln!("{why}; deployment/{} rolled back to its unlabelled template; the Service was not touched", bg.base);
+    eprintln!(
+        "{why}; deployment/{} rolled back to its unlabelled template; the Service was not touched",
+        bg.base
+    );
     Ok(Some(exit))
 }
 
 /// First run: narrow the Service from its base selector to the blue colour, once every ready
 /// endpoint is a blue pod (so the narrowing drops nothing), and verify it.
-async fn narrow(bg: &Bg, target: Color, key: &str, verify: Duration) -> Result<Option<Exit>, Failure> {
+async fn narrow(
+    bg: &Bg,
+    target: Color,
+    key: &str,
+    verify: Duration,
+) -> Result<Option<Exit>, Failure> {
     let svc = bg.service().await?;
     let sel = service_selector(&svc)?;
     let blue_sel = colored_selector(&sel, Color::Blue);
     if selector_color(&sel).is_none() {
-        let (report, ok) = wait_endpoints(&bg.cluster, &bg.service, &blue_sel, verify, endpoints_switched).await?;
+        let (report, ok) = wait_endpoints(
+            &bg.cluster,
+            &bg.service,
+            &blue_sel,
+            verify,
+            endpoints_switched,
+        )
+        .await?;
         if !ok {
             return Err(Failure::new(
                 Exit::RolloutFailed,
@@ -350,7 +446,10 @@ async fn narrow(bg: &Bg, target: Color, key: &str, verify: Duration) -> Result<O
             Some(c) => {
                 return Err(Failure::new(
                     Exit::RolloutFailed,
-                    anyhow!("service/{} now selects {c}; someone else is switching it", cur.metadata.name.as_deref().unwrap_or_default()),
+                    anyhow!(
+                        "service/{} now selects {c}; someone else is switching it",
+                        cur.metadata.name.as_deref().unwrap_or_default()
+                    ),
                 ));
             }
         }
@@ -378,11 +477,22 @@ async fn narrow(bg: &Bg, target: Color, key: &str, verify: Duration) -> Result<O
             selector_text(&blue_sel)
         );
     }
-    let (report, ok) = wait_endpoints(&bg.cluster, &bg.service, &blue_sel, verify, endpoints_switched).await?;
+    let (report, ok) = wait_endpoints(
+        &bg.cluster,
+        &bg.service,
+        &blue_sel,
+        verify,
+        endpoints_switched,
+    )
+    .await?;
     if ok {
         return Ok(None);
     }
-    eprintln!("service/{}: endpoints after narrowing: {}", bg.service, report.summary("blue"));
+    eprintln!(
+        "service/{}: endpoints after narrowing: {}",
+        bg.service,
+        report.summary("blue")
+    );
     Err(Failure::new(
         Exit::RolloutFailed,
         anyhow!(
@@ -402,7 +512,10 @@ async fn mark_deploying(bg: &Bg, active: Color, target: Color, key: &str) -> Res
         if selector_color(&sel) != Some(active) {
             return Err(Failure::new(
                 Exit::RolloutFailed,
-                anyhow!("service/{} no longer selects {active}; someone else is switching it", cur.metadata.name.as_deref().unwrap_or_default()),
+                anyhow!(
+                    "service/{} no longer selects {active}; someone else is switching it",
+                    cur.metadata.name.as_deref().unwrap_or_default()
+                ),
             ));
         }
         let state = BgState {
@@ -484,27 +597,58 @@ async fn deploy(
 
     let tref = bg.wref(target);
     let mut view = Display::new(bg.show(target));
-    let ending = watch_rollout(&bg.cluster, &tref, &watch_opts(&a.watch, deadline), &mut view).await?;
+    let ending = watch_rollout(
+        &bg.cluster,
+        &tref,
+        &watch_opts(&a.watch, deadline),
+        &mut view,
+    )
+    .await?;
     view.finish();
     drop(view);
     match ending {
         Ending::Complete(_) => {}
         Ending::Interrupted(_) => {
-            return Ok(interrupted(bg, &format!("while {} was coming up (it has no traffic)", bg.show(target))));
+            return Ok(interrupted(
+                bg,
+                &format!(
+                    "while {} was coming up (it has no traffic)",
+                    bg.show(target)
+                ),
+            ));
         }
         Ending::Deleted => {
-            return Err(Failure::new(Exit::Cluster, anyhow!("deployment/{tname} was deleted while it was coming up")));
+            return Err(Failure::new(
+                Exit::Cluster,
+                anyhow!("deployment/{tname} was deleted while it was coming up"),
+            ));
         }
         Ending::Failed { verdict, .. } => {
             if let Some(f) = verdict.failure() {
                 eprintln!("{}", failure_report(f));
             }
-            return abandon(bg, active, target, "it never became ready", Exit::RolloutFailed).await;
+            return abandon(
+                bg,
+                active,
+                target,
+                "it never became ready",
+                Exit::RolloutFailed,
+            )
+            .await;
         }
         Ending::TimedOut(v) | Ending::Paused(v) | Ending::Unsupported(v) => {
             eprintln!("{}: {}", bg.show(target), v.progress().message);
-            return abandon(bg, active, target, &format!("it was not ready within --timeout {}", secs(a.watch.timeout)), Exit::Timeout)
-                .await;
+            return abandon(
+                bg,
+                active,
+                target,
+                &format!(
+                    "it was not ready within --timeout {}",
+                    secs(a.watch.timeout)
+                ),
+                Exit::Timeout,
+            )
+            .await;
         }
     }
 
@@ -521,16 +665,36 @@ async fn deploy(
                     Some(f) => eprintln!("{}", failure_report(&f)),
                     None => eprintln!("{}: {message}", bg.show(target)),
                 }
-                return abandon(bg, active, target, &format!("it failed while baking: {message}"), Exit::RolloutFailed).await;
+                return abandon(
+                    bg,
+                    active,
+                    target,
+                    &format!("it failed while baking: {message}"),
+                    Exit::RolloutFailed,
+                )
+                .await;
             }
             GateEnd::TimedOut(why) => {
-                return abandon(bg, active, target, &format!("it did not bake within --timeout ({why})"), Exit::Timeout).await;
+                return abandon(
+                    bg,
+                    active,
+                    target,
+                    &format!("it did not bake within --timeout ({why})"),
+                    Exit::Timeout,
+                )
+                .await;
             }
             GateEnd::Interrupted => {
-                return Ok(interrupted(bg, &format!("while {} was baking (it has no traffic)", bg.show(target))));
+                return Ok(interrupted(
+                    bg,
+                    &format!("while {} was baking (it has no traffic)", bg.show(target)),
+                ));
             }
             GateEnd::Deleted => {
-                return Err(Failure::new(Exit::Cluster, anyhow!("deployment/{tname} was deleted while baking")));
+                return Err(Failure::new(
+                    Exit::Cluster,
+                    anyhow!("deployment/{tname} was deleted while baking"),
+                ));
             }
         }
         let svc = bg.service().await?;
@@ -540,12 +704,31 @@ async fn deploy(
         if ready as i64 >= i64::from(n.max(1)) {
             break;
         }
-        eprintln!("{}: only {ready} of {n} pods ready right before the switch; holding again", bg.show(target));
+        eprintln!(
+            "{}: only {ready} of {n} pods ready right before the switch; holding again",
+            bg.show(target)
+        );
         if tokio::time::Instant::now() >= deadline {
-            return abandon(bg, active, target, "its pods did not stay ready", Exit::Timeout).await;
+            return abandon(
+                bg,
+                active,
+                target,
+                "its pods did not stay ready",
+                Exit::Timeout,
+            )
+            .await;
         }
     }
 
+    if colors::interrupted_now() {
+        return Ok(interrupted(
+            bg,
+            &format!(
+                "before the switch ({} is ready, with no traffic)",
+                bg.show(target)
+            ),
+        ));
+    }
     if let Some(exit) = switch(bg, active, target, key, a.keep_old, a.verify_timeout).await? {
         return Ok(exit);
     }
@@ -586,7 +769,14 @@ async fn abandon(bg: &Bg, active: Color, target: Color, why: &str, exit: Exit) -
 /// Switches the Service from `from` to `to` in one guarded write, re-checked on every conflict,
 /// then verifies the endpoints; on a failed verification switches back and scales `to` down.
 /// `Some(exit)`: stop there.
-async fn switch(bg: &Bg, from: Color, to: Color, key: &str, keep_old: Duration, verify: Duration) -> Result<Option<Exit>, Failure> {
+async fn switch(
+    bg: &Bg,
+    from: Color,
+    to: Color,
+    key: &str,
+    keep_old: Duration,
+    verify: Duration,
+) -> Result<Option<Exit>, Failure> {
     let svc = bg.service().await?;
     let base = bg.base.clone();
     let key = key.to_owned();
@@ -649,7 +839,11 @@ async fn switch(bg: &Bg, from: Color, to: Color, key: &str, keep_old: Duration, 
             bg.show(from),
             bg.show(to),
             w.before.metadata.resource_version.as_deref().unwrap_or("?"),
-            if w.attempts > 1 { format!(", after {} attempts", w.attempts) } else { String::new() },
+            if w.attempts > 1 {
+                format!(", after {} attempts", w.attempts)
+            } else {
+                String::new()
+            },
             selector_text(&service_selector(&w.after)?)
         );
     }
@@ -658,12 +852,28 @@ async fn switch(bg: &Bg, from: Color, to: Color, key: &str, keep_old: Duration, 
 
 /// After a switch to `to`: the Service's ready endpoints must be exactly `to`'s ready pods.
 /// Otherwise the selector goes back to `from` and `to` is scaled down (exit 1).
-async fn verify_or_revert(bg: &Bg, from: Color, to: Color, verify: Duration) -> Result<Option<Exit>, Failure> {
+async fn verify_or_revert(
+    bg: &Bg,
+    from: Color,
+    to: Color,
+    verify: Duration,
+) -> Result<Option<Exit>, Failure> {
     let svc = bg.service().await?;
     let to_sel = colored_selector(&service_selector(&svc)?, to);
-    let (report, ok) = wait_endpoints(&bg.cluster, &bg.service, &to_sel, verify, endpoints_switched).await?;
+    let (report, ok) = wait_endpoints(
+        &bg.cluster,
+        &bg.service,
+        &to_sel,
+        verify,
+        endpoints_switched,
+    )
+    .await?;
     if ok {
-        eprintln!("service/{}: endpoints verified: {}", bg.service, report.summary(to.as_str()));
+        eprintln!(
+            "service/{}: endpoints verified: {}",
+            bg.service,
+            report.summary(to.as_str())
+        );
         return Ok(None);
     }
     eprintln!(
@@ -691,14 +901,27 @@ async fn verify_or_revert(bg: &Bg, from: Color, to: Color, verify: Duration) -> 
     })
     .await?;
     colors::scale(&bg.cluster, &bg.name(to), 0).await?;
-    eprintln!("service/{} is back on {}; {} was scaled to 0", bg.service, bg.show(from), bg.show(to));
+    eprintln!(
+        "service/{} is back on {}; {} was scaled to 0",
+        bg.service,
+        bg.show(from),
+        bg.show(to)
+    );
     Ok(Some(Exit::RolloutFailed))
 }
 
 /// After the switch: verify the endpoints (unless just done), keep `previous` for the rollback window, then
 /// scale it down. Returns early if someone ends the window meanwhile (rollback, finish).
-async fn after_switch(bg: &Bg, a: &BlueGreenStart, active: Color, previous: Color, verified: bool) -> CmdResult {
-    if !verified && let Some(exit) = verify_or_revert(bg, previous, active, a.verify_timeout).await? {
+async fn after_switch(
+    bg: &Bg,
+    a: &BlueGreenStart,
+    active: Color,
+    previous: Color,
+    verified: bool,
+) -> CmdResult {
+    if !verified
+        && let Some(exit) = verify_or_revert(bg, previous, active, a.verify_timeout).await?
+    {
         return Ok(exit);
     }
     let svc = bg.service().await?;
@@ -711,17 +934,16 @@ async fn after_switch(bg: &Bg, a: &BlueGreenStart, active: Color, previous: Colo
             ts_text(keep_until)
         );
     }
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         let now = Timestamp::now();
         if keep_until <= now {
             break;
         }
-        let left = std::time::Duration::try_from(keep_until.duration_since(now)).unwrap_or_default();
+        let left =
+            std::time::Duration::try_from(keep_until.duration_since(now)).unwrap_or_default();
         tokio::select! {
             biased;
-            r = &mut ctrl_c => if r.is_ok() {
+            _ = colors::interrupt() => {
                 eprintln!("interrupted: traffic is on {}; {} stays scaled until `blue-green finish` (or re-run this command)", bg.show(active), bg.show(previous));
                 eprintln!("  finish:   {}", bg.suggest("finish"));
                 eprintln!("  rollback: {}", bg.suggest("rollback"));
@@ -831,25 +1053,47 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
     let svc = bg.service().await?;
     let state = BgState::of(&svc);
     let Some(live) = selector_color(&service_selector(&svc)?) else {
-        return Err(Failure::usage(format!("service/{} does not select a colour: nothing to roll back", bg.service)));
+        return Err(Failure::usage(format!(
+            "service/{} does not select a colour: nothing to roll back",
+            bg.service
+        )));
     };
     match state.phase {
         Some(Phase::Deploying) => {
             let target = state.target.unwrap_or(live.other());
-            return abandon(&bg, live, target, "the rollback abandoned it before the switch", Exit::Success).await;
+            return abandon(
+                &bg,
+                live,
+                target,
+                "the rollback abandoned it before the switch",
+                Exit::Success,
+            )
+            .await;
         }
         Some(Phase::RolledBack) => {
             let bad = state.previous.unwrap_or(live.other());
-            if bg.try_deployment(bad).await?.is_some_and(|d| replicas(&d) > 0) {
+            if bg
+                .try_deployment(bad)
+                .await?
+                .is_some_and(|d| replicas(&d) > 0)
+            {
                 colors::scale(&bg.cluster, &bg.name(bad), 0).await?;
             }
-            println!("already rolled back: service/{} sends traffic to {}", bg.service, bg.show(live));
+            println!(
+                "already rolled back: service/{} sends traffic to {}",
+                bg.service,
+                bg.show(live)
+            );
             return Ok(Exit::Success);
         }
         Some(Phase::Abandoned) | None => {
             println!(
                 "nothing to roll back: no switch happened{}; service/{} sends traffic to {}",
-                if state.phase.is_some() { " (the last blue-green was abandoned)" } else { "" },
+                if state.phase.is_some() {
+                    " (the last blue-green was abandoned)"
+                } else {
+                    ""
+                },
                 bg.service,
                 bg.show(live)
             );
@@ -857,7 +1101,10 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
         }
         Some(Phase::Switched | Phase::Finished | Phase::RollingBack) => {}
     }
-    let back = state.previous.filter(|p| *p != live).unwrap_or(live.other());
+    let back = state
+        .previous
+        .filter(|p| *p != live)
+        .unwrap_or(live.other());
     let Some(back_dep) = bg.try_deployment(back).await? else {
         return Err(Failure::usage(format!(
             "cannot roll back: {} no longer exists; service/{} stays on {}",
@@ -871,11 +1118,18 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
     colors::write_service(&bg.cluster, svc, |cur, _| {
         let st = BgState::of(cur);
         if selector_color(&service_selector(cur)?) != Some(live)
-            || !matches!(st.phase, Some(Phase::Switched | Phase::Finished | Phase::RollingBack))
+            || !matches!(
+                st.phase,
+                Some(Phase::Switched | Phase::Finished | Phase::RollingBack)
+            )
         {
             return Err(Failure::new(
                 Exit::RolloutFailed,
-                anyhow!("service/{} changed meanwhile (phase {}); not rolling back", bg.service, st.phase.map_or("none", Phase::as_str)),
+                anyhow!(
+                    "service/{} changed meanwhile (phase {}); not rolling back",
+                    bg.service,
+                    st.phase.map_or("none", Phase::as_str)
+                ),
             ));
         }
         Ok(Some(ServiceChange {
@@ -904,17 +1158,36 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
         readiness_budget: Duration::from_secs(120),
     };
     let mut view = Display::new(format!("{} (rollback)", bg.show(back)));
-    let ending = watch_rollout(&bg.cluster, &bg.wref(back), &watch_opts(&watch, deadline), &mut view).await?;
+    let ending = watch_rollout(
+        &bg.cluster,
+        &bg.wref(back),
+        &watch_opts(&watch, deadline),
+        &mut view,
+    )
+    .await?;
     view.finish();
     drop(view);
     match ending {
         Ending::Complete(_) => {}
-        Ending::Interrupted(_) => return Ok(interrupted(&bg, &format!("while {} was scaling back up; traffic is still on {live}", bg.show(back)))),
+        Ending::Interrupted(_) => {
+            return Ok(interrupted(
+                &bg,
+                &format!(
+                    "while {} was scaling back up; traffic is still on {live}",
+                    bg.show(back)
+                ),
+            ));
+        }
         Ending::Failed { verdict, .. } => {
             if let Some(f) = verdict.failure() {
                 eprintln!("{}", failure_report(f));
             }
-            eprintln!("cannot roll back: {} does not come back healthy; service/{} stays on {}", bg.show(back), bg.service, bg.show(live));
+            eprintln!(
+                "cannot roll back: {} does not come back healthy; service/{} stays on {}",
+                bg.show(back),
+                bg.service,
+                bg.show(live)
+            );
             return Ok(Exit::RolloutFailed);
         }
         Ending::TimedOut(v) | Ending::Paused(v) | Ending::Unsupported(v) => {
@@ -928,13 +1201,31 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
             );
             return Ok(Exit::Timeout);
         }
-        Ending::Deleted => return Err(Failure::new(Exit::Cluster, anyhow!("{} was deleted", bg.show(back)))),
+        Ending::Deleted => {
+            return Err(Failure::new(
+                Exit::Cluster,
+                anyhow!("{} was deleted", bg.show(back)),
+            ));
+        }
     }
-    match hold_gate(&bg.cluster, &bg.wref(back), Duration::ZERO, &JudgeConfig::default(), deadline).await? {
+    match hold_gate(
+        &bg.cluster,
+        &bg.wref(back),
+        Duration::ZERO,
+        &JudgeConfig::default(),
+        deadline,
+    )
+    .await?
+    {
         GateEnd::Passed => {}
         GateEnd::Interrupted => return Ok(interrupted(&bg, "before switching back")),
         other => {
-            eprintln!("cannot roll back: {} is not all ready ({other:?}); service/{} stays on {}", bg.show(back), bg.service, bg.show(live));
+            eprintln!(
+                "cannot roll back: {} is not all ready ({other:?}); service/{} stays on {}",
+                bg.show(back),
+                bg.service,
+                bg.show(live)
+            );
             return Ok(Exit::RolloutFailed);
         }
     }
@@ -950,7 +1241,11 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
         if selector_color(&sel) != Some(live) || st.phase != Some(Phase::RollingBack) {
             return Err(Failure::new(
                 Exit::RolloutFailed,
-                anyhow!("service/{} changed meanwhile (phase {}); not switching back", bg.service, st.phase.map_or("none", Phase::as_str)),
+                anyhow!(
+                    "service/{} changed meanwhile (phase {}); not switching back",
+                    bg.service,
+                    st.phase.map_or("none", Phase::as_str)
+                ),
             ));
         }
         Ok(Some(ServiceChange {
@@ -981,13 +1276,31 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
 
     // 4. Verify, then scale the bad colour down.
     let back_sel = colored_selector(&service_selector(&bg.service().await?)?, back);
-    let (report, ok) = wait_endpoints(&bg.cluster, &bg.service, &back_sel, a.verify_timeout, endpoints_switched).await?;
+    let (report, ok) = wait_endpoints(
+        &bg.cluster,
+        &bg.service,
+        &back_sel,
+        a.verify_timeout,
+        endpoints_switched,
+    )
+    .await?;
     if !ok {
-        eprintln!("service/{}: endpoints after the rollback: {}", bg.service, report.summary(back.as_str()));
-        eprintln!("{} is left scaled so that nothing is lost; check the Service's EndpointSlices", bg.show(live));
+        eprintln!(
+            "service/{}: endpoints after the rollback: {}",
+            bg.service,
+            report.summary(back.as_str())
+        );
+        eprintln!(
+            "{} is left scaled so that nothing is lost; check the Service's EndpointSlices",
+            bg.show(live)
+        );
         return Ok(Exit::RolloutFailed);
     }
-    eprintln!("service/{}: endpoints verified: {}", bg.service, report.summary(back.as_str()));
+    eprintln!(
+        "service/{}: endpoints verified: {}",
+        bg.service,
+        report.summary(back.as_str())
+    );
     colors::scale(&bg.cluster, &bg.name(live), 0).await?;
     println!(
         "rolled back: service/{} sends traffic to {}; {} scaled to 0",
@@ -1029,7 +1342,11 @@ async fn status(kube: &KubeArgs, a: BlueGreenStatusArgs) -> CmdResult {
     let green = bg.try_deployment(Color::Green).await?;
     let slices = colors::endpoint_slices(&bg.cluster, &bg.service).await?;
     let live_pods: std::collections::BTreeSet<String> = match live {
-        Some(c) => pods_selected(&bg.cluster, &colored_selector(&sel, c)).await?.iter().map(colors::pod_name).collect(),
+        Some(c) => pods_selected(&bg.cluster, &colored_selector(&sel, c))
+            .await?
+            .iter()
+            .map(colors::pod_name)
+            .collect(),
         None => Default::default(),
     };
     let report = colors::endpoint_report(&slices, &live_pods);
@@ -1052,10 +1369,19 @@ async fn status(kube: &KubeArgs, a: BlueGreenStatusArgs) -> CmdResult {
             "readyOther": report.ready_other.iter().collect::<Vec<_>>(), "notReady": report.not_ready.len()},
     });
     match a.output {
-        DataFormat::Json => println!("{}", serde_json::to_string_pretty(&data).map_err(anyhow::Error::from)?),
-        DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&data).map_err(|e| anyhow!("{e}"))?),
+        DataFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&data).map_err(anyhow::Error::from)?
+        ),
+        DataFormat::Yaml => print!(
+            "{}",
+            serde_saphyr::to_string(&data).map_err(|e| anyhow!("{e}"))?
+        ),
         DataFormat::Table => {
-            println!("blue-green of deployment/{} behind service/{} (namespace {})", bg.base, bg.service, bg.cluster.namespace);
+            println!(
+                "blue-green of deployment/{} behind service/{} (namespace {})",
+                bg.base, bg.service, bg.cluster.namespace
+            );
             let phase = state.phase.map_or("none", Phase::as_str);
             let detail = match state.phase {
                 Some(Phase::Switched) => format!(
@@ -1066,7 +1392,8 @@ async fn status(kube: &KubeArgs, a: BlueGreenStatusArgs) -> CmdResult {
                     state.keep_until.map_or("?".into(), ts_text),
                     match state.keep_until {
                         Some(t) if t > now => format!(" (in {}s)", t.duration_since(now).as_secs()),
-                        Some(_) => " (window over: `blue-green finish` or a re-run scales it down)".into(),
+                        Some(_) =>
+                            " (window over: `blue-green finish` or a re-run scales it down)".into(),
                         None => String::new(),
                     }
                 ),
@@ -1082,8 +1409,15 @@ async fn status(kube: &KubeArgs, a: BlueGreenStatusArgs) -> CmdResult {
                     state.switched_at.map_or("?".into(), ts_text),
                     state.previous.map_or("?", Color::as_str)
                 ),
-                Some(Phase::Abandoned) => format!(" — {} was abandoned before any switch", state.target.map_or("?", Color::as_str)),
-                Some(Phase::RolledBack) => format!(" — back on {} since {}", state.active.map_or("?", Color::as_str), state.switched_at.map_or("?".into(), ts_text)),
+                Some(Phase::Abandoned) => format!(
+                    " — {} was abandoned before any switch",
+                    state.target.map_or("?", Color::as_str)
+                ),
+                Some(Phase::RolledBack) => format!(
+                    " — back on {} since {}",
+                    state.active.map_or("?", Color::as_str),
+                    state.switched_at.map_or("?".into(), ts_text)
+                ),
                 _ => String::new(),
             };
             println!("  phase:     {phase}{detail}");
@@ -1092,7 +1426,10 @@ async fn status(kube: &KubeArgs, a: BlueGreenStatusArgs) -> CmdResult {
                 let mark = if live == Some(c) { "  ← live" } else { "" };
                 let label = format!("{c}:");
                 match d {
-                    None => println!("  {label:<10} deployment/{} (not created){mark}", bg.name(c)),
+                    None => println!(
+                        "  {label:<10} deployment/{} (not created){mark}",
+                        bg.name(c)
+                    ),
                     Some(d) => {
                         let st = d.status.clone().unwrap_or_default();
                         println!(
@@ -1105,7 +1442,10 @@ async fn status(kube: &KubeArgs, a: BlueGreenStatusArgs) -> CmdResult {
                     }
                 }
             }
-            println!("  endpoints: {}", report.summary(live.map_or("live", Color::as_str)));
+            println!(
+                "  endpoints: {}",
+                report.summary(live.map_or("live", Color::as_str))
+            );
             match state.phase {
                 Some(Phase::Switched) => {
                     println!("  finish:    {}", bg.suggest("finish"));
@@ -1121,7 +1461,10 @@ async fn status(kube: &KubeArgs, a: BlueGreenStatusArgs) -> CmdResult {
 
 /// The state annotations as a map (used by the tests).
 pub fn state_annotations(s: &BgState) -> BTreeMap<String, String> {
-    s.annotations().into_iter().filter_map(|(k, v)| Some((k, v?))).collect()
+    s.annotations()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -1133,23 +1476,49 @@ mod tests {
     #[test]
     fn command_lines() {
         let c = Cli::try_parse_from([
-            "x", "blue-green", "deploy/shop", "--service", "shop", "--image", "app=shop:2", "--bake", "5s", "--keep-old", "0",
+            "x",
+            "blue-green",
+            "deploy/shop",
+            "--service",
+            "shop",
+            "--image",
+            "app=shop:2",
+            "--bake",
+            "5s",
+            "--keep-old",
+            "0",
         ])
         .unwrap();
-        let Command::BlueGreen(b) = c.command else { panic!() };
+        let Command::BlueGreen(b) = c.command else {
+            panic!()
+        };
         let s = b.start;
         assert_eq!(s.workload.as_deref(), Some("deploy/shop"));
         assert_eq!(s.bake, Duration::from_secs(5));
         assert_eq!(s.keep_old, Duration::ZERO);
         for action in ["rollback", "finish", "status"] {
-            let c = Cli::try_parse_from(["x", "blue-green", action, "deploy/shop", "-n", "shop"]).unwrap();
-            let Command::BlueGreen(b) = c.command else { panic!() };
+            let c = Cli::try_parse_from(["x", "blue-green", action, "deploy/shop", "-n", "shop"])
+                .unwrap();
+            let Command::BlueGreen(b) = c.command else {
+                panic!()
+            };
             assert!(b.start.workload.is_none() && b.action.is_some(), "{action}");
         }
-        assert!(Cli::try_parse_from(["x", "blue-green", "deploy/shop", "--image", "app=x:1"]).is_err());
-        let c = Cli::try_parse_from(["x", "blue-green", "status", "deploy/shop", "-o", "json"]).unwrap();
-        let Command::BlueGreen(b) = c.command else { panic!() };
-        assert!(matches!(b.action, Some(BlueGreenAction::Status(BlueGreenStatusArgs { output: DataFormat::Json, .. }))));
+        assert!(
+            Cli::try_parse_from(["x", "blue-green", "deploy/shop", "--image", "app=x:1"]).is_err()
+        );
+        let c = Cli::try_parse_from(["x", "blue-green", "status", "deploy/shop", "-o", "json"])
+            .unwrap();
+        let Command::BlueGreen(b) = c.command else {
+            panic!()
+        };
+        assert!(matches!(
+            b.action,
+            Some(BlueGreenAction::Status(BlueGreenStatusArgs {
+                output: DataFormat::Json,
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -16,8 +16,6 @@
 //! State (phase, total, last step passed, images) is kept in annotations on the stable
 //! Deployment, so Ctrl-C (exit 4) and a re-run resume at the next step.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -25,10 +23,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::DeleteParams;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
 
-use crate::cli::{CanaryAbortArgs, CanaryAction, CanaryArgs, CanaryStart, KubeArgs, UpdateArgs, WatchArgs, WorkloadArg};
+use crate::cli::{
+    CanaryAbortArgs, CanaryAction, CanaryArgs, CanaryStart, KubeArgs, UpdateArgs, WatchArgs,
+    WorkloadArg,
+};
 use crate::cluster::colors::{
-    self, BgState, GateEnd, Phase, TRACK_LABEL, CANARY_TRACK, ann, annotation, annotation_i32, canary_name,
-    canary_split, hold_gate, remaining_steps, replicas, validate_steps,
+    self, BgState, CANARY_TRACK, GateEnd, Phase, TRACK_LABEL, ann, annotation, annotation_i32,
+    canary_name, canary_split, hold_gate, remaining_steps, replicas, validate_steps,
 };
 use crate::cluster::errors::{Op, api_failure, is_not_found};
 use crate::cluster::patch::write_deployment;
@@ -40,6 +41,7 @@ use crate::display::{Display, failure_report, secs};
 use crate::exit::{CmdResult, Exit, Failure};
 
 pub async fn run(kube: &KubeArgs, args: CanaryArgs) -> CmdResult {
+    colors::interrupts();
     match (args.action, args.start) {
         (Some(CanaryAction::Abort(a)), _) => abort_cmd(kube, a).await,
         (None, s) => start(kube, s).await,
@@ -63,12 +65,19 @@ async fn try_get(cluster: &Cluster, name: &str) -> Result<Option<Deployment>, Fa
     match cluster.deployments().get(name).await {
         Ok(d) => Ok(Some(d)),
         Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(api_failure(e, Op::new("get", "deployments.apps", Some(name), &cluster.namespace))),
+        Err(e) => Err(api_failure(
+            e,
+            Op::new("get", "deployments.apps", Some(name), &cluster.namespace),
+        )),
     }
 }
 
 /// Sets (`Some`) or removes (`None`) canary annotations on the stable Deployment, guarded.
-async fn annotate_stable(cluster: &Cluster, stable: &str, set: &[(&str, Option<String>)]) -> Result<(), Failure> {
+async fn annotate_stable(
+    cluster: &Cluster,
+    stable: &str,
+    set: &[(&str, Option<String>)],
+) -> Result<(), Failure> {
     let current = cluster::get_deployment(cluster, stable).await?;
     write_deployment(cluster, current, false, false, |cur, _| {
         let mut d = cur.clone();
@@ -116,13 +125,18 @@ fn opts(w: &WatchArgs, deadline: tokio::time::Instant) -> WatchOptions {
 /// blue-green is under way.
 async fn blue_green_guard(cluster: &Cluster, stable: &Deployment) -> Result<(), Failure> {
     let name = stable.metadata.name.clone().unwrap_or_default();
-    let Some(service) = annotation(stable, ann::SERVICE) else { return Ok(()) };
+    let Some(service) = annotation(stable, ann::SERVICE) else {
+        return Ok(());
+    };
     let svc = match colors::services(cluster).get(service).await {
         Ok(s) => s,
         Err(_) => return Ok(()),
     };
     let state = BgState::of(&svc);
-    if matches!(state.phase, Some(Phase::Deploying | Phase::Switched | Phase::RollingBack)) {
+    if matches!(
+        state.phase,
+        Some(Phase::Deploying | Phase::Switched | Phase::RollingBack)
+    ) {
         return Err(Failure::usage(format!(
             "a blue-green behind service/{service} is under way (phase {}); finish it before a canary",
             state.phase.map_or("?", Phase::as_str)
@@ -145,10 +159,9 @@ async fn blue_green_guard(cluster: &Cluster, stable: &Deployment) -> Result<(), 
 }
 
 async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
-    let workload = a
-        .workload
-        .clone()
-        .ok_or_else(|| Failure::usage("canary needs WORKLOAD --image C=IMG --steps …, or `canary abort WORKLOAD`"))?;
+    let workload = a.workload.clone().ok_or_else(|| {
+        Failure::usage("canary needs WORKLOAD --image C=IMG --steps …, or `canary abort WORKLOAD`")
+    })?;
     let target = WorkloadRef::parse(&workload)?;
     target.require_deployment("canary")?;
     validate_steps(&a.steps).map_err(Failure::usage)?;
@@ -159,10 +172,14 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
     let stable_name = target.name.clone();
     let stable = cluster::get_deployment(&cluster, &stable_name).await?;
     if let Some(of) = annotation(&stable, ann::CANARY_OF) {
-        return Err(Failure::usage(format!("deployment/{stable_name} is the canary of deployment/{of}; name the stable Deployment")));
+        return Err(Failure::usage(format!(
+            "deployment/{stable_name} is the canary of deployment/{of}; name the stable Deployment"
+        )));
     }
     blue_green_guard(&cluster, &stable).await?;
-    let phase = annotation(&stable, ann::CANARY_PHASE).unwrap_or_default().to_owned();
+    let phase = annotation(&stable, ann::CANARY_PHASE)
+        .unwrap_or_default()
+        .to_owned();
     let under_way = phase == RUNNING || phase == PROMOTING;
     if under_way && annotation(&stable, ann::CANARY_IMAGES) != Some(key.as_str()) {
         return Err(Failure::usage(format!(
@@ -178,11 +195,22 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
         );
         return Ok(Exit::Success);
     }
-    let total = if under_way { annotation_i32(&stable, ann::CANARY_TOTAL) } else { None }.unwrap_or_else(|| replicas(&stable));
-    if total < 1 {
-        return Err(Failure::usage(format!("deployment/{stable_name} has no replicas to share with a canary")));
+    let total = if under_way {
+        annotation_i32(&stable, ann::CANARY_TOTAL)
+    } else {
+        None
     }
-    let reached = if phase == RUNNING { annotation_i32(&stable, ann::CANARY_STEP).and_then(|s| u32::try_from(s).ok()) } else { None };
+    .unwrap_or_else(|| replicas(&stable));
+    if total < 1 {
+        return Err(Failure::usage(format!(
+            "deployment/{stable_name} has no replicas to share with a canary"
+        )));
+    }
+    let reached = if phase == RUNNING {
+        annotation_i32(&stable, ann::CANARY_STEP).and_then(|s| u32::try_from(s).ok())
+    } else {
+        None
+    };
     let cname = canary_name(&stable_name);
     let deadline = tokio::time::Instant::now() + a.watch.timeout;
     if !under_way {
@@ -200,7 +228,9 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
     } else {
         eprintln!(
             "resuming the canary of deployment/{stable_name} ({phase}{})",
-            reached.map(|r| format!(", step {r}% passed")).unwrap_or_default()
+            reached
+                .map(|r| format!(", step {r}% passed"))
+                .unwrap_or_default()
         );
     }
 
@@ -213,6 +243,9 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
         );
         let judge = judge_config(&a.watch);
         for p in remaining_steps(&a.steps, reached) {
+            if colors::interrupted_now() {
+                return Ok(interrupted(&cluster, &stable_name));
+            }
             let (c, s) = canary_split(total, p);
             eprintln!("step {p}%: canary {c}, stable {s} (of {total})");
             let wanted = colors::sibling_deployment(
@@ -222,15 +255,30 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
                 TRACK_LABEL,
                 CANARY_TRACK,
                 c,
-                &[(ann::CANARY_OF, &stable_name), (CHANGE_CAUSE_ANNOTATION, &cause)],
+                &[
+                    (ann::CANARY_OF, &stable_name),
+                    (CHANGE_CAUSE_ANNOTATION, &cause),
+                ],
             );
             // Canary up first, stable down after: never below the total.
             colors::create_or_refresh(&cluster, wanted, |cur| {
-                colors::refreshed_deployment(cur, &template, c, &[(ann::CANARY_OF, Some(&stable_name))], &cause)
+                colors::refreshed_deployment(
+                    cur,
+                    &template,
+                    c,
+                    &[(ann::CANARY_OF, Some(&stable_name))],
+                    &cause,
+                )
             })
             .await?;
             let mut view = Display::new(format!("deployment/{cname} ({p}%)"));
-            let ending = watch_rollout(&cluster, &dref(&cname), &opts(&a.watch, deadline), &mut view).await?;
+            let ending = watch_rollout(
+                &cluster,
+                &dref(&cname),
+                &opts(&a.watch, deadline),
+                &mut view,
+            )
+            .await?;
             view.finish();
             drop(view);
             match ending {
@@ -240,18 +288,39 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
                     if let Some(f) = verdict.failure() {
                         eprintln!("{}", failure_report(f));
                     }
-                    return failed(&cluster, &stable_name, &format!("step {p}% failed"), Exit::RolloutFailed, &a.watch).await;
+                    return failed(
+                        &cluster,
+                        &stable_name,
+                        &format!("step {p}% failed"),
+                        Exit::RolloutFailed,
+                        &a.watch,
+                    )
+                    .await;
                 }
                 Ending::TimedOut(v) | Ending::Paused(v) | Ending::Unsupported(v) => {
                     eprintln!("deployment/{cname}: {}", v.progress().message);
-                    return failed(&cluster, &stable_name, &format!("step {p}% timed out"), Exit::Timeout, &a.watch).await;
+                    return failed(
+                        &cluster,
+                        &stable_name,
+                        &format!("step {p}% timed out"),
+                        Exit::Timeout,
+                        &a.watch,
+                    )
+                    .await;
                 }
                 Ending::Deleted => {
-                    return Err(Failure::new(Exit::RolloutFailed, anyhow!("deployment/{cname} was deleted (aborted elsewhere?)")));
+                    return Err(Failure::new(
+                        Exit::RolloutFailed,
+                        anyhow!("deployment/{cname} was deleted (aborted elsewhere?)"),
+                    ));
                 }
             }
             set_replicas(&cluster, &stable_name, s).await?;
-            eprintln!("step {p}%: {c} canary pod(s) ready; holding for {} (at most {} restarts)", secs(a.interval), a.watch.max_restarts);
+            eprintln!(
+                "step {p}%: {c} canary pod(s) ready; holding for {} (at most {} restarts)",
+                secs(a.interval),
+                a.watch.max_restarts
+            );
             match hold_gate(&cluster, &dref(&cname), a.interval, &judge, deadline).await? {
                 GateEnd::Passed => {}
                 GateEnd::Interrupted => return Ok(interrupted(&cluster, &stable_name)),
@@ -260,21 +329,51 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
                         Some(f) => eprintln!("{}", failure_report(&f)),
                         None => eprintln!("deployment/{cname}: {message}"),
                     }
-                    return failed(&cluster, &stable_name, &format!("step {p}% failed: {message}"), Exit::RolloutFailed, &a.watch).await;
+                    return failed(
+                        &cluster,
+                        &stable_name,
+                        &format!("step {p}% failed: {message}"),
+                        Exit::RolloutFailed,
+                        &a.watch,
+                    )
+                    .await;
                 }
                 GateEnd::TimedOut(why) => {
-                    return failed(&cluster, &stable_name, &format!("step {p}% timed out ({why})"), Exit::Timeout, &a.watch).await;
+                    return failed(
+                        &cluster,
+                        &stable_name,
+                        &format!("step {p}% timed out ({why})"),
+                        Exit::Timeout,
+                        &a.watch,
+                    )
+                    .await;
                 }
                 GateEnd::Deleted => {
-                    return Err(Failure::new(Exit::RolloutFailed, anyhow!("deployment/{cname} was deleted (aborted elsewhere?)")));
+                    return Err(Failure::new(
+                        Exit::RolloutFailed,
+                        anyhow!("deployment/{cname} was deleted (aborted elsewhere?)"),
+                    ));
                 }
             }
-            annotate_stable(&cluster, &stable_name, &[(ann::CANARY_STEP, Some(p.to_string()))]).await?;
+            annotate_stable(
+                &cluster,
+                &stable_name,
+                &[(ann::CANARY_STEP, Some(p.to_string()))],
+            )
+            .await?;
             eprintln!("step {p}% passed");
         }
-        annotate_stable(&cluster, &stable_name, &[(ann::CANARY_PHASE, Some(PROMOTING.to_owned()))]).await?;
+        annotate_stable(
+            &cluster,
+            &stable_name,
+            &[(ann::CANARY_PHASE, Some(PROMOTING.to_owned()))],
+        )
+        .await?;
     }
 
+    if colors::interrupted_now() {
+        return Ok(interrupted(&cluster, &stable_name));
+    }
     // Promote: the normal safe update of the stable Deployment, then back to full strength.
     eprintln!("promoting: rolling deployment/{stable_name} to {key} with the safe update");
     let update_args = UpdateArgs {
@@ -286,85 +385,142 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
         cause: Some(format!(
             "{}: canary promoted after steps {}: {}",
             cluster.username,
-            a.steps.iter().map(|s| format!("{s}%")).collect::<Vec<_>>().join(","),
+            a.steps
+                .iter()
+                .map(|s| format!("{s}%"))
+                .collect::<Vec<_>>()
+                .join(","),
             key
         )),
         no_rollback: false,
         force: false,
         dry_run: None,
         watch: WatchArgs {
-            timeout: deadline.saturating_duration_since(tokio::time::Instant::now()).max(Duration::from_secs(1)),
+            timeout: deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_secs(1)),
             ..a.watch.clone()
         },
         policy: a.policy.clone(),
     };
     // `update` ends with exit 4 both on a timeout (after rolling back) and on Ctrl-C (leaving the
-    // rollout going): listen for Ctrl-C too, to tell them apart.
-    let ctrl_c = Arc::new(AtomicBool::new(false));
-    let listener = {
-        let flag = ctrl_c.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
-            }
-        })
-    };
+    // rollout going): the command-wide Ctrl-C listener tells them apart.
     let result = update::run(kube, update_args).await;
-    listener.abort();
     match result {
         Ok(Exit::Success) => {}
-        _ if ctrl_c.load(Ordering::SeqCst) => return Ok(interrupted(&cluster, &stable_name)),
-        Ok(exit) => return failed(&cluster, &stable_name, "the update of the stable Deployment did not complete", exit, &a.watch).await,
+        _ if colors::interrupted_now() => return Ok(interrupted(&cluster, &stable_name)),
+        Ok(exit) => {
+            return failed(
+                &cluster,
+                &stable_name,
+                "the update of the stable Deployment did not complete",
+                exit,
+                &a.watch,
+            )
+            .await;
+        }
         Err(f) => {
             eprintln!("error: {f}");
-            return failed(&cluster, &stable_name, "the update of the stable Deployment was refused", f.exit, &a.watch).await;
+            return failed(
+                &cluster,
+                &stable_name,
+                "the update of the stable Deployment was refused",
+                f.exit,
+                &a.watch,
+            )
+            .await;
         }
     }
     set_replicas(&cluster, &stable_name, total).await?;
     let mut view = Display::new(format!("deployment/{stable_name} (back to {total})"));
-    let ending = watch_rollout(&cluster, &dref(&stable_name), &opts(&a.watch, deadline.max(tokio::time::Instant::now() + Duration::from_secs(60))), &mut view).await?;
+    let ending = watch_rollout(
+        &cluster,
+        &dref(&stable_name),
+        &opts(
+            &a.watch,
+            deadline.max(tokio::time::Instant::now() + Duration::from_secs(60)),
+        ),
+        &mut view,
+    )
+    .await?;
     view.finish();
     drop(view);
     if !matches!(ending, Ending::Complete(_)) {
         eprintln!(
             "deployment/{stable_name} did not come back to {total} ready replicas ({}); the canary is kept for capacity",
-            ending.verdict().map(|v| v.progress().message.clone()).unwrap_or_default()
+            ending
+                .verdict()
+                .map(|v| v.progress().message.clone())
+                .unwrap_or_default()
         );
-        return Ok(if matches!(ending, Ending::Failed { .. }) { Exit::RolloutFailed } else { Exit::Timeout });
+        return Ok(if matches!(ending, Ending::Failed { .. }) {
+            Exit::RolloutFailed
+        } else {
+            Exit::Timeout
+        });
     }
     delete_canary(&cluster, &cname).await?;
     annotate_stable(
         &cluster,
         &stable_name,
-        &[(ann::CANARY_PHASE, Some(DONE.to_owned())), (ann::CANARY_TOTAL, None), (ann::CANARY_STEP, None)],
+        &[
+            (ann::CANARY_PHASE, Some(DONE.to_owned())),
+            (ann::CANARY_TOTAL, None),
+            (ann::CANARY_STEP, None),
+        ],
     )
     .await?;
-    println!("canary promoted: deployment/{stable_name} runs {key} on {total} replica(s); deployment/{cname} deleted");
+    println!(
+        "canary promoted: deployment/{stable_name} runs {key} on {total} replica(s); deployment/{cname} deleted"
+    );
     Ok(Exit::Success)
 }
 
 fn interrupted(cluster: &Cluster, stable: &str) -> Exit {
-    eprintln!("interrupted: the canary of deployment/{stable} stays as it is (state kept in its annotations)");
+    eprintln!(
+        "interrupted: the canary of deployment/{stable} stays as it is (state kept in its annotations)"
+    );
     eprintln!("  resume: re-run the same command");
-    eprintln!("  abort:  {}", cluster.suggest("canary abort", &format!("deployment/{stable}"), ""));
+    eprintln!(
+        "  abort:  {}",
+        cluster.suggest("canary abort", &format!("deployment/{stable}"), "")
+    );
     Exit::Timeout
 }
 
 /// A failed canary: abort it (stable back to its total, canary deleted) and end with `exit`.
-async fn failed(cluster: &Cluster, stable: &str, why: &str, exit: Exit, watch: &WatchArgs) -> CmdResult {
+async fn failed(
+    cluster: &Cluster,
+    stable: &str,
+    why: &str,
+    exit: Exit,
+    watch: &WatchArgs,
+) -> CmdResult {
     eprintln!("canary failed: {why}; aborting");
     abort(cluster, stable, watch.timeout.max(Duration::from_secs(60))).await?;
     Ok(exit)
 }
 
 async fn delete_canary(cluster: &Cluster, cname: &str) -> Result<bool, Failure> {
-    match cluster.deployments().delete(cname, &DeleteParams::background()).await {
+    match cluster
+        .deployments()
+        .delete(cname, &DeleteParams::background())
+        .await
+    {
         Ok(_) => {
             eprintln!("deployment/{cname} deleted");
             Ok(true)
         }
         Err(e) if is_not_found(&e) => Ok(false),
-        Err(e) => Err(api_failure(e, Op::new("delete", "deployments.apps", Some(cname), &cluster.namespace))),
+        Err(e) => Err(api_failure(
+            e,
+            Op::new(
+                "delete",
+                "deployments.apps",
+                Some(cname),
+                &cluster.namespace,
+            ),
+        )),
     }
 }
 
@@ -405,12 +561,20 @@ async fn abort(cluster: &Cluster, stable_name: &str, timeout: Duration) -> Resul
     annotate_stable(
         cluster,
         stable_name,
-        &[(ann::CANARY_PHASE, Some(ABORTED.to_owned())), (ann::CANARY_TOTAL, None), (ann::CANARY_STEP, None)],
+        &[
+            (ann::CANARY_PHASE, Some(ABORTED.to_owned())),
+            (ann::CANARY_TOTAL, None),
+            (ann::CANARY_STEP, None),
+        ],
     )
     .await?;
     eprintln!(
         "canary aborted: deployment/{stable_name} back to {total} replica(s){}",
-        if deleted { format!(", deployment/{cname} deleted") } else { String::new() }
+        if deleted {
+            format!(", deployment/{cname} deleted")
+        } else {
+            String::new()
+        }
     );
     Ok(restored)
 }
@@ -427,14 +591,20 @@ async fn abort_cmd(kube: &KubeArgs, a: CanaryAbortArgs) -> CmdResult {
     }
     let stable = cluster::get_deployment(&cluster, &stable_name).await?;
     let phase = annotation(&stable, ann::CANARY_PHASE).unwrap_or_default();
-    let canary_exists = try_get(&cluster, &canary_name(&stable_name)).await?.is_some();
+    let canary_exists = try_get(&cluster, &canary_name(&stable_name))
+        .await?
+        .is_some();
     if !canary_exists && phase != RUNNING && phase != PROMOTING {
         println!("no canary of deployment/{stable_name} to abort");
         return Ok(Exit::Success);
     }
     let ok = abort(&cluster, &stable_name, a.timeout).await?;
     println!("canary of deployment/{stable_name} aborted");
-    Ok(if ok { Exit::Success } else { Exit::RolloutFailed })
+    Ok(if ok {
+        Exit::Success
+    } else {
+        Exit::RolloutFailed
+    })
 }
 
 #[cfg(test)]
@@ -444,14 +614,31 @@ mod tests {
 
     #[test]
     fn command_lines() {
-        let c = Cli::try_parse_from(["x", "canary", "deploy/shop", "--image", "app=shop:2", "--steps", "10,50,100", "--interval", "2s", "--max-restarts", "1"]).unwrap();
-        let Command::Canary(cn) = c.command else { panic!() };
+        let c = Cli::try_parse_from([
+            "x",
+            "canary",
+            "deploy/shop",
+            "--image",
+            "app=shop:2",
+            "--steps",
+            "10,50,100",
+            "--interval",
+            "2s",
+            "--max-restarts",
+            "1",
+        ])
+        .unwrap();
+        let Command::Canary(cn) = c.command else {
+            panic!()
+        };
         let s = cn.start;
         assert_eq!(s.workload.as_deref(), Some("deploy/shop"));
         assert_eq!(s.steps, [10, 50, 100]);
         assert_eq!(s.watch.max_restarts, 1);
         let c = Cli::try_parse_from(["x", "canary", "abort", "deploy/shop"]).unwrap();
-        let Command::Canary(cn) = c.command else { panic!() };
+        let Command::Canary(cn) = c.command else {
+            panic!()
+        };
         assert!(matches!(cn.action, Some(CanaryAction::Abort(_))));
     }
 }

@@ -11,7 +11,12 @@ use crate::input;
 
 pub async fn run(kube: &KubeArgs, args: PlanArgs) -> CmdResult {
     let Some(file) = args.file else {
-        return from_cluster(kube, args.workload.as_deref().unwrap_or_default(), args.output).await;
+        return from_cluster(
+            kube,
+            args.workload.as_deref().unwrap_or_default(),
+            args.output,
+        )
+        .await;
     };
     let m = input::read_manifests(std::slice::from_ref(&file), false);
     let mut plans = Vec::new();
@@ -29,7 +34,10 @@ pub async fn run(kube: &KubeArgs, args: PlanArgs) -> CmdResult {
         eprintln!("error: {e}");
     }
     if plans.is_empty() {
-        return Err(Failure::usage(format!("{}: no Deployment found", file.display())));
+        return Err(Failure::usage(format!(
+            "{}: no Deployment found",
+            file.display()
+        )));
     }
     match args.output {
         DataFormat::Table => {
@@ -42,16 +50,26 @@ pub async fn run(kube: &KubeArgs, args: PlanArgs) -> CmdResult {
                 .iter()
                 .map(|(n, p)| serde_json::json!({"object": n, "plan": p}))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?
+            );
         }
         DataFormat::Yaml => {
             for (n, p) in &plans {
                 let v = serde_json::json!({"object": n, "plan": p});
-                println!("---\n{}", serde_saphyr::to_string(&v).map_err(|e| anyhow::anyhow!("{e}"))?);
+                println!(
+                    "---\n{}",
+                    serde_saphyr::to_string(&v).map_err(|e| anyhow::anyhow!("{e}"))?
+                );
             }
         }
     }
-    Ok(if m.errors.is_empty() { Exit::Success } else { Exit::Usage })
+    Ok(if m.errors.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Usage
+    })
 }
 
 /// `plan WORKLOAD`: the plan of a live Deployment.
@@ -68,11 +86,13 @@ async fn from_cluster(kube: &KubeArgs, workload: &str, output: DataFormat) -> Cm
         DataFormat::Table => println!("{}", render(&name, &p)),
         DataFormat::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!([{"object": name, "plan": p}])).map_err(anyhow::Error::from)?
+            serde_json::to_string_pretty(&serde_json::json!([{"object": name, "plan": p}]))
+                .map_err(anyhow::Error::from)?
         ),
         DataFormat::Yaml => println!(
             "---\n{}",
-            serde_saphyr::to_string(&serde_json::json!({"object": name, "plan": p})).map_err(|e| anyhow::anyhow!("{e}"))?
+            serde_saphyr::to_string(&serde_json::json!({"object": name, "plan": p}))
+                .map_err(|e| anyhow::anyhow!("{e}"))?
         ),
     }
     Ok(Exit::Success)
@@ -80,8 +100,14 @@ async fn from_cluster(kube: &KubeArgs, workload: &str, output: DataFormat) -> Cm
 
 pub fn render(name: &str, p: &RolloutPlan) -> String {
     let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_header(["STEP", "ACTION", "OLD", "NEW (READY)", "TOTAL", "AVAILABLE"]);
+    t.load_preset(presets::UTF8_FULL_CONDENSED).set_header([
+        "STEP",
+        "ACTION",
+        "OLD",
+        "NEW (READY)",
+        "TOTAL",
+        "AVAILABLE",
+    ]);
     for s in &p.steps {
         t.add_row([
             s.step.to_string(),

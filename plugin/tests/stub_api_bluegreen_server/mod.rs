@@ -48,14 +48,19 @@ pub fn recorded(file: &str) -> (u16, Value) {
     });
     let resp = &text[text.find("### response").expect("a ### response section")..];
     let status_line = resp.lines().nth(1).expect("a status line");
-    let code: u16 = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("a status code");
+    let code: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
     let body = resp
         .split_once("\r\n\r\n")
         .or_else(|| resp.split_once("\n\r\n"))
         .or_else(|| resp.split_once("\n\n"))
         .expect("headers end")
         .1;
-    let value = serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{file}: body is not JSON: {e}"));
+    let value = serde_json::from_str(body.trim())
+        .unwrap_or_else(|e| panic!("{file}: body is not JSON: {e}"));
     (code, value)
 }
 
@@ -100,13 +105,22 @@ pub struct State {
     /// Before this many selector-changing Service PATCHes, another writer touches the Service
     /// (the client's resourceVersion is then stale and the server answers 409).
     pub service_conflicts: usize,
+    /// The EndpointSlice controller is stuck: slices keep what they had.
+    pub freeze_endpoints: bool,
     /// Every distinct (selector, ready endpoints) a Service had, in order.
     pub history: BTreeMap<String, Vec<ServiceView>>,
     uid_counter: u64,
     pod_counter: u64,
 }
 
-pub const RESOURCES: [&str; 6] = ["deployments", "replicasets", "pods", "services", "endpointslices", "events"];
+pub const RESOURCES: [&str; 6] = [
+    "deployments",
+    "replicasets",
+    "pods",
+    "services",
+    "endpointslices",
+    "events",
+];
 
 fn kind_of(resource: &str) -> (&'static str, &'static str) {
     match resource {
@@ -143,12 +157,18 @@ impl State {
     }
 
     pub fn all(&self, resource: &str) -> Vec<Value> {
-        self.objects.get(resource).map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.objects
+            .get(resource)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Stores `obj` (a new resourceVersion) and logs the watch event; unchanged objects are left alone.
     pub fn put(&mut self, resource: &'static str, mut obj: Value) {
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let old = self.get(resource, &name).cloned();
         if let Some(old) = &old {
             let mut a = old.clone();
@@ -169,7 +189,8 @@ impl State {
         }
         obj["metadata"]["namespace"] = json!(NS);
         let t = if old.is_some() { "MODIFIED" } else { "ADDED" };
-        self.log.push((self.rv, resource, t, with_kind(obj.clone(), resource)));
+        self.log
+            .push((self.rv, resource, t, with_kind(obj.clone(), resource)));
         self.objects.entry(resource).or_default().insert(name, obj);
     }
 
@@ -178,26 +199,48 @@ impl State {
         self.rv += 1;
         let mut o = obj.clone();
         o["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        self.log.push((self.rv, resource, "DELETED", with_kind(o, resource)));
+        self.log
+            .push((self.rv, resource, "DELETED", with_kind(o, resource)));
         Some(obj)
     }
 
     /// The controllers, run to a fixed point.
     pub fn reconcile(&mut self) {
-        for name in self.objects.get("deployments").map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        for name in self
+            .objects
+            .get("deployments")
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             self.reconcile_deployment(&name);
         }
-        for name in self.objects.get("services").map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        for name in self
+            .objects
+            .get("services")
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             self.reconcile_service(&name);
         }
     }
 
-    fn owned<'a>(&'a self, resource: &str, owner_uid: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.objects.get(resource).into_iter().flat_map(|m| m.values()).filter(move |o| {
-            o["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid && r["controller"] == true))
-        })
+    fn owned<'a>(
+        &'a self,
+        resource: &str,
+        owner_uid: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .get(resource)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter(move |o| {
+                o["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r["uid"] == owner_uid && r["controller"] == true)
+                    })
+            })
     }
 
     fn reconcile_deployment(&mut self, name: &str) {
@@ -207,7 +250,10 @@ impl State {
         let template = without_hash(&d["spec"]["template"]);
         let rss: Vec<Value> = self.owned("replicasets", &uid).cloned().collect();
         let max_rev = rss.iter().map(revision).max().unwrap_or(0);
-        let current = rss.iter().find(|rs| without_hash(&rs["spec"]["template"]) == template).cloned();
+        let current = rss
+            .iter()
+            .find(|rs| without_hash(&rs["spec"]["template"]) == template)
+            .cloned();
         let mut current = match current {
             Some(rs) => rs,
             None => {
@@ -230,12 +276,16 @@ impl State {
         };
         // A template that comes back gets the next revision, as kubectl's undo shows.
         if revision(&current) < max_rev && rss.len() > 1 {
-            current["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!((max_rev + 1).to_string());
+            current["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+                json!((max_rev + 1).to_string());
         }
         current["spec"]["replicas"] = json!(replicas);
         let current_name = current["metadata"]["name"].as_str().unwrap().to_owned();
         self.put("replicasets", current);
-        for mut rs in rss.into_iter().filter(|rs| rs["metadata"]["name"] != current_name.as_str()) {
+        for mut rs in rss
+            .into_iter()
+            .filter(|rs| rs["metadata"]["name"] != current_name.as_str())
+        {
             rs["spec"]["replicas"] = json!(0);
             self.put("replicasets", rs);
         }
@@ -243,7 +293,11 @@ impl State {
         let mut total = 0;
         let mut updated = 0;
         let mut updated_ready = 0;
-        for rs_name in self.owned("replicasets", &uid).map(|r| r["metadata"]["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>() {
+        for rs_name in self
+            .owned("replicasets", &uid)
+            .map(|r| r["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+        {
             let (n, ready) = self.reconcile_replicaset(&rs_name);
             total += n;
             ready_total += ready;
@@ -254,7 +308,8 @@ impl State {
         }
         let current = self.get("replicasets", &current_name).cloned().unwrap();
         let mut d = self.get("deployments", name).cloned().unwrap();
-        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = current["metadata"]["annotations"]["deployment.kubernetes.io/revision"].clone();
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+            current["metadata"]["annotations"]["deployment.kubernetes.io/revision"].clone();
         let done = updated == replicas && updated_ready == replicas && total == replicas;
         let t = now();
         let progressing = if done {
@@ -272,7 +327,9 @@ impl State {
         // Keep condition times stable while the reason does not change (as the controller does).
         let old_conditions = d["status"]["conditions"].clone();
         let keep = |mut c: Value| {
-            if let Some(old) = old_conditions.as_array().and_then(|a| a.iter().find(|o| o["type"] == c["type"]))
+            if let Some(old) = old_conditions
+                .as_array()
+                .and_then(|a| a.iter().find(|o| o["type"] == c["type"]))
                 && old["reason"] == c["reason"]
             {
                 c["lastUpdateTime"] = old["lastUpdateTime"].clone();
@@ -296,9 +353,15 @@ impl State {
     /// Makes the ReplicaSet's pods match its replicas; returns (pods, ready pods).
     fn reconcile_replicaset(&mut self, name: &str) -> (i64, i64) {
         let rs = self.get("replicasets", name).cloned().unwrap();
-        let uid = rs["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+        let uid = rs["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let want = rs["spec"]["replicas"].as_i64().unwrap_or(0);
-        let mut pods: Vec<String> = self.owned("pods", &uid).map(|p| p["metadata"]["name"].as_str().unwrap().to_owned()).collect();
+        let mut pods: Vec<String> = self
+            .owned("pods", &uid)
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
         pods.sort();
         while (pods.len() as i64) > want {
             let p = pods.pop().unwrap();
@@ -311,7 +374,10 @@ impl State {
             self.put("pods", pod);
             pods.push(pname);
         }
-        let ready = pods.iter().filter(|p| self.get("pods", p).is_some_and(pod_ready)).count() as i64;
+        let ready = pods
+            .iter()
+            .filter(|p| self.get("pods", p).is_some_and(pod_ready))
+            .count() as i64;
         let mut rs = rs;
         rs["status"] = json!({"replicas": pods.len(), "readyReplicas": ready, "availableReplicas": ready,
             "observedGeneration": rs["metadata"]["generation"].clone()});
@@ -322,11 +388,25 @@ impl State {
     fn new_pod(&mut self, rs: &Value, name: &str) -> Value {
         let t = now();
         let template = &rs["spec"]["template"];
-        let image = template["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_owned();
-        let cname = template["spec"]["containers"][0]["name"].as_str().unwrap_or("app").to_owned();
-        let ip = format!("10.244.{}.{}", (self.pod_counter / 250) % 250, self.pod_counter % 250 + 2);
+        let image = template["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let cname = template["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or("app")
+            .to_owned();
+        let ip = format!(
+            "10.244.{}.{}",
+            (self.pod_counter / 250) % 250,
+            self.pod_counter % 250 + 2
+        );
         let (ready, state, restarts) = if image.contains("crash") {
-            (false, json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}}), 5)
+            (
+                false,
+                json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}}),
+                5,
+            )
         } else if image.contains("unready") {
             (false, json!({"running": {"startedAt": t}}), 0)
         } else {
@@ -353,10 +433,17 @@ impl State {
     }
 
     fn reconcile_service(&mut self, name: &str) {
+        if self.freeze_endpoints {
+            return;
+        }
         let svc = self.get("services", name).cloned().unwrap();
         let selector: BTreeMap<String, String> = svc["spec"]["selector"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut endpoints = Vec::new();
         let mut ready = BTreeMap::new();
@@ -368,7 +455,13 @@ impl State {
                 let r = pod_ready(&p);
                 let pname = p["metadata"]["name"].as_str().unwrap().to_owned();
                 if r {
-                    ready.insert(pname.clone(), p["metadata"]["labels"][COLOR].as_str().unwrap_or("-").to_owned());
+                    ready.insert(
+                        pname.clone(),
+                        p["metadata"]["labels"][COLOR]
+                            .as_str()
+                            .unwrap_or("-")
+                            .to_owned(),
+                    );
                 }
                 endpoints.push(json!({"addresses": [p["status"]["podIP"].clone()],
                     "conditions": {"ready": r, "serving": r, "terminating": false},
@@ -376,7 +469,12 @@ impl State {
                     "nodeName": "stub-node-1"}));
             }
         }
-        endpoints.sort_by_key(|e| e["targetRef"]["name"].as_str().unwrap_or_default().to_owned());
+        endpoints.sort_by_key(|e| {
+            e["targetRef"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        });
         let slice_name = format!("{name}-x7k2p");
         let mut slice = self.get("endpointslices", &slice_name).cloned().unwrap_or_else(|| {
             json!({"metadata": {"name": slice_name, "generateName": format!("{name}-"),
@@ -397,9 +495,10 @@ impl State {
 
 pub fn pod_ready(p: &Value) -> bool {
     p["metadata"]["deletionTimestamp"].is_null()
-        && p["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        && p["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 fn labels_match(sel: &BTreeMap<String, String>, labels: &Value) -> bool {
@@ -473,7 +572,10 @@ impl Stub {
         let ann = meta["annotations"].as_object_mut().unwrap();
         ann.remove("kubectl.kubernetes.io/last-applied-configuration");
         ann.remove("deployment.kubernetes.io/revision");
-        ann.insert("kubernetes.io/change-cause".into(), json!(format!("initial release {image}")));
+        ann.insert(
+            "kubernetes.io/change-cause".into(),
+            json!(format!("initial release {image}")),
+        );
         d["spec"]["replicas"] = json!(replicas);
         d["spec"]["minReadySeconds"] = json!(0);
         d["spec"]["selector"] = json!({"matchLabels": {"app": "shop"}});
@@ -508,7 +610,13 @@ impl Stub {
     }
 
     pub fn history(&self, service: &str) -> Vec<ServiceView> {
-        self.state.lock().unwrap().history.get(service).cloned().unwrap_or_default()
+        self.state
+            .lock()
+            .unwrap()
+            .history
+            .get(service)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -518,22 +626,33 @@ impl Stub {
     /// Pods of a Deployment (through its ReplicaSets).
     pub fn pods_of(&self, deployment: &str) -> Vec<Value> {
         let st = self.state.lock().unwrap();
-        let Some(d) = st.get("deployments", deployment) else { return Vec::new() };
+        let Some(d) = st.get("deployments", deployment) else {
+            return Vec::new();
+        };
         let uid = d["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
-        let rs_uids: Vec<String> = st.owned("replicasets", &uid).map(|r| r["metadata"]["uid"].as_str().unwrap().to_owned()).collect();
+        let rs_uids: Vec<String> = st
+            .owned("replicasets", &uid)
+            .map(|r| r["metadata"]["uid"].as_str().unwrap().to_owned())
+            .collect();
         st.all("pods")
             .into_iter()
-            .filter(|p| p["metadata"]["ownerReferences"][0]["uid"].as_str().is_some_and(|u| rs_uids.iter().any(|r| r == u)))
+            .filter(|p| {
+                p["metadata"]["ownerReferences"][0]["uid"]
+                    .as_str()
+                    .is_some_and(|u| rs_uids.iter().any(|r| r == u))
+            })
             .collect()
     }
 
     /// Serves on 127.0.0.1 and writes a kubeconfig for it.
     pub async fn serve(&self) -> Served {
         let stub = self.clone();
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let stub = stub.clone();
-            async move { handle(stub, method, uri, headers, body).await }
-        });
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let stub = stub.clone();
+                async move { handle(stub, method, uri, headers, body).await }
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -564,7 +683,10 @@ impl Stub {
             if f(&self.state.lock().unwrap()) {
                 return;
             }
-            assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -613,31 +735,43 @@ impl Served {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
-        command(&self.kubeconfig, args).spawn().expect("run kubectl-rollout_safe")
+        command(&self.kubeconfig, args)
+            .spawn()
+            .expect("run kubectl-rollout_safe")
     }
 }
 
 /// Waits for a spawned run.
 pub async fn finish(child: Child) -> Run {
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
     let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    eprintln!("--- exit {}\n--- stdout\n{}--- stderr\n{}", run.code, run.stdout, run.stderr);
+    eprintln!(
+        "--- exit {}\n--- stdout\n{}--- stderr\n{}",
+        run.code, run.stdout, run.stderr
+    );
     run
 }
 
 /// Ctrl-C, as a terminal sends it.
 pub fn interrupt(child: &Child) {
-    let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
 fn status(code: u16, body: Value) -> Response {
     let mut r = (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response();
-    r.headers_mut().insert("cache-control", "no-cache, private".parse().unwrap());
+    r.headers_mut()
+        .insert("cache-control", "no-cache, private".parse().unwrap());
     r
 }
 
@@ -657,7 +791,11 @@ fn not_found(resource: &str, name: &str) -> Response {
 
 fn conflict(resource: &str, name: &str) -> Response {
     let (code, mut body) = recorded("04-patch-stale-resourceversion-conflict.txt");
-    let group = if resource == "deployments" { ".apps" } else { "" };
+    let group = if resource == "deployments" {
+        ".apps"
+    } else {
+        ""
+    };
     body["message"] = json!(format!(
         "Operation cannot be fulfilled on {resource}{group} {name:?}: the object has been modified; please apply your changes to the latest version and try again"
     ));
@@ -695,7 +833,11 @@ fn query(uri: &Uri) -> BTreeMap<String, String> {
 }
 
 async fn handle(stub: Stub, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let q = query(&uri);
     let path = uri.path().trim_matches('/').to_owned();
     let segs: Vec<&str> = path.split('/').collect();
@@ -717,8 +859,13 @@ async fn handle(stub: Stub, method: Method, uri: Uri, headers: HeaderMap, body: 
         },
         (Method::POST, "deployments", None) => create(&stub, &body),
         (Method::DELETE, "deployments", Some(n)) => delete(&stub, n),
-        (Method::PATCH, r @ ("deployments" | "services"), Some(n)) => patch(&stub, r, n, &content_type, &body),
-        _ => status(405, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "method not allowed", "reason": "MethodNotAllowed", "code": 405})),
+        (Method::PATCH, r @ ("deployments" | "services"), Some(n)) => {
+            patch(&stub, r, n, &content_type, &body)
+        }
+        _ => status(
+            405,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "method not allowed", "reason": "MethodNotAllowed", "code": 405}),
+        ),
     };
     if !is_watch {
         stub.state.lock().unwrap().requests.push(Request {
@@ -741,17 +888,24 @@ async fn handle(stub: Stub, method: Method, uri: Uri, headers: HeaderMap, body: 
 }
 
 fn name_filter(q: &BTreeMap<String, String>) -> Option<String> {
-    q.get("fieldSelector").and_then(|f| f.strip_prefix("metadata.name=")).map(str::to_owned)
+    q.get("fieldSelector")
+        .and_then(|f| f.strip_prefix("metadata.name="))
+        .map(str::to_owned)
 }
 
 fn matches_query(o: &Value, q: &BTreeMap<String, String>) -> bool {
     name_filter(q).is_none_or(|n| o["metadata"]["name"].as_str() == Some(&n))
-        && q.get("labelSelector").is_none_or(|s| selector_matches(s, &o["metadata"]["labels"]))
+        && q.get("labelSelector")
+            .is_none_or(|s| selector_matches(s, &o["metadata"]["labels"]))
 }
 
 fn list(stub: &Stub, resource: &str, q: &BTreeMap<String, String>) -> Response {
     let st = stub.state.lock().unwrap();
-    let items: Vec<Value> = st.all(resource).into_iter().filter(|o| matches_query(o, q)).collect();
+    let items: Vec<Value> = st
+        .all(resource)
+        .into_iter()
+        .filter(|o| matches_query(o, q))
+        .collect();
     let (api_version, kind) = kind_of(resource);
     status(
         200,
@@ -763,9 +917,18 @@ fn watch(stub: &Stub, resource: &str, q: &BTreeMap<String, String>) -> Response 
     let Some(resource) = static_resource(resource) else {
         return status(200, json!({}));
     };
-    let from: u64 = q.get("resourceVersion").and_then(|r| r.parse().ok()).unwrap_or(0);
+    let from: u64 = q
+        .get("resourceVersion")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
     let q = q.clone();
-    let deadline = Instant::now() + Duration::from_secs(q.get("timeoutSeconds").and_then(|t| t.parse().ok()).unwrap_or(290).min(290));
+    let deadline = Instant::now()
+        + Duration::from_secs(
+            q.get("timeoutSeconds")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(290)
+                .min(290),
+        );
     let stub = stub.clone();
     let stream = futures::stream::unfold(from, move |mut last| {
         let stub = stub.clone();
@@ -781,14 +944,19 @@ fn watch(stub: &Stub, resource: &str, q: &BTreeMap<String, String>) -> Response 
                     let lines = st
                         .log
                         .iter()
-                        .filter(|(rv, r, _, o)| *rv > last && *r == resource && matches_query(o, &q))
+                        .filter(|(rv, r, _, o)| {
+                            *rv > last && *r == resource && matches_query(o, &q)
+                        })
                         .map(|(_, _, t, o)| format!("{}\n", json!({"type": t, "object": o})))
                         .collect();
                     (lines, st.rv)
                 };
                 last = top;
                 if !lines.is_empty() {
-                    return Some((Ok::<Bytes, std::convert::Infallible>(Bytes::from(lines.concat())), last));
+                    return Some((
+                        Ok::<Bytes, std::convert::Infallible>(Bytes::from(lines.concat())),
+                        last,
+                    ));
                 }
                 let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
             }
@@ -803,14 +971,23 @@ fn watch(stub: &Stub, resource: &str, q: &BTreeMap<String, String>) -> Response 
 
 fn create(stub: &Stub, body: &[u8]) -> Response {
     let Ok(mut d) = serde_json::from_slice::<Value>(body) else {
-        return status(400, json!({"kind": "Status", "status": "Failure", "message": "bad body", "reason": "BadRequest", "code": 400}));
+        return status(
+            400,
+            json!({"kind": "Status", "status": "Failure", "message": "bad body", "reason": "BadRequest", "code": 400}),
+        );
     };
-    let name = d["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let name = d["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let mut st = stub.state.lock().unwrap();
     if st.get("deployments", &name).is_some() {
-        return status(409, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        return status(
+            409,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": format!("deployments.apps {name:?} already exists"), "reason": "AlreadyExists",
-            "details": {"name": name, "group": "apps", "kind": "deployments"}, "code": 409}));
+            "details": {"name": name, "group": "apps", "kind": "deployments"}, "code": 409}),
+        );
     }
     if let Some(m) = d.as_object_mut() {
         m.remove("apiVersion");
@@ -835,8 +1012,14 @@ fn delete(stub: &Stub, name: &str) -> Response {
     let uid = d["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
     let rss: Vec<Value> = st.owned("replicasets", &uid).cloned().collect();
     for rs in rss {
-        let rs_uid = rs["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
-        let pods: Vec<String> = st.owned("pods", &rs_uid).map(|p| p["metadata"]["name"].as_str().unwrap().to_owned()).collect();
+        let rs_uid = rs["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let pods: Vec<String> = st
+            .owned("pods", &rs_uid)
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
         for p in pods {
             st.delete("pods", &p);
         }
@@ -857,11 +1040,15 @@ fn patch(stub: &Stub, resource: &str, name: &str, content_type: &str, body: &[u8
         return not_found(resource, name);
     };
     let mut current = current;
-    if resource == "services" && st.service_conflicts > 0 && String::from_utf8_lossy(body).contains("\"selector\"") {
+    if resource == "services"
+        && st.service_conflicts > 0
+        && String::from_utf8_lossy(body).contains("\"selector\"")
+    {
         // Someone else writes the Service first: the client's resourceVersion is now stale.
         st.service_conflicts -= 1;
         let mut s = current.clone();
-        s["metadata"]["annotations"]["example.com/other-writer"] = json!(format!("touched at rv {}", st.rv));
+        s["metadata"]["annotations"]["example.com/other-writer"] =
+            json!(format!("touched at rv {}", st.rv));
         st.put("services", s);
         current = st.get(resource, name).cloned().unwrap();
     }
@@ -869,7 +1056,10 @@ fn patch(stub: &Stub, resource: &str, name: &str, content_type: &str, body: &[u8
     let mut new = with_kind(current.clone(), resource);
     if content_type.starts_with("application/json-patch+json") {
         let Ok(ops) = serde_json::from_slice::<json_patch::Patch>(body) else {
-            return status(400, json!({"kind": "Status", "status": "Failure", "message": "bad JSON Patch", "reason": "BadRequest", "code": 400}));
+            return status(
+                400,
+                json!({"kind": "Status", "status": "Failure", "message": "bad JSON Patch", "reason": "BadRequest", "code": 400}),
+            );
         };
         if json_patch::patch(&mut new, &ops.0).is_err() {
             let (code, b) = recorded("05-jsonpatch-test-op-failed.txt");
@@ -877,7 +1067,10 @@ fn patch(stub: &Stub, resource: &str, name: &str, content_type: &str, body: &[u8
         }
     } else {
         let Ok(p) = serde_json::from_slice::<Value>(body) else {
-            return status(400, json!({"kind": "Status", "status": "Failure", "message": "bad merge patch", "reason": "BadRequest", "code": 400}));
+            return status(
+                400,
+                json!({"kind": "Status", "status": "Failure", "message": "bad merge patch", "reason": "BadRequest", "code": 400}),
+            );
         };
         json_patch::merge(&mut new, &p);
     }
@@ -914,12 +1107,18 @@ fn patch(stub: &Stub, resource: &str, name: &str, content_type: &str, body: &[u8
 pub fn selector_of(svc: &Value) -> BTreeMap<String, String> {
     svc["spec"]["selector"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 pub fn annotation(o: &Value, key: &str) -> Option<String> {
-    o["metadata"]["annotations"][key].as_str().map(str::to_owned)
+    o["metadata"]["annotations"][key]
+        .as_str()
+        .map(str::to_owned)
 }
 
 pub fn replicas(d: &Value) -> i64 {
@@ -927,13 +1126,22 @@ pub fn replicas(d: &Value) -> i64 {
 }
 
 pub fn image(d: &Value) -> String {
-    d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_owned()
+    d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The Service never went without a ready endpoint (after it first had one).
 pub fn assert_never_without_endpoints(history: &[ServiceView]) {
-    let first = history.iter().position(|v| !v.ready.is_empty()).expect("the Service had ready endpoints");
+    let first = history
+        .iter()
+        .position(|v| !v.ready.is_empty())
+        .expect("the Service had ready endpoints");
     for (i, v) in history.iter().enumerate().skip(first) {
-        assert!(!v.ready.is_empty(), "the Service had no ready endpoint at step {i}: {history:#?}");
+        assert!(
+            !v.ready.is_empty(),
+            "the Service had no ready endpoint at step {i}: {history:#?}"
+        );
     }
 }
