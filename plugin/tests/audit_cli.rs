@@ -129,14 +129,14 @@ fn json_sarif_junit() {
         assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
         assert!(["error", "warning"].contains(&r["level"].as_str().unwrap()));
     }
-    // The RS603 result sits on the Service's own document, line 35 of web.yaml.
+    // The RS603 result sits on the Service's own document: line 36 of web.yaml, after the `---`.
     assert!(
         run0["results"]
             .as_array()
             .unwrap()
             .iter()
             .any(|r| r["ruleId"] == "RS603"
-                && r["locations"][0]["physicalLocation"]["region"]["startLine"] == 35)
+                && r["locations"][0]["physicalLocation"]["region"]["startLine"] == 36)
     );
 
     let o = run(&["audit", "-R", "-f", "examples/unsafe", "-o", "junit"]);

@@ -218,14 +218,13 @@ fn service_switch(
         namespace: Some(ns.into()),
         name: name.into(),
     };
-    let sel: Vec<String> = new.iter().map(|(k, v)| format!("{k}={v}")).collect();
     Some(Finding {
         rule: RuleId::RS602,
         action,
         severity: action.severity().unwrap_or(Severity::Warning),
         message: format!(
             "{object}: the new selector {} matches no ready pod, so the switch would leave the Service without endpoints (spec.selector)",
-            sel.join(",")
+            crate::selector::map_text(&new)
         ),
         object,
         container: None,

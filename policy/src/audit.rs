@@ -12,7 +12,7 @@ use crate::config::RolloutPolicy;
 use crate::documents::{Document, DocumentError};
 use crate::finding::Finding;
 use crate::rule::{Action, RuleId, Severity, WorkloadKind};
-use crate::selector::{map_selects, selector_matches};
+use crate::selector::{map_selects, map_text};
 use crate::workload::{ObjectRef, Workload};
 
 /// A finding with the place its object was read from.
@@ -201,18 +201,15 @@ pub fn audit(
     report.workloads = workloads.len();
     for (doc, w) in &workloads {
         let ns = w.namespace().map(str::to_string);
-        let autoscaled = hpas
-            .iter()
-            .any(|h| h.namespace == ns && h.kind == w.kind().as_str() && h.name == w.name());
-        let labels = w.pod_labels();
-        let multi = autoscaled || w.replicas().is_some_and(|r| r >= 2);
-        let facts = Facts {
-            autoscaled,
-            pdb_covered: multi.then(|| {
-                pdbs.iter()
-                    .any(|p| p.namespace == ns && selector_matches(&p.selector, &labels))
-            }),
-        };
+        let facts = Facts::gather(
+            w,
+            pdbs.iter()
+                .filter(|p| p.namespace == ns)
+                .map(|p| &p.selector),
+            hpas.iter()
+                .filter(|h| h.namespace == ns)
+                .map(|h| (h.kind.as_str(), h.name.as_str())),
+        );
         let eff = policy.for_namespace(w.namespace());
         for finding in check(w, None, &eff, &facts) {
             report.findings.push(LocatedFinding {
@@ -244,11 +241,6 @@ pub fn audit(
         {
             continue;
         }
-        let sel: Vec<String> = svc
-            .selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
         let field = "spec.selector".to_string();
         report.findings.push(LocatedFinding {
             file: svc.doc.source.clone(),
@@ -262,7 +254,7 @@ pub fn audit(
                 message: format!(
                     "{}: selector {} matches the pods of none of the {} workload(s) audited with it, so it has no endpoints ({field})",
                     svc.object,
-                    sel.join(","),
+                    map_text(&svc.selector),
                     same_ns.len()
                 ),
                 field,

@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::change_cause;
 use crate::config::{EffectivePolicy, Params};
 use crate::finding::Finding;
-use crate::rule::{Action, RuleId, Severity, WorkloadKind};
-use crate::workload::{AppContainer, Workload, defaults, resolve_fenceposts, scaled_value};
+use crate::rule::{Action, RuleId, Severity};
+use crate::workload::{AppContainer, Workload, defaults, probe_failure_budget, scaled_value};
 
 pub const SKIP_ANNOTATION: &str = "rollout-safe.dev/skip";
 pub const SKIP_REASON_ANNOTATION: &str = "rollout-safe.dev/skip-reason";
@@ -23,6 +23,33 @@ pub struct Facts {
     pub autoscaled: bool,
     /// Whether a PodDisruptionBudget selects the workload's pods; `None` when unknown (RS601 is skipped).
     pub pdb_covered: Option<bool>,
+}
+
+impl Facts {
+    /// The facts for `w` from what its namespace holds: the selectors of its
+    /// PodDisruptionBudgets and the (kind, name) scale targets of its HPAs. RS601 is only
+    /// asked of workloads that run (or may scale to) several replicas.
+    pub fn gather<'a>(
+        w: &Workload,
+        pdb_selectors: impl IntoIterator<
+            Item = &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+        >,
+        hpa_targets: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Facts {
+        let autoscaled = hpa_targets
+            .into_iter()
+            .any(|(kind, name)| kind == w.kind().as_str() && name == w.name());
+        let multi = autoscaled || w.replicas().is_some_and(|r| r >= 2);
+        let labels = w.pod_labels();
+        Facts {
+            autoscaled,
+            pdb_covered: multi.then(|| {
+                pdb_selectors
+                    .into_iter()
+                    .any(|s| crate::selector::selector_matches(s, &labels))
+            }),
+        }
+    }
 }
 
 /// Runs every applicable rule. `old` is the object before an update (RS301 needs it).
@@ -63,7 +90,7 @@ pub fn check(
             c.report(
                 RuleId::RS601,
                 None,
-                "metadata.name".into(),
+                "spec.selector".into(),
                 "no PodDisruptionBudget selects its pods, so a node drain can evict them all at once".into(),
                 "add a PodDisruptionBudget (e.g. maxUnavailable: 1) whose selector matches the pod labels".into(),
             )
@@ -243,11 +270,16 @@ fn probes_present(c: &mut Ctx<'_>, rule: RuleId) {
 /// A probe with Kubernetes' defaults filled in, so that spelled-out defaults compare equal.
 fn normalized(p: &Probe) -> Probe {
     let mut p = p.clone();
-    p.initial_delay_seconds.get_or_insert(0);
-    p.timeout_seconds.get_or_insert(1);
-    p.period_seconds.get_or_insert(10);
-    p.success_threshold.get_or_insert(1);
-    p.failure_threshold.get_or_insert(3);
+    p.initial_delay_seconds
+        .get_or_insert(defaults::PROBE_INITIAL_DELAY_SECONDS);
+    p.timeout_seconds
+        .get_or_insert(defaults::PROBE_TIMEOUT_SECONDS);
+    p.period_seconds
+        .get_or_insert(defaults::PROBE_PERIOD_SECONDS);
+    p.success_threshold
+        .get_or_insert(defaults::PROBE_SUCCESS_THRESHOLD);
+    p.failure_threshold
+        .get_or_insert(defaults::PROBE_FAILURE_THRESHOLD);
     if let Some(h) = p.http_get.as_mut() {
         h.scheme.get_or_insert_with(|| "HTTP".into());
         h.path.get_or_insert_with(|| "/".into());
@@ -282,12 +314,15 @@ fn rs104_startup_time(c: &mut Ctx<'_>) {
         if ac.container.startup_probe.is_some() {
             continue;
         }
-        let delay = l.initial_delay_seconds.unwrap_or(0);
-        let period = l.period_seconds.unwrap_or(10);
-        let failures = l.failure_threshold.unwrap_or(3);
-        let budget =
-            i64::from(delay).saturating_add(i64::from(period).saturating_mul(i64::from(failures)));
+        let budget = probe_failure_budget(l);
         if budget < i64::from(floor) {
+            let delay = l
+                .initial_delay_seconds
+                .unwrap_or(defaults::PROBE_INITIAL_DELAY_SECONDS);
+            let period = l.period_seconds.unwrap_or(defaults::PROBE_PERIOD_SECONDS);
+            let failures = l
+                .failure_threshold
+                .unwrap_or(defaults::PROBE_FAILURE_THRESHOLD);
             c.report(
                 RuleId::RS104,
                 Some(ac.container),
@@ -343,21 +378,40 @@ fn rs105_named_ports(c: &mut Ctx<'_>) {
 pub fn prestop_seconds(container: &Container) -> Option<i64> {
     let pre = container.lifecycle.as_ref()?.pre_stop.as_ref()?;
     if let Some(s) = &pre.sleep {
-        return Some(s.seconds);
+        return Some(s.seconds.clamp(0, MAX_KNOWN_PRESTOP_SECONDS));
     }
     let cmd = pre.exec.as_ref()?.command.as_ref()?;
     let words: Vec<&str> = cmd.iter().flat_map(|a| a.split_whitespace()).collect();
     words.windows(2).find_map(|w| {
         let prog = w[0].rsplit('/').next().unwrap_or(w[0]);
-        if prog == "sleep" {
-            w[1].trim_end_matches(['s', ';'])
-                .parse::<f64>()
-                .ok()
-                .map(|s| s.ceil() as i64)
-        } else {
-            None
-        }
+        (prog == "sleep").then(|| sleep_arg_seconds(w[1])).flatten()
     })
+}
+
+/// A preStop longer than this is not a drain delay but a hang (`sleep infinity`); RS202 does
+/// not ask for a grace period to cover it.
+pub const MAX_KNOWN_PRESTOP_SECONDS: i64 = 3600;
+
+/// `sleep`'s argument: `15`, `15s`, `2m`, `1h`, `1.5` (rounded up); `infinity` and anything
+/// else is unknown.
+fn sleep_arg_seconds(arg: &str) -> Option<i64> {
+    let arg = arg.trim_end_matches([';', '&']);
+    let (num, unit) = match arg
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
+    {
+        Some((i, _)) => arg.split_at(i),
+        None => (arg, ""),
+    };
+    let factor = match unit {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    let secs = (num.parse::<f64>().ok()? * factor).ceil();
+    (secs.is_finite() && (0.0..=MAX_KNOWN_PRESTOP_SECONDS as f64).contains(&secs))
+        .then_some(secs as i64)
 }
 
 fn rs201_prestop(c: &mut Ctx<'_>) {
@@ -459,25 +513,20 @@ fn rs401_max_unavailable(c: &mut Ctx<'_>) {
         }
     };
     match c.w {
-        Workload::Deployment(d) => {
-            let spec = &d.spec;
-            let strategy = spec.strategy.as_ref();
-            if strategy.and_then(|s| s.type_.as_deref()) == Some("Recreate") {
-                return; // RS402's business
+        Workload::Deployment(_) => {
+            // Recreate is RS402's business.
+            let Some(fence) = c.w.rolling_fenceposts() else {
+                return;
+            };
+            match fence {
+                Ok((_, unavailable)) => check(
+                    c,
+                    "spec.strategy.rollingUpdate.maxUnavailable",
+                    Ok(unavailable),
+                    c.w.replicas(),
+                ),
+                Err((field, e)) => check(c, field, Err(e), None),
             }
-            let replicas = spec.replicas.unwrap_or(defaults::REPLICAS);
-            let ru = strategy.and_then(|s| s.rolling_update.as_ref());
-            let fence = resolve_fenceposts(
-                ru.and_then(|r| r.max_surge.as_ref()),
-                ru.and_then(|r| r.max_unavailable.as_ref()),
-                replicas,
-            );
-            check(
-                c,
-                "spec.strategy.rollingUpdate.maxUnavailable",
-                fence.map(|(_, u)| u),
-                Some(replicas),
-            );
         }
         Workload::StatefulSet(s) => {
             let spec = &s.spec;
@@ -527,11 +576,8 @@ fn rs401_max_unavailable(c: &mut Ctx<'_>) {
 }
 
 fn rs402_recreate(c: &mut Ctx<'_>) {
-    let Workload::Deployment(d) = c.w else { return };
-    let spec = &d.spec;
-    let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
-    let replicas = spec.replicas.unwrap_or(defaults::REPLICAS);
-    if recreate && replicas > 1 {
+    let replicas = c.w.replicas().unwrap_or(defaults::REPLICAS);
+    if c.w.is_recreate() && replicas > 1 {
         c.report(
             RuleId::RS402,
             None,
@@ -596,7 +642,7 @@ fn rs405_replicas(c: &mut Ctx<'_>) {
 
 /// Whether an image reference names a digest or an explicit tag other than `latest`.
 pub fn image_is_pinned(image: &str) -> bool {
-    if image.contains("@sha256:") || image.contains('@') {
+    if image.contains('@') {
         return true;
     }
     // The tag is after the last ':' of the last path component (a registry port is not a tag).
@@ -649,9 +695,4 @@ fn rs501_image_pinned(c: &mut Ctx<'_>) {
             format!("spec.template.spec.initContainers[{i}].image"),
         );
     }
-}
-
-/// Whether a workload kind is one the rules handle (used by callers deciding what to skip).
-pub fn handles(kind: &str) -> bool {
-    WorkloadKind::from_kind(kind).is_some()
 }

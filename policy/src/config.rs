@@ -130,8 +130,13 @@ struct NamespaceOverride {
 pub enum PolicyError {
     #[error("policy: {0}")]
     Parse(String),
-    #[error("policy: {field}: {message}")]
-    Invalid { field: String, message: String },
+    #[error("policy: {}{field}: {message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Invalid {
+        field: String,
+        message: String,
+        /// Where `field` is written, when it can be found in the source.
+        line: Option<usize>,
+    },
 }
 
 impl RolloutPolicy {
@@ -139,17 +144,22 @@ impl RolloutPolicy {
     pub fn from_yaml(src: &str) -> Result<Self, PolicyError> {
         let doc: PolicyDocument =
             serde_saphyr::from_str(src).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        let invalid = |field: String, message: String| PolicyError::Invalid {
+            line: locate(src, &field),
+            field,
+            message,
+        };
         if doc.api_version != API_VERSION {
-            return Err(PolicyError::Invalid {
-                field: "apiVersion".into(),
-                message: format!("expected {API_VERSION:?}, found {:?}", doc.api_version),
-            });
+            return Err(invalid(
+                "apiVersion".into(),
+                format!("expected {API_VERSION:?}, found {:?}", doc.api_version),
+            ));
         }
         if doc.kind != KIND {
-            return Err(PolicyError::Invalid {
-                field: "kind".into(),
-                message: format!("expected {KIND:?}, found {:?}", doc.kind),
-            });
+            return Err(invalid(
+                "kind".into(),
+                format!("expected {KIND:?}, found {:?}", doc.kind),
+            ));
         }
         let spec = doc.spec.unwrap_or_default();
         let policy = RolloutPolicy {
@@ -169,23 +179,31 @@ impl RolloutPolicy {
                 .map(|g| WildMatch::new(g))
                 .collect(),
         };
-        policy.check()?;
+        policy
+            .check()
+            .map_err(|(field, message)| invalid(field, message))?;
         Ok(policy)
     }
 
-    fn check(&self) -> Result<(), PolicyError> {
-        let mut all = vec![("spec.rules".to_string(), &self.rules)];
+    /// Semantic checks, as `(field, message)`. Parameters are checked as they combine: the
+    /// base rules, then the base with each namespace override applied.
+    fn check(&self) -> Result<(), (String, String)> {
+        self.rules.check_actions("spec.rules")?;
+        let mut base = EffectivePolicy::default();
+        self.rules.apply(&mut base);
+        check_params(&base.params, "spec.rules")?;
         for (i, o) in self.overrides.iter().enumerate() {
+            let field = format!("spec.namespaceOverrides[{i}]");
             if o.namespaces.is_empty() {
-                return Err(PolicyError::Invalid {
-                    field: format!("spec.namespaceOverrides[{i}].namespaces"),
-                    message: "must name at least one namespace or glob".into(),
-                });
+                return Err((
+                    format!("{field}.namespaces"),
+                    "must name at least one namespace or glob".into(),
+                ));
             }
-            all.push((format!("spec.namespaceOverrides[{i}].rules"), &o.rules));
-        }
-        for (field, rules) in all {
-            rules.check(&field)?;
+            o.rules.check_actions(&format!("{field}.rules"))?;
+            let mut merged = base.clone();
+            o.rules.apply(&mut merged);
+            check_params(&merged.params, &format!("{field}.rules"))?;
         }
         Ok(())
     }
@@ -328,47 +346,83 @@ macro_rules! rules_section {
                 } )*
             }
 
-            fn check(&self, field: &str) -> Result<(), PolicyError> {
+            fn check_actions(&self, field: &str) -> Result<(), (String, String)> {
                 $( if let Some(Entry(e)) = &self.$id {
                     if e.action == Some(Action::Mutate) && !RuleId::$id.can_mutate() {
-                        return Err(PolicyError::Invalid {
-                            field: format!("{field}.{}.action", stringify!($id)),
-                            message: format!(
+                        return Err((
+                            format!("{field}.{}.action", stringify!($id)),
+                            format!(
                                 "{} cannot be fixed automatically; use enforce, warn or off (mutate works for RS201, RS202, RS301, RS403)",
                                 stringify!($id)
                             ),
-                        });
+                        ));
                     }
                 } )*
-                let mut p = Params::default();
-                $( if let Some(Entry(e)) = &self.$id { e.apply_params(&mut p); } )*
-                for (name, v) in [
-                    ("RS104.minStartupSeconds", p.min_startup_seconds),
-                    ("RS201.sleepSeconds", p.prestop_sleep_seconds),
-                    ("RS202.marginSeconds", p.grace_margin_seconds),
-                    ("RS403.minimum", p.history_minimum),
-                    ("RS405.minReplicas", p.min_replicas),
-                ] {
-                    if v < 0 {
-                        return Err(PolicyError::Invalid {
-                            field: format!("{field}.{name}"),
-                            message: format!("must not be negative, found {v}"),
-                        });
-                    }
-                }
-                if p.history_default < p.history_minimum {
-                    return Err(PolicyError::Invalid {
-                        field: format!("{field}.RS403.default"),
-                        message: format!(
-                            "the value written ({}) must be at least the minimum ({})",
-                            p.history_default, p.history_minimum
-                        ),
-                    });
-                }
                 Ok(())
             }
         }
     };
+}
+
+/// Parameters that make sense together.
+fn check_params(p: &Params, field: &str) -> Result<(), (String, String)> {
+    for (name, v) in [
+        ("RS104.minStartupSeconds", p.min_startup_seconds),
+        ("RS201.sleepSeconds", p.prestop_sleep_seconds),
+        ("RS202.marginSeconds", p.grace_margin_seconds),
+        ("RS403.minimum", p.history_minimum),
+        ("RS405.minReplicas", p.min_replicas),
+    ] {
+        if v < 0 {
+            return Err((
+                format!("{field}.{name}"),
+                format!("must not be negative, found {v}"),
+            ));
+        }
+    }
+    if p.history_default < p.history_minimum {
+        return Err((
+            format!("{field}.RS403.default"),
+            format!(
+                "the value written ({}) must be at least the minimum ({}) in force here",
+                p.history_default, p.history_minimum
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The 1-based line where a field path such as `spec.namespaceOverrides[1].rules.RS403.default`
+/// is written: each key is looked for after the previous one, a `[i]` skips to the i-th list
+/// item. Best effort (flow style and odd layouts may not be found).
+fn locate(src: &str, field: &str) -> Option<usize> {
+    let lines: Vec<&str> = src.lines().collect();
+    let mut at = 0usize;
+    for seg in field.split('.') {
+        let (key, index) = match seg.split_once('[') {
+            Some((k, i)) => (k, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        let is_key = |l: &str| {
+            let t = l.trim_start().trim_start_matches("- ");
+            t.starts_with(&format!("{key}:"))
+                || l.contains(&format!("{{{key}:"))
+                || l.contains(&format!(" {key}:"))
+        };
+        at += lines[at..].iter().position(|l| is_key(l))?;
+        if let Some(i) = index {
+            let mut seen = 0;
+            let start = at;
+            at += lines[start..].iter().position(|l| {
+                let item = l.trim_start().starts_with("- ");
+                if item {
+                    seen += 1;
+                }
+                item && seen == i + 1
+            })?;
+        }
+    }
+    Some(at + 1)
 }
 
 rules_section! {
@@ -457,6 +511,26 @@ spec:
         let negative = "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  rules:\n    RS202: {marginSeconds: -1}\n";
         let e = RolloutPolicy::from_yaml(negative).unwrap_err().to_string();
         assert!(e.contains("RS202.marginSeconds"), "{e}");
+        assert!(e.contains("line 5"), "{e}");
+    }
+
+    #[test]
+    fn parameters_are_checked_as_they_combine() {
+        let head = "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n";
+        // The override lowers the value written below the base minimum: rejected, at the override.
+        let bad = format!(
+            "{head}  rules:\n    RS403: {{minimum: 3, default: 3}}\n  namespaceOverrides:\n    - namespaces: [dev]\n      rules:\n        RS403: {{default: 2}}\n"
+        );
+        let e = RolloutPolicy::from_yaml(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("spec.namespaceOverrides[0].rules.RS403.default") && e.contains("line 9"),
+            "{e}"
+        );
+        // Base default 10 with an override raising the minimum to 8 is fine.
+        let ok = format!(
+            "{head}  rules:\n    RS403: {{default: 10}}\n  namespaceOverrides:\n    - namespaces: [dev]\n      rules:\n        RS403: {{minimum: 8}}\n"
+        );
+        assert!(RolloutPolicy::from_yaml(&ok).is_ok());
     }
 
     #[test]

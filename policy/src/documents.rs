@@ -47,9 +47,26 @@ impl DocumentError {
 pub fn parse_documents(source: &str, text: &str) -> Vec<Result<Document, DocumentError>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
+    // JSON (one object, several, or an array). A YAML flow mapping such as
+    // `{apiVersion: v1, kind: Service}` also starts with `{`: when the very first value is not
+    // JSON, the text is read as YAML instead.
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return parse_json(source, text);
+        let json = parse_json(source, text);
+        if !matches!(json.first(), Some(Err(_))) {
+            return json;
+        }
+        let yaml = parse_yaml(source, text);
+        // Neither: the JSON parser's message is the one that fits text that starts like JSON.
+        return if yaml.iter().any(Result::is_err) {
+            json
+        } else {
+            yaml
+        };
     }
+    parse_yaml(source, text)
+}
+
+fn parse_yaml(source: &str, text: &str) -> Vec<Result<Document, DocumentError>> {
     let mut out = Vec::new();
     for (start_line, chunk) in split_yaml(text) {
         if chunk.trim().is_empty()
@@ -74,7 +91,13 @@ pub fn parse_documents(source: &str, text: &str) -> Vec<Result<Document, Documen
         }
         match serde_saphyr::from_str_with_options::<Value>(chunk, manifest_options()) {
             Ok(Value::Null) => {}
-            Ok(value) => expand(source, start_line, value, &mut out),
+            // The object's line is its first line of content, not the `---` before it.
+            Ok(value) => expand(
+                source,
+                start_line + leading_blank_lines(chunk),
+                value,
+                &mut out,
+            ),
             Err(e) => {
                 let (line, column) = e
                     .location()
@@ -102,6 +125,17 @@ fn manifest_options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
     o.legacy_octal_numbers = true;
     o
+}
+
+/// Blank and comment lines before a document's content (the marker line counts as blank).
+fn leading_blank_lines(chunk: &str) -> usize {
+    chunk
+        .lines()
+        .take_while(|l| {
+            let t = l.trim_start();
+            t.is_empty() || t.starts_with('#')
+        })
+        .count()
 }
 
 fn first_line(s: &str) -> String {
@@ -267,14 +301,14 @@ mod tests {
     fn multi_document_lines() {
         let text = "# header\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n---\n# only a comment\n--- \napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n...\n";
         let r = parse_documents("f.yaml", text);
-        assert_eq!(ok(&r), vec![(1, "a".into()), (8, "b".into())]);
+        assert_eq!(ok(&r), vec![(2, "a".into()), (9, "b".into())]);
     }
 
     #[test]
     fn malformed_document_keeps_the_rest() {
         let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: [unclosed\n---\napiVersion: v1\nkind: Service\nmetadata: {name: c}\n";
         let r = parse_documents("f.yaml", text);
-        assert_eq!(ok(&r), vec![(1, "a".into()), (8, "c".into())]);
+        assert_eq!(ok(&r), vec![(1, "a".into()), (9, "c".into())]);
         let err = r.iter().find_map(|d| d.as_ref().err()).unwrap();
         assert_eq!(err.file, "f.yaml");
         assert!((5..=8).contains(&err.line), "{err}");
@@ -299,6 +333,15 @@ mod tests {
         let v = &r[0].as_ref().unwrap().value;
         assert_eq!(v["mode"], serde_json::json!(288));
         assert_eq!(v["plain"], serde_json::json!(440));
+    }
+
+    #[test]
+    fn yaml_flow_mapping_is_not_taken_for_json() {
+        let r = parse_documents(
+            "f.yaml",
+            "{apiVersion: v1, kind: Service, metadata: {name: a}}\n---\n{apiVersion: v1, kind: Service, metadata: {name: b}}\n",
+        );
+        assert_eq!(ok(&r), vec![(1, "a".into()), (3, "b".into())]);
     }
 
     #[test]

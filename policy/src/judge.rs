@@ -181,7 +181,7 @@ impl Object {
         })
     }
 
-    fn metadata(&self) -> &ObjectMeta {
+    pub fn metadata(&self) -> &ObjectMeta {
         match self {
             Self::Deployment(o) => &o.metadata,
             Self::StatefulSet(o) => &o.metadata,
@@ -237,7 +237,8 @@ impl Default for RolloutState {
     }
 }
 
-fn key(meta: &ObjectMeta) -> String {
+/// `namespace/name`: how the state keys objects of one kind.
+pub fn key(meta: &ObjectMeta) -> String {
     format!(
         "{}/{}",
         meta.namespace.as_deref().unwrap_or_default(),
@@ -286,8 +287,11 @@ impl RolloutState {
                 self.pods.insert(key(&p.metadata), *p);
             }
             Object::Event(e) => {
-                let k = key(&e.metadata);
-                self.events.retain(|old| key(&old.metadata) != k);
+                // The same event again (count bumped) replaces the old copy.
+                self.events.retain(|old| {
+                    old.metadata.name != e.metadata.name
+                        || old.metadata.namespace != e.metadata.namespace
+                });
                 self.events.push_back(*e);
                 while self.events.len() > self.max_events {
                     self.events.pop_front();
@@ -336,6 +340,17 @@ impl RolloutState {
         self.events.iter()
     }
 
+    /// The pods of the Deployment's new ReplicaSet (by controller reference).
+    pub fn new_pods(&self) -> Vec<&Pod> {
+        let Some(rs) = self.new_replica_set() else {
+            return Vec::new();
+        };
+        self.pods
+            .values()
+            .filter(|p| controlled_by(&p.metadata, "ReplicaSet", &rs.metadata))
+            .collect()
+    }
+
     /// The ReplicaSets controlled by the Deployment being judged.
     pub fn owned_replica_sets(&self) -> Vec<&ReplicaSet> {
         match &self.workload {
@@ -382,7 +397,14 @@ impl RolloutState {
     }
 }
 
-fn normalized_template(t: &PodTemplateSpec) -> PodTemplateSpec {
+/// Whether two pod templates are the same apart from `pod-template-hash` (the Deployment
+/// controller's `EqualIgnoreHash`, which also decides which ReplicaSet is the new one).
+pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+    normalized_template(a) == normalized_template(b)
+}
+
+/// A pod template without the `pod-template-hash` label (what `rollout undo` copies back).
+pub fn normalized_template(t: &PodTemplateSpec) -> PodTemplateSpec {
     let mut t = t.clone();
     if let Some(meta) = t.metadata.as_mut() {
         if let Some(labels) = meta.labels.as_mut() {
@@ -410,7 +432,7 @@ fn label<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a str> {
 }
 
 /// Whether `meta`'s controller owner reference points at `owner` of `kind`.
-fn controlled_by(meta: &ObjectMeta, kind: &str, owner: &ObjectMeta) -> bool {
+pub fn controlled_by(meta: &ObjectMeta, kind: &str, owner: &ObjectMeta) -> bool {
     if let (Some(a), Some(b)) = (&meta.namespace, &owner.namespace)
         && a != b
     {
@@ -772,7 +794,7 @@ fn judge_deployment(
         ready: status.ready_replicas.unwrap_or(0),
         available,
         total,
-        old_replicas: (total - updated).max(0),
+        old_replicas: total.saturating_sub(updated).max(0),
         old_pods: sets.old.len(),
         terminating_pods: sets.terminating,
         new_revision: new_rs
@@ -821,7 +843,7 @@ fn judge_deployment(
             }
             _ if total > updated => format!(
                 "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...",
-                total - updated
+                total.saturating_sub(updated)
             ),
             _ if available < updated => format!(
                 "Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."
@@ -935,7 +957,7 @@ fn judge_statefulset(
         ready,
         available: status.available_replicas.unwrap_or(0),
         total: status.replicas,
-        old_replicas: (status.replicas - updated).max(0),
+        old_replicas: status.replicas.saturating_sub(updated).max(0),
         old_pods: sets.old.len(),
         terminating_pods: sets.terminating,
         new_revision: update_revision.clone(),
@@ -958,13 +980,16 @@ fn judge_statefulset(
     } else if !observed {
         view.message = "Waiting for statefulset spec update to be observed...".to_owned();
     } else if let Some(r) = replicas.filter(|r| ready < *r) {
-        view.message = format!("Waiting for {} pods to be ready...", r - ready);
+        view.message = format!(
+            "Waiting for {} pods to be ready...",
+            r.saturating_sub(ready)
+        );
     } else if let Some(ru) = strategy.and_then(|u| u.rolling_update.as_ref()) {
         match (replicas, ru.partition) {
-            (Some(r), Some(p)) if updated < r - p => {
+            (Some(r), Some(p)) if updated < r.saturating_sub(p) => {
                 view.message = format!(
                     "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
-                    r - p
+                    r.saturating_sub(p)
                 );
             }
             _ => {
@@ -1060,7 +1085,10 @@ fn judge_daemonset(
         ready: status.number_ready,
         available,
         total: status.current_number_scheduled,
-        old_replicas: (status.current_number_scheduled - updated).max(0),
+        old_replicas: status
+            .current_number_scheduled
+            .saturating_sub(updated)
+            .max(0),
         old_pods: sets.old.len(),
         terminating_pods: sets.terminating,
         new_revision: template_generation,
@@ -1370,9 +1398,7 @@ fn pod_problems(
             .filter(|k| k.name == c)
             .find_map(|k| k.startup_probe.as_ref())
             .map_or(SignedDuration::ZERO, |p| {
-                let secs = i64::from(p.initial_delay_seconds.unwrap_or(0))
-                    + i64::from(p.period_seconds.unwrap_or(10))
-                        * i64::from(p.failure_threshold.unwrap_or(3));
+                let secs = crate::workload::probe_failure_budget(p);
                 SignedDuration::from_secs(secs.max(0))
             })
     };
@@ -1534,7 +1560,8 @@ fn is_done(cs: &ContainerStatus) -> bool {
         .is_some_and(|t| t.exit_code == 0)
 }
 
-fn event_time(e: &Event) -> Option<Timestamp> {
+/// When an event last happened, from whichever timestamp it carries.
+pub fn event_time(e: &Event) -> Option<Timestamp> {
     e.last_timestamp
         .as_ref()
         .map(|t| t.0)

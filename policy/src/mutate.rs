@@ -88,15 +88,19 @@ pub fn mutate(
     let to_fix = |f: &Finding, rule: RuleId| f.rule == rule && f.action == Action::Mutate;
 
     // RS201 first: the grace period RS202 asks for depends on the hook it adds.
-    let findings = check(&workload, old.as_ref(), policy, &Facts::default());
+    let mut findings = check(&workload, old.as_ref(), policy, &Facts::default());
+    let mut workload = workload;
     for f in findings.iter().filter(|f| to_fix(f, RuleId::RS201)) {
         add_prestop(&mut out, &workload, f, policy, server);
     }
-    let workload = match Workload::from_value(&out.fixed)? {
-        Some(w) => w,
-        None => return Ok(None),
-    };
-    let findings = check(&workload, old.as_ref(), policy, &Facts::default());
+    if !out.mutations.is_empty() {
+        // Judge the rest on the object with its new hooks.
+        workload = match Workload::from_value(&out.fixed)? {
+            Some(w) => w,
+            None => return Ok(None),
+        };
+        findings = check(&workload, old.as_ref(), policy, &Facts::default());
+    }
     for f in &findings {
         if f.action != Action::Mutate {
             continue;

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::workload::{Workload, resolve_fenceposts};
+use crate::workload::{Workload, defaults};
 
 /// Plans longer than this stop early (`complete: false`); nobody reads 10,000 rows.
 pub const MAX_STEPS: i32 = 10_000;
@@ -52,20 +52,13 @@ pub fn plan_for(w: &Workload) -> Result<RolloutPlan, PlanError> {
     let Workload::Deployment(d) = w else {
         return Err(PlanError::NotADeployment(w.object_ref().to_string()));
     };
-    let replicas = d.spec.replicas.unwrap_or(1);
-    let strategy = d.spec.strategy.as_ref();
-    if strategy.and_then(|s| s.type_.as_deref()) == Some("Recreate") {
+    let replicas = d.spec.replicas.unwrap_or(defaults::REPLICAS);
+    let Some(fence) = w.rolling_fenceposts() else {
         return Ok(recreate(replicas));
-    }
-    let ru = strategy.and_then(|s| s.rolling_update.as_ref());
-    let (surge, unavailable) = resolve_fenceposts(
-        ru.and_then(|r| r.max_surge.as_ref()),
-        ru.and_then(|r| r.max_unavailable.as_ref()),
-        replicas,
-    )
-    .map_err(|message| PlanError::Invalid {
+    };
+    let (surge, unavailable) = fence.map_err(|(field, message)| PlanError::Invalid {
         object: w.object_ref().to_string(),
-        message,
+        message: format!("{field}: {message}"),
     })?;
     Ok(rolling(replicas, surge, unavailable))
 }
@@ -170,6 +163,7 @@ pub fn rolling(replicas: i32, surge: i32, unavailable: i32) -> RolloutPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::resolve_fenceposts;
 
     fn bounds_hold(p: &RolloutPlan) {
         let last = p.steps.last().unwrap();

@@ -32,6 +32,15 @@ pub fn map_selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// `k=v,k2=v2`, for messages.
+pub fn map_text(selector: &BTreeMap<String, String>) -> String {
+    selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,6 +93,24 @@ pub mod defaults {
     pub const MAX_SURGE: &str = "25%";
     pub const MAX_UNAVAILABLE: &str = "25%";
     pub const REPLICAS: i32 = 1;
+    pub const PROBE_INITIAL_DELAY_SECONDS: i32 = 0;
+    pub const PROBE_TIMEOUT_SECONDS: i32 = 1;
+    pub const PROBE_PERIOD_SECONDS: i32 = 10;
+    pub const PROBE_SUCCESS_THRESHOLD: i32 = 1;
+    pub const PROBE_FAILURE_THRESHOLD: i32 = 3;
+}
+
+/// Seconds from container start until a probe can have failed `failureThreshold` times:
+/// initialDelaySeconds + periodSeconds × failureThreshold, with Kubernetes' defaults.
+pub fn probe_failure_budget(p: &k8s_openapi::api::core::v1::Probe) -> i64 {
+    let delay = p
+        .initial_delay_seconds
+        .unwrap_or(defaults::PROBE_INITIAL_DELAY_SECONDS);
+    let period = p.period_seconds.unwrap_or(defaults::PROBE_PERIOD_SECONDS);
+    let failures = p
+        .failure_threshold
+        .unwrap_or(defaults::PROBE_FAILURE_THRESHOLD);
+    i64::from(delay).saturating_add(i64::from(period).saturating_mul(i64::from(failures)))
 }
 
 impl Workload {
@@ -222,6 +240,40 @@ impl Workload {
             Workload::StatefulSet(s) => s.spec.revision_history_limit,
             Workload::DaemonSet(d) => d.spec.revision_history_limit,
         }
+    }
+
+    /// For a Deployment with the RollingUpdate strategy (the default): the effective
+    /// (maxSurge, maxUnavailable), or the invalid field's path and the problem.
+    /// `None` for Recreate and for other kinds.
+    pub fn rolling_fenceposts(&self) -> Option<Result<(i32, i32), (&'static str, String)>> {
+        let Workload::Deployment(d) = self else {
+            return None;
+        };
+        let strategy = d.spec.strategy.as_ref();
+        if strategy.and_then(|s| s.type_.as_deref()) == Some("Recreate") {
+            return None;
+        }
+        let replicas = d.spec.replicas.unwrap_or(defaults::REPLICAS);
+        let ru = strategy.and_then(|s| s.rolling_update.as_ref());
+        let surge = ru.and_then(|r| r.max_surge.as_ref());
+        let unavailable = ru.and_then(|r| r.max_unavailable.as_ref());
+        // Each field is checked on its own so an error names the right one.
+        if let Some(Err(e)) = surge.map(|v| scaled_value(v, replicas, true)) {
+            return Some(Err(("spec.strategy.rollingUpdate.maxSurge", e)));
+        }
+        if let Some(Err(e)) = unavailable.map(|v| scaled_value(v, replicas, false)) {
+            return Some(Err(("spec.strategy.rollingUpdate.maxUnavailable", e)));
+        }
+        Some(
+            resolve_fenceposts(surge, unavailable, replicas)
+                .map_err(|e| ("spec.strategy.rollingUpdate", e)),
+        )
+    }
+
+    /// Whether this is a Deployment with the Recreate strategy.
+    pub fn is_recreate(&self) -> bool {
+        matches!(self, Workload::Deployment(d)
+            if d.spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate"))
     }
 
     pub fn termination_grace_period(&self) -> Option<i64> {

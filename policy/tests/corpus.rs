@@ -124,7 +124,7 @@ fn corpus_spot_checks() {
     // The loadgenerator's main image is left for skaffold to tag (`image: loadgenerator`): unpinned;
     // its busybox init container is pinned by digest.
     assert!(s.contains(
-        "kubernetes-manifests/loadgenerator.yaml:1 RS501 warning Deployment loadgenerator [main]"
+        "kubernetes-manifests/loadgenerator.yaml:14 RS501 warning Deployment loadgenerator [main]"
     ));
     assert!(!s.contains(
         "Deployment loadgenerator [frontend-check] spec.template.spec.initContainers[0].image"

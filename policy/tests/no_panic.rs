@@ -161,3 +161,68 @@ proptest! {
         let _ = parse_documents("p.yaml", &s);
     }
 }
+
+mod judge_on_hostile_data {
+    use super::*;
+    use rollout_safe_policy::judge::{JudgeConfig, RolloutState, WatchEvent, judge};
+
+    fn recorded_objects() -> Vec<Value> {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/rollouts/crashloop-then-undo.jsonl"
+        ))
+        .expect("recorded rollout in ../shared");
+        text.lines()
+            .take(60)
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["object"].clone())
+            .collect()
+    }
+
+    const STATUS_PATHS: &[&str] = &[
+        "/status/replicas",
+        "/status/updatedReplicas",
+        "/status/availableReplicas",
+        "/status/readyReplicas",
+        "/status/observedGeneration",
+        "/status/conditions",
+        "/status/containerStatuses",
+        "/status/containerStatuses/0/restartCount",
+        "/status/containerStatuses/0/state",
+        "/spec/replicas",
+        "/spec/strategy/rollingUpdate/partition",
+        "/metadata/ownerReferences",
+        "/metadata/annotations",
+        "/metadata/generation",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Recorded watch objects with random values planted in the fields the judge reads
+        /// (negative counts, i32 extremes, wrong shapes): decoded or refused, never a panic.
+        #[test]
+        fn judge_never_panics(
+            picks in prop::collection::vec((0..60usize, 0..STATUS_PATHS.len(), prop_oneof![
+                arb_json(),
+                Just(json!(i32::MIN)),
+                Just(json!(i32::MAX)),
+                Just(json!(-1)),
+            ]), 1..8),
+            now_offset in -100_000i64..100_000,
+        ) {
+            let mut objects = recorded_objects();
+            for (i, p, v) in picks {
+                let i = i % objects.len();
+                objects[i] = plant(objects[i].clone(), STATUS_PATHS[p], v);
+            }
+            let mut state = RolloutState::new();
+            let now = k8s_openapi::jiff::Timestamp::from_second(1_790_000_000 + now_offset).unwrap();
+            for o in objects {
+                if let Ok(ev) = WatchEvent::from_json("MODIFIED", o) {
+                    state.apply(ev);
+                    let _ = judge(&state, now, &JudgeConfig::default());
+                }
+            }
+        }
+    }
+}

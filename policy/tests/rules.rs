@@ -208,6 +208,19 @@ fn rs202_grace_covers_prestop() {
         json!(35),
     );
     assert_eq!(run(&ok), vec![]);
+    // `sleep 2m` is two minutes; `sleep infinity` is a hang, not a drain delay, and asks for nothing.
+    let minutes = with(
+        safe(),
+        &format!("{C0}/lifecycle"),
+        json!({"preStop": {"exec": {"command": ["sleep", "2m"]}}}),
+    );
+    assert!(run(&minutes)[0].fix.contains("130"), "{:?}", run(&minutes));
+    let forever = with(
+        safe(),
+        &format!("{C0}/lifecycle"),
+        json!({"preStop": {"exec": {"command": ["sh", "-c", "sleep infinity"]}}}),
+    );
+    assert_eq!(run(&forever), vec![]);
     // Unset grace is Kubernetes' 30 s.
     let unset = with(
         safe(),
