@@ -40,6 +40,9 @@ pub struct ObjectError {
     pub message: String,
 }
 
+/// An invalid field: its path and what is wrong with it.
+pub type FieldError = (&'static str, String);
+
 /// A Deployment, StatefulSet or DaemonSet.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Workload {
@@ -245,7 +248,7 @@ impl Workload {
     /// For a Deployment with the RollingUpdate strategy (the default): the effective
     /// (maxSurge, maxUnavailable), or the invalid field's path and the problem.
     /// `None` for Recreate and for other kinds.
-    pub fn rolling_fenceposts(&self) -> Option<Result<(i32, i32), (&'static str, String)>> {
+    pub fn rolling_fenceposts(&self) -> Option<Result<(i32, i32), FieldError>> {
         let Workload::Deployment(d) = self else {
             return None;
         };
