@@ -75,10 +75,14 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>, errors: &mut Vec<Do
             return;
         }
     };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    // Like kubectl, a walk does not follow links to directories (a link back up would loop).
+    let mut paths: Vec<(PathBuf, bool)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| (e.path(), e.file_type().is_ok_and(|t| t.is_dir())))
+        .collect();
     paths.sort();
-    for p in paths {
-        if p.is_dir() {
+    for (p, is_dir) in paths {
+        if is_dir {
             if recursive {
                 walk(&p, recursive, out, errors);
             }

@@ -61,7 +61,7 @@ fn examples_fail_with_violations_and_safe_ones_pass() {
     ] {
         assert!(t.contains(rule), "{rule} missing:\n{t}");
     }
-    assert!(t.contains("examples/unsafe/web.yaml:1"));
+    assert!(t.contains("examples/unsafe/web.yaml:3"), "the Deployment starts after two comment lines");
     let o = run(&["audit", "-R", "-f", "examples/safe", "--fail-on", "warn"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("0 error(s), 0 warning(s)"));
@@ -209,6 +209,19 @@ fn unreadable_inputs() {
     let o = run(&["audit", "-f", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("byte limit"), "{}", text(&o));
+}
+
+#[test]
+fn recursion_does_not_follow_directory_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("apps");
+    std::fs::create_dir(&sub).unwrap();
+    write(&sub, "shop.yaml", SAFE);
+    std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
+    let o = run(&["audit", "-R", "-f", dir.path().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["workloads"], 1, "the linked directory is not walked again");
 }
 
 #[test]
