@@ -188,6 +188,10 @@ pub struct UpdateArgs {
     pub watch: WatchArgs,
     #[command(flatten)]
     pub policy: PolicyArg,
+    /// Test hook (the e2e conflict test): after reading the Deployment, wait for a line on stdin
+    /// before the first write.
+    #[arg(long, hide = true)]
+    pub debug_pause_before_write: bool,
 }
 
 #[derive(Debug, Args)]
@@ -271,8 +275,13 @@ pub struct BlueGreenStart {
     /// switch (else the switch is undone).
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub verify_timeout: Duration,
+    /// Bring up the new colour even when its spec violates enforced rules.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
+    #[command(flatten)]
+    pub policy: PolicyArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -328,6 +337,9 @@ pub struct CanaryStart {
     /// at each step before the next.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub interval: Duration,
+    /// Run (and promote) the canary even when the new spec violates enforced rules.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
     #[command(flatten)]

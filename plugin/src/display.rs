@@ -1,12 +1,13 @@
 //! What the user sees while a rollout is watched: on a terminal (stderr), a live view redrawn in
-//! place (indicatif); otherwise plain timestamped lines, printed only when something changed.
+//! place (indicatif, whose steady tick keeps the spinner going); otherwise plain timestamped
+//! lines, printed only when something changed.
 //! Also the failure report and the JSON form of a verdict.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use k8s_openapi::jiff::{Timestamp, Unit};
+use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::judge::{Failure, Progress, RolloutState, Verdict};
 use serde_json::{Value, json};
 
@@ -18,8 +19,12 @@ pub fn now_text() -> String {
     ts_text(Timestamp::now())
 }
 
+/// RFC 3339, whole seconds, truncated: a time shown or recorded is never later than the moment
+/// (rounding could print a failure half a second in the future).
 pub fn ts_text(t: Timestamp) -> String {
-    t.round(Unit::Second).unwrap_or(t).to_string()
+    Timestamp::from_second(t.as_second())
+        .unwrap_or(t)
+        .to_string()
 }
 
 /// Seconds with one decimal: `1.4s`.
@@ -32,8 +37,6 @@ pub struct Display {
     started: Instant,
     bar: Option<ProgressBar>,
     last_plain: String,
-    /// Nothing at all on stderr (not used by default; for callers that print elsewhere).
-    quiet: bool,
 }
 
 impl Display {
@@ -46,7 +49,6 @@ impl Display {
             started: Instant::now(),
             bar: None,
             last_plain: String::new(),
-            quiet: false,
         };
         if live {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
@@ -62,36 +64,12 @@ impl Display {
         d
     }
 
-    /// Plain lines regardless of the terminal.
-    pub fn plain(title: impl Into<String>) -> Self {
-        Display {
-            title: title.into(),
-            started: Instant::now(),
-            bar: None,
-            last_plain: String::new(),
-            quiet: false,
-        }
-    }
-
-    pub fn quiet(title: impl Into<String>) -> Self {
-        let mut d = Self::plain(title);
-        d.quiet = true;
-        d
-    }
-
-    pub fn is_live(&self) -> bool {
-        self.bar.is_some()
-    }
-
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 
     /// Redraws (live) or prints a line if the state changed (plain).
     pub fn update(&mut self, verdict: &Verdict, state: &RolloutState) {
-        if self.quiet {
-            return;
-        }
         let p = verdict.progress();
         let pods = pod_counts(p, state);
         if let Some(bar) = &self.bar {
@@ -133,18 +111,9 @@ impl Display {
 
     /// A line that stays (above the live view, or timestamped in plain mode).
     pub fn note(&self, msg: &str) {
-        if self.quiet {
-            return;
-        }
         match &self.bar {
             Some(bar) => bar.println(msg),
             None => eprintln!("{} {msg}", now_text()),
-        }
-    }
-
-    pub fn tick(&self) {
-        if let Some(bar) = &self.bar {
-            bar.tick();
         }
     }
 
@@ -184,16 +153,10 @@ fn pod_counts(p: &Progress, state: &RolloutState) -> String {
         );
     }
     let new = match &p.new_replica_set {
-        Some(rs) => state
-            .pods()
+        Some(_) => state
+            .new_pods()
+            .iter()
             .filter(|pod| pod.metadata.deletion_timestamp.is_none())
-            .filter(|pod| {
-                pod.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.controller == Some(true) && &o.name == rs)
-            })
             .count(),
         None => p.updated.max(0) as usize,
     };

@@ -7,6 +7,7 @@ pub mod display;
 pub mod exit;
 pub mod input;
 pub mod report;
+pub mod signals;
 
 pub use exit::{CmdResult, Exit, Failure};
 

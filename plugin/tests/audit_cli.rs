@@ -61,7 +61,10 @@ fn examples_fail_with_violations_and_safe_ones_pass() {
     ] {
         assert!(t.contains(rule), "{rule} missing:\n{t}");
     }
-    assert!(t.contains("examples/unsafe/web.yaml:3"), "the Deployment starts after two comment lines");
+    assert!(
+        t.contains("examples/unsafe/web.yaml:3"),
+        "the Deployment starts after two comment lines"
+    );
     let o = run(&["audit", "-R", "-f", "examples/safe", "--fail-on", "warn"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("0 error(s), 0 warning(s)"));
@@ -218,10 +221,20 @@ fn recursion_does_not_follow_directory_links() {
     std::fs::create_dir(&sub).unwrap();
     write(&sub, "shop.yaml", SAFE);
     std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
-    let o = run(&["audit", "-R", "-f", dir.path().to_str().unwrap(), "-o", "json"]);
+    let o = run(&[
+        "audit",
+        "-R",
+        "-f",
+        dir.path().to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["workloads"], 1, "the linked directory is not walked again");
+    assert_eq!(
+        v["workloads"], 1,
+        "the linked directory is not walked again"
+    );
 }
 
 #[test]

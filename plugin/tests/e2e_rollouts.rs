@@ -170,6 +170,80 @@ impl Env {
         run
     }
 
+    /// Runs `update … --debug-pause-before-write` (a hidden test hook: after its first read the
+    /// plugin says so and waits for a line on stdin), runs `meanwhile` once the plugin has read,
+    /// then lets it write: its precondition is then deterministically stale.
+    async fn run_with_write_in_between(
+        &self,
+        args: &[&str],
+        meanwhile: impl std::future::Future<Output = ()>,
+    ) -> Run {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-rollout_safe"));
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("-n")
+            .arg(&self.ns)
+            .args(args)
+            .arg("--debug-pause-before-write")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("the plugin runs");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (read_tx, read_rx) = std::sync::mpsc::channel();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in stderr.lines().map_while(Result::ok) {
+                if line.contains("paused before writing") {
+                    let _ = read_tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let stdout_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let paused = tokio::task::spawn_blocking(move || {
+            read_rx.recv_timeout(Duration::from_secs(120)).is_ok()
+        })
+        .await
+        .unwrap();
+        assert!(paused, "the plugin never said it had read the Deployment");
+        meanwhile.await;
+        stdin.write_all(b"\n").unwrap();
+        drop(stdin);
+        let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+            let status = child.wait().unwrap();
+            (
+                status.code().unwrap_or(-1),
+                stdout_reader.join().unwrap(),
+                stderr_reader.join().unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+        let run = Run {
+            code,
+            stdout,
+            stderr,
+        };
+        println!(
+            "$ kubectl rollout-safe {} --debug-pause-before-write\n--- exit {}\n--- stdout\n{}--- stderr\n{}",
+            args.join(" "),
+            run.code,
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
     async fn web(&self) -> Deployment {
         self.deployments().get("web").await.unwrap()
     }
@@ -441,11 +515,10 @@ async fn e2e_conflict_during_update() {
     }
     let env = Env::new("conflict").await;
     env.create_web().await;
-    // The plugin waits 3 s between reading and writing (a test hook); meanwhile someone else
-    // annotates the Deployment, so the plugin's precondition is stale.
+    // Once the plugin has read the Deployment (and before it writes), someone else annotates
+    // it, so the plugin's precondition is stale.
     let api = env.deployments();
-    let other = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+    let other_writer = async move {
         api.patch(
             "web",
             &PatchParams::default(),
@@ -455,9 +528,9 @@ async fn e2e_conflict_during_update() {
         )
         .await
         .expect("the concurrent write");
-    });
+    };
     let r = env
-        .run(
+        .run_with_write_in_between(
             &[
                 "update",
                 "deploy/web",
@@ -466,10 +539,9 @@ async fn e2e_conflict_during_update() {
                 "--timeout",
                 "5m",
             ],
-            &[("ROLLOUT_SAFE_DEBUG_WRITE_DELAY_MS", "3000")],
+            other_writer,
         )
         .await;
-    other.await.unwrap();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr

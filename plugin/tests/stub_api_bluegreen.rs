@@ -403,16 +403,21 @@ async fn stub_api_bluegreen_interrupted_runs_resume_from_annotations() {
     };
     // 1. Ctrl-C while the new colour bakes: nothing switched, state says deploying.
     let child = s.spawn(&args("1h", "0s"));
-    stub.wait_for(Duration::from_secs(30), "green ready", |st| {
-        st.get("deployments", "shop-green")
-            .is_some_and(|d| d["status"]["readyReplicas"] == 2)
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    child
+        .wait_stderr(
+            "deployment/shop-green: all 2 new pods ready; holding until",
+            Duration::from_secs(30),
+        )
+        .await;
     interrupt(&child);
     let r = finish(child).await;
     assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(r.stderr.contains("interrupted"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("interrupted: while deployment/shop-green (green) was baking"),
+        "{}",
+        r.stderr
+    );
     let svc = stub.get("services", "shop").unwrap();
     assert_eq!(phase(&svc).as_deref(), Some("deploying"));
     assert_eq!(color_of_selector(&svc).as_deref(), Some("blue"));
@@ -420,31 +425,31 @@ async fn stub_api_bluegreen_interrupted_runs_resume_from_annotations() {
 
     // 2. Re-run: resumes (green is not created again), switches; Ctrl-C in the rollback window.
     let child = s.spawn(&args("0s", "1h"));
-    stub.wait_for(Duration::from_secs(30), "the switch", |st| {
-        st.get("services", "shop")
-            .is_some_and(|s| s["spec"]["selector"][COLOR] == "green")
-    })
-    .await;
-    stub.wait_for(Duration::from_secs(30), "the verification", |st| {
-        st.requests
-            .iter()
-            .rev()
-            .take(20)
-            .any(|r| r.uri.contains("endpointslices"))
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child
+        .wait_stderr(
+            "keeping deployment/shop (blue) scaled for a rollback until",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(
+        color_of_selector(&stub.get("services", "shop").unwrap()).as_deref(),
+        Some("green"),
+        "switched (and verified) before the rollback window"
+    );
     interrupt(&child);
     let r = finish(child).await;
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(
-        r.stderr.contains("resuming") || !r.stderr.contains("created"),
-        "{}",
+        r.stderr.contains(
+            "resuming: deployment/shop-green (green) was being brought up beside deployment/shop (blue)"
+        ) && !r.stderr.contains("deployment/shop-green created"),
+        "resumed, and green was not created again: {}",
         r.stderr
     );
     assert!(
-        !r.stderr.contains("deployment/shop-green created"),
-        "green was created again: {}",
+        r.stderr
+            .contains("interrupted: traffic is on deployment/shop-green (green)"),
+        "{}",
         r.stderr
     );
     assert_eq!(
@@ -511,14 +516,14 @@ async fn stub_api_bluegreen_rollback_within_and_after_the_window() {
         "--keep-old",
         "1h",
     ]);
-    stub.wait_for(Duration::from_secs(30), "the switch", |st| {
-        st.get("services", "shop").is_some_and(|s| {
-            s["metadata"]["annotations"]["rollout-safe.dev/blue-green-phase"] == "switched"
-        })
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    // The waiting run notices the rollback done elsewhere and ends.
+    // Once it waits out the rollback window…
+    child
+        .wait_stderr(
+            "keeping deployment/shop (blue) scaled for a rollback until",
+            Duration::from_secs(30),
+        )
+        .await;
+    // …the waiting run notices the rollback done elsewhere and ends.
     let r = s.run(&["blue-green", "rollback", "deploy/shop"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -665,4 +670,79 @@ async fn stub_api_bluegreen_unverified_switch_is_switched_back() {
         2,
         "the live colour was never touched"
     );
+}
+
+/// Requests that change something.
+fn writes(stub: &Stub) -> Vec<String> {
+    stub.requests()
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+        .map(|r| format!("{} {}", r.method, r.uri))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stub_api_bluegreen_refuses_an_unsafe_spec_before_writing_anything() {
+    let stub = Stub::shop(2, V1);
+    let s = stub.serve().await;
+    // An unsafe image under a stricter policy (`--policy`): an unpinned tag is enforced.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nmetadata: {name: strict}\n\
+         spec:\n  rules:\n    RS501: enforce\n",
+    )
+    .unwrap();
+    let r = s
+        .run(&[
+            "blue-green",
+            "deploy/shop",
+            "--service",
+            "shop",
+            "--image",
+            "app=registry.example.com/team/shop:latest",
+            "--policy",
+            policy.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("RS501")
+            && r.stderr
+                .contains("refusing to bring up deployment/shop-green (green)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(writes(&stub), Vec::<String>::new(), "nothing is written");
+
+    // An unsafe spec under the default policy: no readiness probe.
+    stub.with(|st| {
+        let mut d = st.get("deployments", "shop").cloned().unwrap();
+        d["spec"]["template"]["spec"]["containers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("readinessProbe");
+        st.put("deployments", d);
+    });
+    let r = s
+        .run(&[
+            "blue-green",
+            "deploy/shop",
+            "--service",
+            "shop",
+            "--image",
+            &format!("app={V2}"),
+        ])
+        .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("RS101"), "{}", r.stderr);
+    assert_eq!(writes(&stub), Vec::<String>::new(), "nothing is written");
+    let svc = stub.get("services", "shop").unwrap();
+    assert_eq!(
+        selector_of(&svc).get(COLOR),
+        None,
+        "the Service is untouched"
+    );
+    assert!(stub.get("deployments", "shop-green").is_none());
 }

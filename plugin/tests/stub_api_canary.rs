@@ -200,15 +200,13 @@ async fn stub_api_canary_interrupt_resume_and_abort() {
     };
     // Ctrl-C while the first step holds: the state stays, resumable.
     let child = s.spawn(&start("1h"));
-    stub.wait_for(Duration::from_secs(30), "step 25%", |st| {
-        st.get("deployments", "shop")
-            .is_some_and(|d| d["spec"]["replicas"] == 3)
-            && st
-                .get("deployments", "shop-canary")
-                .is_some_and(|d| d["status"]["readyReplicas"] == 1)
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    child
+        .wait_stderr(
+            "deployment/shop-canary: all 1 new pods ready; holding until",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(replicas(&stub.get("deployments", "shop").unwrap()), 3);
     interrupt(&child);
     let r = finish(child).await;
     assert_eq!(r.code, 4, "{}", r.stderr);
@@ -360,4 +358,44 @@ async fn stub_api_canary_and_blue_green_do_not_mix() {
     assert_eq!((replicas(&green), image(&green)), (2, V2.to_owned()));
     assert!(stub.get("deployments", "shop-green-canary").is_none());
     assert!(min_ready(&stub) >= 2, "{:#?}", stub.history("shop"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stub_api_canary_refuses_an_unsafe_spec_before_writing_anything() {
+    let stub = Stub::shop(4, V1);
+    stub.with(|st| {
+        let mut d = st.get("deployments", "shop").cloned().unwrap();
+        d["spec"]["template"]["spec"]["containers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("readinessProbe");
+        st.put("deployments", d);
+    });
+    let s = stub.serve().await;
+    let r = s
+        .run(&[
+            "canary",
+            "deploy/shop",
+            "--image",
+            &format!("app={V2}"),
+            "--interval",
+            "1s",
+        ])
+        .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("RS101")
+            && r.stderr
+                .contains("refusing to start a canary of deployment/shop"),
+        "{}",
+        r.stderr
+    );
+    let writes: Vec<String> = stub
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+        .map(|r| format!("{} {}", r.method, r.uri))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new(), "nothing is written");
+    assert!(stub.get("deployments", "shop-canary").is_none());
 }

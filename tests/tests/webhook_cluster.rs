@@ -56,7 +56,8 @@ fn watch_stream(events: Option<broadcast::Receiver<Value>>) -> Response {
         loop {
             match rx.recv().await {
                 Ok(obj) => {
-                    let mut line = serde_json::to_vec(&json!({"type": "ADDED", "object": obj})).ok()?;
+                    let mut line =
+                        serde_json::to_vec(&json!({"type": "ADDED", "object": obj})).ok()?;
                     line.push(b'\n');
                     return Some((Ok::<_, std::convert::Infallible>(line), Some(rx)));
                 }
@@ -65,7 +66,11 @@ fn watch_stream(events: Option<broadcast::Receiver<Value>>) -> Response {
             }
         }
     });
-    ([("content-type", "application/json")], Body::from_stream(stream)).into_response()
+    (
+        [("content-type", "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 async fn pods(State(fake): State<Fake>, uri: Uri) -> Response {
@@ -110,7 +115,9 @@ async fn start_fake() -> (SocketAddr, Fake) {
         .route("/apis/policy/v1/poddisruptionbudgets", get(pdbs))
         .route("/apis/autoscaling/v2/horizontalpodautoscalers", get(hpas))
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr, fake)
@@ -142,44 +149,83 @@ async fn cluster_lookups_follow_the_watch() {
     .await;
     for resource in ["pods", "poddisruptionbudgets", "horizontalpodautoscalers"] {
         let series = format!(r#"rollout_safe_cluster_cache_ready{{resource="{resource}"}}"#);
-        wait_until(Duration::from_secs(20), &format!("{resource} cache to sync"), || {
-            let (server, series) = (&server, series.clone());
-            async move { server.metric(&series).await == Some(1.0) }
-        })
+        wait_until(
+            Duration::from_secs(20),
+            &format!("{resource} cache to sync"),
+            || {
+                let (server, series) = (&server, series.clone());
+                async move { server.metric(&series).await == Some(1.0) }
+            },
+        )
         .await;
     }
     let lists_after_sync = fake.lists.load(Ordering::SeqCst);
 
     // Discovery found 1.29: no native sleep, and exec is not allowed by default, so RS201 is a
     // warning rather than a patch.
-    assert!(!server.state.server_info().native_sleep, "v1.29.3 discovered");
+    assert!(
+        !server.state.server_info().native_sleep,
+        "v1.29.3 discovered"
+    );
     let client = server.client();
     let m = recorded("02-create-deployment-kubectl-create.mutating");
-    let resp = client.post("/mutate", m.bytes.clone()).await.expect("mutate").json();
+    let resp = client
+        .post("/mutate", m.bytes.clone())
+        .await
+        .expect("mutate")
+        .json();
     let patch = base64::engine::general_purpose::STANDARD
         .decode(resp["response"]["patch"].as_str().expect("patch"))
         .expect("base64");
-    assert!(!String::from_utf8_lossy(&patch).contains("preStop"), "no preStop on 1.29");
-    assert!(resp["response"]["warnings"][0].as_str().is_some_and(|w| w.starts_with("RS201")));
+    assert!(
+        !String::from_utf8_lossy(&patch).contains("preStop"),
+        "no preStop on 1.29"
+    );
+    assert!(
+        resp["response"]["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.starts_with("RS201"))
+    );
 
     // Only blue pods: switching the Service to green is denied.
     let switch = recorded("10-update-service-selector-switch.validating");
-    let resp = client.post("/validate", switch.bytes.clone()).await.expect("validate").json();
+    let resp = client
+        .post("/validate", switch.bytes.clone())
+        .await
+        .expect("validate")
+        .json();
     assert_eq!(resp["response"]["allowed"], false, "{resp}");
-    assert!(resp["response"]["status"]["message"].as_str().is_some_and(|m| m.contains("RS602")));
+    assert!(
+        resp["response"]["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("RS602"))
+    );
 
     // A ready green pod arrives through the watch: the same switch is now allowed.
     let labels = &switch.review["request"]["object"]["spec"]["selector"];
     let mut green = pod("web-green-1", "green", true);
     green["metadata"]["labels"] = labels.clone();
-    wait_until(Duration::from_secs(10), "the green pod to reach the cache", || {
-        let (client, body, fake, green) = (client.clone(), switch.bytes.clone(), fake.clone(), green.clone());
-        async move {
-            let _ = fake.pod_events.send(green);
-            let resp = client.post("/validate", body).await.expect("validate").json();
-            resp["response"]["allowed"] == true
-        }
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the green pod to reach the cache",
+        || {
+            let (client, body, fake, green) = (
+                client.clone(),
+                switch.bytes.clone(),
+                fake.clone(),
+                green.clone(),
+            );
+            async move {
+                let _ = fake.pod_events.send(green);
+                let resp = client
+                    .post("/validate", body)
+                    .await
+                    .expect("validate")
+                    .json();
+                resp["response"]["allowed"] == true
+            }
+        },
+    )
     .await;
     assert_eq!(
         fake.lists.load(Ordering::SeqCst),

@@ -363,3 +363,62 @@ pub fn encode_review(mut response: AdmissionResponse) -> Result<Vec<u8>, serde_j
     }
     serde_json::to_vec(&value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> AdmissionRequest<DynamicObject> {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"u-1","kind":{"group":"apps","version":"v1","kind":"Deployment"},
+            "resource":{"group":"apps","version":"v1","resource":"deployments"},
+            "operation":"CREATE","userInfo":{"username":"alice"},
+            "object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","managedFields":[{"manager":"x"}]},"spec":{}}}}"#;
+        parse_review(body).expect("review")
+    }
+
+    #[test]
+    fn a_panicking_rule_is_an_internal_error_or_fails_open() {
+        let err = guarded(|| -> () { panic!("boom") }).expect_err("caught");
+        assert!(err.to_string().contains("boom"), "{err}");
+        let req = request();
+        assert!(matches!(
+            internal(&req, RequestError::Internal("x".into()), false),
+            Err(RequestError::Internal(_))
+        ));
+        let open = internal(&req, RequestError::Internal("x".into()), true).expect("fail open");
+        assert!(open.response.allowed);
+        assert_eq!(open.response.uid, "u-1");
+        assert_eq!(open.decision, Decision::Error);
+        assert!(
+            open.response
+                .warnings
+                .as_ref()
+                .is_some_and(|w| w[0].contains("--fail-open"))
+        );
+    }
+
+    #[test]
+    fn the_policy_sees_the_object_without_managed_fields() {
+        let mut req = request();
+        let owned = Owned::take(&mut req).expect("owned");
+        let object = owned.object.expect("object");
+        assert_eq!(object["kind"], "Deployment");
+        assert_eq!(object["apiVersion"], "apps/v1");
+        assert_eq!(object["metadata"]["name"], "web");
+        assert!(object["metadata"].get("managedFields").is_none());
+        assert_eq!(owned.actor.username, "alice");
+    }
+
+    #[test]
+    fn patch_is_base64() {
+        let resp = AdmissionResponse::from(&request())
+            .with_patch(json_patch::Patch(vec![]))
+            .expect("patch");
+        let json: Value =
+            serde_json::from_slice(&encode_review(resp).expect("encode")).expect("JSON");
+        assert_eq!(json["response"]["patch"], "W10=", "base64 of []");
+        assert_eq!(json["response"]["patchType"], "JSONPatch");
+        assert_eq!(json["apiVersion"], "admission.k8s.io/v1");
+    }
+}

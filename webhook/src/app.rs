@@ -14,9 +14,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
+use kube::core::DynamicObject;
+use kube::core::admission::AdmissionRequest;
 use rollout_safe_policy::admission::{ClusterLookups, NoLookups};
 use rollout_safe_policy::{RolloutPolicy, ServerInfo};
-use tracing::field::Empty;
 
 use crate::MAX_BODY_BYTES;
 use crate::admission;
@@ -204,40 +205,52 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, RequestEr
     }
 }
 
-#[tracing::instrument(
-    name = "admission",
-    skip_all,
-    fields(webhook = webhook.as_str(), uid = Empty, operation = Empty, kind = Empty, namespace = Empty, name = Empty, dry_run = Empty)
-)]
+/// Body → AdmissionReview → [`answer`]. A body that is not a v1 AdmissionReview gets a 4xx.
 fn handle(
     state: &AppState,
     webhook: Webhook,
     body: Result<Vec<u8>, RequestError>,
     started: Instant,
 ) -> Response {
-    let metrics = state.metrics();
-    let mut req = match body.and_then(|body| admission::parse_review(&body)) {
-        Ok(req) => req,
+    match body.and_then(|body| admission::parse_review(&body)) {
+        Ok(req) => answer(state, webhook, req, started),
         Err(e) => {
-            tracing::warn!(error = %e, "bad request");
-            metrics.request(
+            tracing::warn!(webhook = webhook.as_str(), error = %e, "bad request");
+            state.metrics().request(
                 webhook,
                 "unknown",
                 "unknown",
                 Decision::BadRequest,
                 started.elapsed(),
             );
-            return e.into_response();
+            e.into_response()
         }
-    };
-    let span = tracing::Span::current();
-    span.record("uid", req.uid.as_str());
-    span.record("operation", admission::operation_label(&req.operation));
-    span.record("kind", req.kind.kind.as_str());
-    span.record("namespace", req.namespace.as_deref().unwrap_or(""));
-    span.record("name", req.name.as_str());
-    span.record("dry_run", req.dry_run);
+    }
+}
 
+/// The policy's answer to one request, in a span carrying the request uid (the API server
+/// logs the same uid, so the two sides can be matched). All fields are set when the span is
+/// created: recording them one by one would re-format the span's fields each time.
+#[tracing::instrument(
+    name = "admission",
+    skip_all,
+    fields(
+        webhook = webhook.as_str(),
+        uid = %req.uid,
+        operation = admission::operation_label(&req.operation),
+        kind = %req.kind.kind,
+        namespace = req.namespace.as_deref().unwrap_or(""),
+        object = %req.name,
+        dry_run = req.dry_run,
+    )
+)]
+fn answer(
+    state: &AppState,
+    webhook: Webhook,
+    mut req: AdmissionRequest<DynamicObject>,
+    started: Instant,
+) -> Response {
+    let metrics = state.metrics();
     let policy = state.policy();
     let fail_open = state.0.fail_open;
     let result = match webhook {

@@ -90,7 +90,7 @@ pub struct PolicyArgs {
 pub struct ClusterArgs {
     /// Kubernetes version the mutations target, e.g. `1.29` (decides whether RS201 may use the
     /// native preStop sleep action, Kubernetes >= 1.30). Default: ask the API server when running
-    /// in a cluster, else assume a current version.
+    /// in a cluster or with --cluster-lookups, else assume a current version.
     #[arg(long, env = "ROLLOUT_SAFE_KUBERNETES_VERSION", value_name = "VERSION")]
     pub kubernetes_version: Option<String>,
     /// Watch PodDisruptionBudgets, HorizontalPodAutoscalers and Pods for RS601, RS602 and the

@@ -235,9 +235,18 @@ mod tests {
         let (hpas, _w2) = reflector::store::<HorizontalPodAutoscaler>();
         let unsynced = || Arc::new(AtomicBool::new(false));
         let cache = ClusterCache {
-            pdbs: Cache { store: pdbs, synced: unsynced() },
-            hpas: Cache { store: hpas, synced: unsynced() },
-            pods: Cache { store, synced: unsynced() },
+            pdbs: Cache {
+                store: pdbs,
+                synced: unsynced(),
+            },
+            hpas: Cache {
+                store: hpas,
+                synced: unsynced(),
+            },
+            pods: Cache {
+                store,
+                synced: unsynced(),
+            },
         };
         let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
         assert_eq!(cache.autoscaled("shop", "Deployment", "web"), None);
@@ -259,10 +268,19 @@ mod tests {
         .expect("pod");
         strip_pod(&mut pod);
         assert!(pod.spec.is_none());
-        assert!(pod.metadata.annotations.as_ref().is_none_or(|a| a.is_empty()));
+        assert!(
+            pod.metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| a.is_empty())
+        );
         assert_eq!(pod.labels().get("app").map(String::as_str), Some("web"));
         assert!(pod_ready(&pod));
-        let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).map(Vec::len);
+        let conditions = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .map(Vec::len);
         assert_eq!(conditions, Some(1));
     }
 }

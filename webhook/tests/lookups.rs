@@ -78,9 +78,10 @@ fn mentions(resp: &Value, rule: &str) -> bool {
     let in_message = resp["status"]["message"]
         .as_str()
         .is_some_and(|m| m.contains(rule));
-    let in_warnings = resp["warnings"]
-        .as_array()
-        .is_some_and(|w| w.iter().any(|w| w.as_str().is_some_and(|w| w.starts_with(rule))));
+    let in_warnings = resp["warnings"].as_array().is_some_and(|w| {
+        w.iter()
+            .any(|w| w.as_str().is_some_and(|w| w.starts_with(rule)))
+    });
     in_message || in_warnings
 }
 
@@ -88,12 +89,19 @@ fn mentions(resp: &Value, rule: &str) -> bool {
 async fn selector_switch_to_no_ready_pod_is_denied() {
     let review = recorded("10-update-service-selector-switch.validating");
     let new_selector = &review["request"]["object"]["spec"]["selector"];
-    assert_eq!(new_selector["track"], "green", "the recording switches to track=green");
+    assert_eq!(
+        new_selector["track"], "green",
+        "the recording switches to track=green"
+    );
     let labels = json!({"app": new_selector["app"], "track": "green"});
 
     // Only blue pods, or green ones that are not ready: the switch would empty the Service.
     for pods in [
-        vec![pod("web-blue", json!({"app": new_selector["app"], "track": "blue"}), true)],
+        vec![pod(
+            "web-blue",
+            json!({"app": new_selector["app"], "track": "blue"}),
+            true,
+        )],
         vec![pod("web-green", labels.clone(), false)],
     ] {
         let resp = validate(app(pods, vec![], vec![]), &review).await;
@@ -101,7 +109,11 @@ async fn selector_switch_to_no_ready_pod_is_denied() {
         assert!(mentions(&resp, "RS602"), "{resp}");
     }
     // A ready green pod: allowed.
-    let resp = validate(app(vec![pod("web-green", labels, true)], vec![], vec![]), &review).await;
+    let resp = validate(
+        app(vec![pod("web-green", labels, true)], vec![], vec![]),
+        &review,
+    )
+    .await;
     assert_eq!(resp["allowed"], true, "{resp}");
 }
 
@@ -121,7 +133,11 @@ async fn pdb_coverage_and_hpa_exemption() {
                "metadata": {"name": "bare", "namespace": "shop"},
                "spec": {"minAvailable": 1, "selector": selector}})
     };
-    let resp = validate(app(vec![], vec![pdb(json!({"matchLabels": labels}))], vec![]), &review).await;
+    let resp = validate(
+        app(vec![], vec![pdb(json!({"matchLabels": labels}))], vec![]),
+        &review,
+    )
+    .await;
     assert!(!mentions(&resp, "RS601"), "{resp}");
     let resp = validate(app(vec![], vec![pdb(Value::Null)], vec![]), &review).await;
     assert!(mentions(&resp, "RS601"), "{resp}");

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod colors;
 pub mod errors;
+pub mod gate;
 pub mod patch;
 pub mod refs;
 pub mod revisions;
@@ -18,7 +19,6 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::api::ListParams;
-use rollout_safe_policy::selector::selector_matches;
 use rollout_safe_policy::{Facts, Workload};
 
 use crate::exit::Failure;
@@ -34,40 +34,33 @@ pub async fn get_deployment(cluster: &Cluster, name: &str) -> Result<Deployment,
     })
 }
 
-/// What the policy needs to know about the workload's surroundings, looked up best-effort:
-/// an HPA targeting it (RS405 does not apply), a PDB covering its pods (RS601). A lookup the
-/// user may not do leaves the fact unknown.
+/// What the policy needs to know about the workload's surroundings ([`Facts::gather`] over the
+/// namespace's HPAs and PDBs), looked up best-effort: a list the user may not do leaves the fact
+/// unknown (no HPA counted; PDB coverage unknown, so RS601 is skipped).
 pub async fn facts_for(cluster: &Cluster, w: &Workload) -> Facts {
     let hpas: Api<HorizontalPodAutoscaler> =
         Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let autoscaled = match hpas.list(&ListParams::default()).await {
-        Ok(list) => list.items.iter().any(|h| {
-            h.spec.scale_target_ref.kind == w.kind().as_str()
-                && h.spec.scale_target_ref.name == w.name()
-        }),
-        Err(_) => false,
-    };
-    let multi = autoscaled || w.replicas().is_some_and(|r| r >= 2);
     let pdbs: Api<PodDisruptionBudget> =
         Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let pdb_covered = if multi {
-        match pdbs.list(&ListParams::default()).await {
-            Ok(list) => {
-                let labels = w.pod_labels();
-                Some(list.items.iter().any(|p| {
-                    p.spec
-                        .as_ref()
-                        .and_then(|s| s.selector.as_ref())
-                        .is_some_and(|s| selector_matches(s, &labels))
-                }))
-            }
-            Err(_) => None,
-        }
-    } else {
-        None
-    };
-    Facts {
-        autoscaled,
-        pdb_covered,
+    let hpas = hpas
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let pdbs = pdbs.list(&ListParams::default()).await.map(|l| l.items);
+    let targets = hpas.iter().map(|h| {
+        (
+            h.spec.scale_target_ref.kind.as_str(),
+            h.spec.scale_target_ref.name.as_str(),
+        )
+    });
+    let selectors = pdbs
+        .iter()
+        .flatten()
+        .filter_map(|p| p.spec.as_ref()?.selector.as_ref());
+    let mut facts = Facts::gather(w, selectors, targets);
+    if pdbs.is_err() {
+        facts.pdb_covered = None;
     }
+    facts
 }

@@ -1,4 +1,6 @@
-//! Writes guarded by a resourceVersion precondition, recomputed on conflict, never clobbering.
+//! Writes guarded by a resourceVersion precondition, recomputed on conflict, never clobbering:
+//! one loop ([`guarded_write`]) for Deployments (JSON Patch) and Services (merge patch, see
+//! `colors::write_service`).
 //!
 //! Every write is a JSON Patch whose first operation is
 //! `{"op":"test","path":"/metadata/resourceVersion","value":RV}` followed by the minimal
@@ -14,41 +16,73 @@
 //! other field of the container (probes, ports, preStop — `api-responses/03` shows exactly
 //! that), and it cannot remove a label or an env var without knowing its whole list.
 
+use std::fmt::Debug;
 use std::time::Duration;
 
 use anyhow::anyhow;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{PatchOperation, TestOperation};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::client::{Cluster, FIELD_MANAGER};
 use super::errors::{Op, api_failure, is_conflict, is_invalid};
 use crate::exit::{Exit, Failure};
 
-/// How many times a write is computed and sent before giving up on a Deployment that keeps changing.
+/// How many times a write is computed and sent before giving up on an object that keeps changing.
 pub const MAX_ATTEMPTS: usize = 5;
 
-/// Test hook: milliseconds to wait between the first read and the first write (lets an e2e test
-/// change the object in between, deterministically). Unset in normal use.
-pub const DEBUG_WRITE_DELAY_ENV: &str = "ROLLOUT_SAFE_DEBUG_WRITE_DELAY_MS";
+/// An object the plugin writes with a resourceVersion precondition.
+pub trait Guarded:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+{
+    /// How messages name the kind: `deployment`, `service`.
+    const NOUN: &'static str;
+    /// How RBAC and API errors name the resource: `deployments.apps`, `services`.
+    const RESOURCE: &'static str;
+}
+
+impl Guarded for Deployment {
+    const NOUN: &'static str = "deployment";
+    const RESOURCE: &'static str = "deployments.apps";
+}
+
+impl Guarded for Service {
+    const NOUN: &'static str = "service";
+    const RESOURCE: &'static str = "services";
+}
+
+/// `deployment/web`
+fn named<K: Guarded>(o: &K) -> String {
+    format!(
+        "{}/{}",
+        K::NOUN,
+        o.meta().name.as_deref().unwrap_or_default()
+    )
+}
 
 /// A write that went through.
 #[derive(Debug, Clone)]
-pub struct Written {
+pub struct Written<K> {
     /// The object the successful patch was computed from.
-    pub before: Deployment,
+    pub before: K,
     /// The server's answer (the object as stored, or as it would be stored on a dry run).
-    pub after: Deployment,
-    /// The patch sent, precondition first.
-    pub patch: json_patch::Patch,
+    pub after: K,
     /// 1 when nothing got in the way.
     pub attempts: usize,
 }
 
 fn value(d: &Deployment) -> Result<serde_json::Value, Failure> {
     serde_json::to_value(d)
-        .map_err(|e| Failure::new(Exit::Cluster, anyhow!("cannot encode the deployment: {e}")))
+        .map_err(|e| Failure::new(Exit::Cluster, anyhow!("cannot encode {}: {e}", named(d))))
 }
 
 /// The patch that turns `before` into `after`, guarded by `before`'s resourceVersion.
@@ -60,7 +94,11 @@ pub fn precondition_patch(
     let rv = before.metadata.resource_version.clone().ok_or_else(|| {
         Failure::new(
             Exit::Cluster,
-            anyhow!("the deployment as read has no resourceVersion"),
+            anyhow!(
+                "{} in namespace {:?} as read has no resourceVersion to guard the write with",
+                named(before),
+                before.metadata.namespace.as_deref().unwrap_or_default()
+            ),
         )
     })?;
     let mut ops = json_patch::diff(&value(before)?, &value(after)?).0;
@@ -82,23 +120,27 @@ pub fn precondition_patch(
     Ok(Some(json_patch::Patch(all)))
 }
 
-/// Reads nothing itself: starts from `first` (just read by the caller), asks `build` for the
-/// wanted object, and writes the difference with the precondition. On a conflict it re-reads,
-/// says so on stderr, and asks `build` again with the fresh object and the attempt number.
-/// `build` returning `Ok(None)` means "nothing to write" (the result is then `Ok(None)`);
-/// an `Err` from `build` ends the write (e.g. the fresh object now fails the policy).
-pub async fn write_deployment<F>(
+/// The one guarded-write loop. Reads nothing itself: starts from `first` (just read by the
+/// caller), asks `build` for the wanted change, `encode`s it as a patch that carries the
+/// resourceVersion it was computed from, and sends it. On a conflict (409, or the bare 422 a
+/// failed JSON Patch `test` gets) it re-reads; if the resourceVersion moved it says so on stderr
+/// and asks `build` again with the fresh object and the attempt number (so the change is
+/// re-validated), at most [`MAX_ATTEMPTS`] times. `build` or `encode` returning `Ok(None)` means
+/// "nothing to write" (the result is then `Ok(None)`); an `Err` ends the write.
+pub async fn guarded_write<K, W>(
     cluster: &Cluster,
-    first: Deployment,
+    first: K,
     dry_run: bool,
     user_input: bool,
-    mut build: F,
-) -> Result<Option<Written>, Failure>
+    mut build: impl FnMut(&K, usize) -> Result<Option<W>, Failure>,
+    encode: impl Fn(&K, &W) -> Result<Option<Patch<serde_json::Value>>, Failure>,
+) -> Result<Option<Written<K>>, Failure>
 where
-    F: FnMut(&Deployment, usize) -> Result<Option<Deployment>, Failure>,
+    K: Guarded,
 {
-    let api = cluster.deployments();
-    let name = first.metadata.name.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let name = first.meta().name.clone().unwrap_or_default();
+    let what = named(&first);
     let mut current = first;
     let mut params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -106,37 +148,22 @@ where
     };
     params.dry_run = dry_run;
     let op = {
-        let o = Op::new("patch", "deployments.apps", Some(&name), &cluster.namespace);
+        let o = Op::new("patch", K::RESOURCE, Some(&name), &cluster.namespace);
         if user_input { o.user_input() } else { o }
     };
     for attempt in 1..=MAX_ATTEMPTS {
         let Some(wanted) = build(&current, attempt)? else {
             return Ok(None);
         };
-        let Some(patch) = precondition_patch(&current, &wanted)? else {
+        let Some(patch) = encode(&current, &wanted)? else {
             return Ok(None);
         };
-        if attempt == 1
-            && let Some(ms) = std::env::var(DEBUG_WRITE_DELAY_ENV)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-        {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        let sent_rv = current
-            .metadata
-            .resource_version
-            .clone()
-            .unwrap_or_default();
-        let err = match api
-            .patch(&name, &params, &Patch::Json::<()>(patch.clone()))
-            .await
-        {
+        let sent_rv = current.meta().resource_version.clone().unwrap_or_default();
+        let err = match api.patch(&name, &params, &patch).await {
             Ok(after) => {
                 return Ok(Some(Written {
                     before: current,
                     after,
-                    patch,
                     attempts: attempt,
                 }));
             }
@@ -148,17 +175,17 @@ where
         let fresh = api.get(&name).await.map_err(|e| {
             api_failure(
                 e,
-                Op::new("get", "deployments.apps", Some(&name), &cluster.namespace),
+                Op::new("get", K::RESOURCE, Some(&name), &cluster.namespace),
             )
         })?;
-        let fresh_rv = fresh.metadata.resource_version.clone().unwrap_or_default();
+        let fresh_rv = fresh.meta().resource_version.clone().unwrap_or_default();
         if fresh_rv == sent_rv {
             // Not a stale precondition: the change itself was refused.
             return Err(api_failure(err, op));
         }
         if attempt < MAX_ATTEMPTS {
             eprintln!(
-                "conflict: deployment/{name} changed since it was read (resourceVersion {sent_rv} → {fresh_rv}); \
+                "conflict: {what} changed since it was read (resourceVersion {sent_rv} → {fresh_rv}); \
                  re-reading and recomputing the change (attempt {} of {MAX_ATTEMPTS})",
                 attempt + 1
             );
@@ -169,10 +196,28 @@ where
     Err(Failure::new(
         Exit::Cluster,
         anyhow!(
-            "gave up after {MAX_ATTEMPTS} conflicting writes: deployment/{name} keeps changing under us \
+            "gave up after {MAX_ATTEMPTS} conflicting writes: {what} keeps changing under us \
              (another controller or user is writing to it); nothing was written"
         ),
     ))
+}
+
+/// [`guarded_write`] for a Deployment: `build` returns the wanted Deployment; the difference goes
+/// out as a JSON Patch whose first operation tests the resourceVersion.
+pub async fn write_deployment<F>(
+    cluster: &Cluster,
+    first: Deployment,
+    dry_run: bool,
+    user_input: bool,
+    build: F,
+) -> Result<Option<Written<Deployment>>, Failure>
+where
+    F: FnMut(&Deployment, usize) -> Result<Option<Deployment>, Failure>,
+{
+    guarded_write(cluster, first, dry_run, user_input, build, |cur, wanted| {
+        Ok(precondition_patch(cur, wanted)?.map(Patch::Json))
+    })
+    .await
 }
 
 #[cfg(test)]

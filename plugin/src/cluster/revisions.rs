@@ -7,7 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
-use rollout_safe_policy::judge::{POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION};
+use rollout_safe_policy::judge::{
+    REVISION_ANNOTATION, controlled_by, equal_ignore_hash, normalized_template,
+};
 
 use super::client::Cluster;
 use super::errors::{Op, api_failure};
@@ -66,43 +68,17 @@ pub fn template_images(t: &PodTemplateSpec) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The template without `pod-template-hash` (what kubectl's undo copies back).
-pub fn without_hash(t: &PodTemplateSpec) -> PodTemplateSpec {
-    let mut t = t.clone();
-    if let Some(meta) = t.metadata.as_mut()
-        && let Some(labels) = meta.labels.as_mut()
-    {
-        labels.remove(POD_TEMPLATE_HASH_LABEL);
-    }
-    t
-}
-
-/// Templates equal up to `pod-template-hash` and empty maps (kubectl's `EqualIgnoreHash`).
-pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
-    fn norm(t: &PodTemplateSpec) -> PodTemplateSpec {
-        let mut t = without_hash(t);
-        if let Some(meta) = t.metadata.as_mut() {
-            if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
-                meta.labels = None;
-            }
-            if meta.annotations.as_ref().is_some_and(|l| l.is_empty()) {
-                meta.annotations = None;
-            }
-            if *meta == ObjectMeta::default() {
-                t.metadata = None;
-            }
-        }
-        t
-    }
-    norm(a) == norm(b)
-}
-
-/// A label selector as a query string (`app=web,tier in (a,b)`).
-pub fn selector_string(sel: &LabelSelector) -> Result<String, Failure> {
+/// A label selector as a query string (`app=web,tier in (a,b)`). `owner` (`deployment/web`) and
+/// `namespace` name whose selector it is, for the error.
+pub fn selector_string(
+    sel: &LabelSelector,
+    owner: &str,
+    namespace: &str,
+) -> Result<String, Failure> {
     let s = kube::core::Selector::try_from(sel.clone()).map_err(|e| {
         Failure::new(
             Exit::Cluster,
-            anyhow!("the workload's selector cannot be used: {e}"),
+            anyhow!("the selector of {owner} in namespace {namespace:?} cannot be used: {e}"),
         )
     })?;
     Ok(s.to_string())
@@ -116,15 +92,8 @@ fn revision_of(meta: &ObjectMeta) -> Option<i64> {
         .ok()
 }
 
-fn controlled_by(rs: &ReplicaSet, d: &Deployment) -> bool {
-    rs.metadata.owner_references.iter().flatten().any(|r| {
-        r.controller == Some(true)
-            && r.kind == "Deployment"
-            && match d.metadata.uid.as_deref() {
-                Some(uid) if !uid.is_empty() => r.uid == uid,
-                _ => Some(r.name.as_str()) == d.metadata.name.as_deref(),
-            }
-    })
+fn owned_by(rs: &ReplicaSet, d: &Deployment) -> bool {
+    controlled_by(&rs.metadata, "Deployment", &d.metadata)
 }
 
 /// The ReplicaSets the Deployment controls (listed by its selector, kept by owner reference).
@@ -132,7 +101,14 @@ pub async fn owned_replica_sets(
     cluster: &Cluster,
     d: &Deployment,
 ) -> Result<Vec<ReplicaSet>, Failure> {
-    let selector = selector_string(&d.spec.selector)?;
+    let selector = selector_string(
+        &d.spec.selector,
+        &format!(
+            "deployment/{}",
+            d.metadata.name.as_deref().unwrap_or_default()
+        ),
+        &cluster.namespace,
+    )?;
     let list = cluster
         .replicasets()
         .list(&ListParams::default().labels(&selector))
@@ -146,7 +122,7 @@ pub async fn owned_replica_sets(
     Ok(list
         .items
         .into_iter()
-        .filter(|rs| controlled_by(rs, d))
+        .filter(|rs| owned_by(rs, d))
         .collect())
 }
 
@@ -155,7 +131,7 @@ pub fn revisions(d: &Deployment, rss: &[ReplicaSet]) -> Vec<Revision> {
     let current = Some(&d.spec.template);
     let mut out: Vec<Revision> = rss
         .iter()
-        .filter(|rs| controlled_by(rs, d))
+        .filter(|rs| owned_by(rs, d))
         .filter_map(|rs| {
             let number = revision_of(&rs.metadata)?;
             let template = rs.spec.template.clone().unwrap_or_default();
@@ -171,7 +147,7 @@ pub fn revisions(d: &Deployment, rss: &[ReplicaSet]) -> Vec<Revision> {
                 images: template_images(&template),
                 created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
                 current: current.is_some_and(|c| equal_ignore_hash(c, &template)),
-                template: without_hash(&template),
+                template: normalized_template(&template),
                 replicas: rs.spec.replicas.unwrap_or(0),
             })
         })

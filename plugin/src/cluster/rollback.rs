@@ -4,10 +4,10 @@ use anyhow::anyhow;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
+use rollout_safe_policy::judge::equal_ignore_hash;
 
 use super::client::Cluster;
 use super::patch::{Written, write_deployment};
-use super::revisions::equal_ignore_hash;
 use crate::exit::{Exit, Failure};
 
 /// What to put back.
@@ -25,7 +25,7 @@ pub struct RollbackPlan {
 /// The Deployment with `plan` applied (template and change-cause; nothing else is touched —
 /// unlike kubectl, the ReplicaSet's other annotations are not copied back, so annotations other
 /// tools keep on the Deployment survive an undo).
-pub fn apply_plan(current: &Deployment, plan: &RollbackPlan) -> Deployment {
+fn apply_plan(current: &Deployment, plan: &RollbackPlan) -> Deployment {
     let mut d = current.clone();
     d.spec.template = plan.template.clone();
     d.metadata
@@ -35,37 +35,50 @@ pub fn apply_plan(current: &Deployment, plan: &RollbackPlan) -> Deployment {
     d
 }
 
-/// Writes the rollback with the resourceVersion precondition (recomputed on conflict). Refuses a
-/// paused Deployment (exit 2, "resume first"). `Ok(None)`: the template is already in place.
+/// What a rollback would write to `cur` (as read): refuses a paused Deployment (exit 2, "resume
+/// first") and, with [`RollbackPlan::only_if_template`], one whose template someone else changed
+/// (exit 1). `Ok(None)`: the template is already in place. Both `undo --dry-run` and the guarded
+/// write go through here, so they agree.
+pub fn planned(
+    cluster: &Cluster,
+    cur: &Deployment,
+    plan: &RollbackPlan,
+) -> Result<Option<Deployment>, Failure> {
+    let name = cur.metadata.name.clone().unwrap_or_default();
+    if cur.spec.paused == Some(true) {
+        return Err(Failure::usage(format!(
+            "deployment/{name} is paused: a rollback would not roll out; resume first ({})",
+            cluster.suggest("resume", &format!("deployment/{name}"), "")
+        )));
+    }
+    if let Some(expected) = &plan.only_if_template
+        && !equal_ignore_hash(expected, &cur.spec.template)
+    {
+        return Err(Failure::new(
+            Exit::RolloutFailed,
+            anyhow!(
+                "not rolling back deployment/{name}: its pod template was changed by someone else since the update \
+                 (their change is left in place)"
+            ),
+        ));
+    }
+    if equal_ignore_hash(&plan.template, &cur.spec.template) {
+        return Ok(None);
+    }
+    Ok(Some(apply_plan(cur, plan)))
+}
+
+/// Writes the rollback with the resourceVersion precondition (recomputed on conflict), checked
+/// by [`planned`] against the Deployment as read on every attempt. `Ok(None)`: the template is
+/// already in place.
 pub async fn write_rollback(
     cluster: &Cluster,
     current: Deployment,
     plan: &RollbackPlan,
     dry_run: bool,
-) -> Result<Option<Written>, Failure> {
+) -> Result<Option<Written<Deployment>>, Failure> {
     write_deployment(cluster, current, dry_run, false, |cur, _| {
-        let name = cur.metadata.name.clone().unwrap_or_default();
-        if cur.spec.paused == Some(true) {
-            return Err(Failure::usage(format!(
-                "deployment/{name} is paused: a rollback would not roll out; resume first ({})",
-                cluster.suggest("resume", &format!("deployment/{name}"), "")
-            )));
-        }
-        if let Some(expected) = &plan.only_if_template
-            && !equal_ignore_hash(expected, &cur.spec.template)
-        {
-            return Err(Failure::new(
-                Exit::RolloutFailed,
-                anyhow!(
-                    "not rolling back deployment/{name}: its pod template was changed by someone else since the update \
-                     (their change is left in place)"
-                ),
-            ));
-        }
-        if equal_ignore_hash(&plan.template, &cur.spec.template) {
-            return Ok(None);
-        }
-        Ok(Some(apply_plan(cur, plan)))
+        planned(cluster, cur, plan)
     })
     .await
 }

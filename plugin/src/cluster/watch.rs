@@ -2,9 +2,11 @@
 //! workload's selector) and the namespace's events about them, as `kube::runtime::watcher`
 //! streams merged into one. No polling: the judge runs after every batch of watch events, and
 //! once more at the time the judge asks for ([`Verdict::recheck_at`], when a readiness budget
-//! runs out with no event to announce it).
+//! runs out with no event to announce it) or the hold names ([`WatchOptions::hold`], when the
+//! new pods will have been Ready long enough).
 //!
-//! Used by `update`, `undo` (and the automatic rollback) and `status --watch`.
+//! Used by `update`, `undo` (and the automatic rollback), `status --watch`, and every wait of
+//! `blue-green` and `canary` (with the hold for `--bake` and `--interval`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
@@ -14,21 +16,25 @@ use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use rollout_safe_policy::WorkloadKind;
-use rollout_safe_policy::judge::{self, JudgeConfig, Object, Progress, RolloutState, Verdict};
+use rollout_safe_policy::judge::{
+    self, FailureReason, JudgeConfig, Object, Progress, RolloutState, Verdict, event_time, key,
+};
 use serde::de::DeserializeOwned;
 
 use super::client::Cluster;
 use super::errors::{Op, api_failure, is_forbidden, is_not_found};
+use super::gate::{GateCheck, ReadyClock, gate_check};
 use super::refs::WorkloadRef;
 use super::revisions::selector_string;
 use crate::display::Display;
 use crate::exit::Failure;
+use crate::signals;
 
 /// How to watch.
 #[derive(Debug, Clone)]
@@ -38,15 +44,19 @@ pub struct WatchOptions {
     pub judge: JudgeConfig,
     /// End the watch when a paused Deployment stops progressing (it will not go on by itself).
     pub stop_when_paused: bool,
+    /// A Deployment only: once the judge calls it complete, also hold until every pod of its new
+    /// ReplicaSet (`spec.replicas` of them) has been Ready for this long, with no container
+    /// restarted more than `judge.max_restarts` times (a restart then fails the watch).
+    pub hold: Option<Duration>,
 }
 
 /// How a watch ended.
 #[derive(Debug)]
 pub enum Ending {
     Complete(Verdict),
-    /// `detected`: when this process first saw the failed verdict (local clock).
+    /// `detected`: when this process first saw the failure (local clock).
     Failed {
-        verdict: Verdict,
+        failure: Box<judge::Failure>,
         detected: Timestamp,
     },
     Paused(Verdict),
@@ -60,14 +70,28 @@ pub enum Ending {
 }
 
 impl Ending {
-    pub fn verdict(&self) -> Option<&Verdict> {
+    /// Where the rollout stood when the watch ended.
+    pub fn progress(&self) -> Option<&Progress> {
         match self {
             Ending::Complete(v)
             | Ending::Paused(v)
             | Ending::Unsupported(v)
             | Ending::TimedOut(v)
-            | Ending::Interrupted(v)
-            | Ending::Failed { verdict: v, .. } => Some(v),
+            | Ending::Interrupted(v) => Some(v.progress()),
+            Ending::Failed { failure, .. } => Some(&failure.progress),
+            Ending::Deleted => None,
+        }
+    }
+
+    /// The last verdict (`None` when the workload was deleted).
+    pub fn into_verdict(self) -> Option<Verdict> {
+        match self {
+            Ending::Complete(v)
+            | Ending::Paused(v)
+            | Ending::Unsupported(v)
+            | Ending::TimedOut(v)
+            | Ending::Interrupted(v) => Some(v),
+            Ending::Failed { failure, .. } => Some(Verdict::Failed(failure)),
             Ending::Deleted => None,
         }
     }
@@ -93,25 +117,6 @@ impl Feed {
 }
 
 type Item = (Feed, Result<watcher::Event<Object>, watcher::Error>);
-
-fn meta(o: &Object) -> &ObjectMeta {
-    match o {
-        Object::Deployment(x) => &x.metadata,
-        Object::StatefulSet(x) => &x.metadata,
-        Object::DaemonSet(x) => &x.metadata,
-        Object::ReplicaSet(x) => &x.metadata,
-        Object::Pod(x) => &x.metadata,
-        Object::Event(x) => &x.metadata,
-    }
-}
-
-fn key(m: &ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        m.namespace.as_deref().unwrap_or_default(),
-        m.name.as_deref().unwrap_or_default()
-    )
-}
 
 fn convert<K: Into<Object>>(e: watcher::Event<K>) -> watcher::Event<Object> {
     match e {
@@ -280,7 +285,7 @@ impl Tracker {
             }
             watcher::Event::InitApply(mut o) => {
                 strip(&mut o);
-                self.init.entry(feed).or_default().insert(key(meta(&o)));
+                self.init.entry(feed).or_default().insert(key(o.metadata()));
                 self.state.upsert(o);
             }
             watcher::Event::InitDone => {
@@ -353,37 +358,60 @@ fn instant_for(t: Timestamp) -> tokio::time::Instant {
     tokio::time::Instant::now() + wait + Duration::from_millis(100)
 }
 
-/// Watches `target` until the judge says it is complete, failed or (with
-/// [`WatchOptions::stop_when_paused`]) paused; or until the timeout or Ctrl-C.
+/// What the hold says about the state, once the judge called the rollout complete.
+fn hold_check(
+    state: &RolloutState,
+    hold: Duration,
+    max_restarts: i32,
+    now: Timestamp,
+    clock: &mut ReadyClock,
+) -> GateCheck {
+    let Some(judge::Workload::Deployment(d)) = state.workload() else {
+        return GateCheck::Pass;
+    };
+    let pods = state.new_pods();
+    gate_check(
+        &pods,
+        d.spec.replicas.unwrap_or(1),
+        hold,
+        max_restarts,
+        now,
+        clock,
+    )
+}
+
+/// Watches `target` until the judge says it is complete (and, with [`WatchOptions::hold`], its
+/// new pods stayed Ready long enough), failed, or (with [`WatchOptions::stop_when_paused`])
+/// paused; or until the timeout or Ctrl-C (at once if Ctrl-C was pressed before).
 pub async fn watch_rollout(
     cluster: &Cluster,
     target: &WorkloadRef,
     opts: &WatchOptions,
     display: &mut Display,
 ) -> Result<Ending, Failure> {
-    let selector = selector_string(&workload_selector(cluster, target).await?)?;
+    let selector = workload_selector(cluster, target).await?;
+    let selector = selector_string(&selector, &target.to_string(), &cluster.namespace)?;
     let mut feeds = feeds(cluster, target, &selector);
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let ctrl_c = tokio::signal::ctrl_c();
+    let ctrl_c = signals::interrupt();
     tokio::pin!(ctrl_c);
-    let mut ctrl_c_armed = true;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut tracker = Tracker::new(target.kind);
     let mut verdict = waiting();
     let mut last_error = String::new();
+    let mut clock = ReadyClock::default();
+    let mut hold_until: Option<Timestamp> = None;
+    let mut last_hold = String::new();
 
     loop {
-        let recheck = verdict.recheck_at().map(instant_for);
-        let mut judge_now = false;
+        let wake = verdict
+            .recheck_at()
+            .into_iter()
+            .chain(hold_until)
+            .min()
+            .map(instant_for);
         tokio::select! {
             biased;
-            r = &mut ctrl_c, if ctrl_c_armed => {
-                ctrl_c_armed = false;
-                if r.is_ok() {
-                    return Ok(Ending::Interrupted(verdict));
-                }
-            }
+            () = &mut ctrl_c => return Ok(Ending::Interrupted(verdict)),
             _ = tokio::time::sleep_until(deadline) => return Ok(Ending::TimedOut(verdict)),
             item = feeds.next() => {
                 let Some(item) = item else {
@@ -420,31 +448,71 @@ pub async fn watch_rollout(
                         }
                     }
                 }
-                judge_now = true;
             }
-            _ = tokio::time::sleep_until(recheck.unwrap_or(deadline)), if recheck.is_some() => {
-                judge_now = true;
-            }
-            _ = tick.tick(), if display.is_live() => display.tick(),
+            _ = tokio::time::sleep_until(wake.unwrap_or(deadline)), if wake.is_some() => {}
         }
-        if !judge_now || !tracker.ready() {
+        // Judged after every batch of events, and at the time the judge or the hold named.
+        if !tracker.ready() {
             continue;
         }
         if tracker.state.workload().is_none() {
             return Ok(Ending::Deleted);
         }
-        verdict = judge::judge(&tracker.state, Timestamp::now(), &opts.judge);
+        let now = Timestamp::now();
+        verdict = judge::judge(&tracker.state, now, &opts.judge);
         display.update(&verdict, &tracker.state);
-        match &verdict {
-            Verdict::Complete(_) => return Ok(Ending::Complete(verdict)),
-            Verdict::Failed(_) => {
+        hold_until = None;
+        match verdict {
+            Verdict::Complete(_) => {
+                let Some(hold) = opts.hold else {
+                    return Ok(Ending::Complete(verdict));
+                };
+                match hold_check(
+                    &tracker.state,
+                    hold,
+                    opts.judge.max_restarts,
+                    now,
+                    &mut clock,
+                ) {
+                    GateCheck::Pass => return Ok(Ending::Complete(verdict)),
+                    GateCheck::Fail {
+                        pod,
+                        container,
+                        message,
+                    } => {
+                        return Ok(Ending::Failed {
+                            failure: Box::new(judge::Failure {
+                                reason: FailureReason::TooManyRestarts,
+                                pod: Some(pod.clone()),
+                                container: Some(container),
+                                message,
+                                events: Vec::new(),
+                                first_seen: None,
+                                failing_pods: vec![pod],
+                                progress: verdict.progress().clone(),
+                            }),
+                            detected: now,
+                        });
+                    }
+                    GateCheck::Wait { why, at } => {
+                        hold_until = at;
+                        // One line per reason to wait, not per second of it.
+                        let shown = why.split(" (").next().unwrap_or_default().to_owned();
+                        if shown != last_hold {
+                            display.note(&format!("{target}: {why}"));
+                            last_hold = shown;
+                        }
+                    }
+                }
+            }
+            Verdict::Failed(failure) => {
                 return Ok(Ending::Failed {
-                    verdict,
+                    failure,
                     detected: Timestamp::now(),
                 });
             }
             Verdict::Unsupported(_) => return Ok(Ending::Unsupported(verdict)),
-            Verdict::Paused(p) if opts.stop_when_paused && p.observed => {
+            Verdict::Paused(ref p) if opts.stop_when_paused && p.observed => {
                 return Ok(Ending::Paused(verdict));
             }
             _ => {}
@@ -500,7 +568,11 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
             s
         }
     };
-    let lp = ListParams::default().labels(&selector_string(&selector)?);
+    let lp = ListParams::default().labels(&selector_string(
+        &selector,
+        &target.to_string(),
+        &cluster.namespace,
+    )?);
     let ns = &cluster.namespace;
     if target.kind == WorkloadKind::Deployment {
         let rss = cluster
@@ -527,13 +599,7 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
             .into_iter()
             .filter(|e| event_relevant(e, &target.name))
             .collect();
-        events.sort_by_key(|e| {
-            e.last_timestamp
-                .as_ref()
-                .map(|t| t.0)
-                .or_else(|| e.event_time.as_ref().map(|t| t.0))
-                .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        });
+        events.sort_by_key(event_time);
         for e in events {
             state.upsert(Object::from(e));
         }

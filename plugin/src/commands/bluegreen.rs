@@ -34,8 +34,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
-use rollout_safe_policy::judge::JudgeConfig;
-use rollout_safe_policy::selector::map_selects;
+use rollout_safe_policy::judge::{equal_ignore_hash, normalized_template};
+use rollout_safe_policy::selector::{map_selects, map_text};
 use serde_json::{Value, json};
 
 use crate::cli::{
@@ -43,22 +43,22 @@ use crate::cli::{
     DataFormat, KubeArgs, WatchArgs,
 };
 use crate::cluster::colors::{
-    self, BgState, COLOR_LABEL, Color, GateEnd, Phase, ServiceChange, StartPlan, ann, annotation,
-    base_selector, color_deployment_name, colored_selector, endpoints_switched, hold_gate,
-    plan_start, pods_selected, replicas, selector_color, selector_text, service_selector,
-    template_labels, ts_add, ts_text, wait_endpoints,
+    self, BgState, COLOR_LABEL, Color, Phase, ServiceChange, StartPlan, ann, annotation,
+    base_selector, color_deployment_name, colored_selector, endpoints_switched, plan_start,
+    pods_selected, replicas, selector_color, service_selector, template_labels, ts_add,
+    wait_endpoints,
 };
 use crate::cluster::patch::write_deployment;
-use crate::cluster::revisions::{images_text, template_images, without_hash};
+use crate::cluster::revisions::{images_text, template_images};
 use crate::cluster::rollback::{RollbackPlan, write_rollback};
 use crate::cluster::watch::{Ending, WatchOptions, watch_rollout};
 use crate::cluster::{self, Cluster, WorkloadRef};
-use crate::commands::update::{ImageSet, judge_config, parse_images};
-use crate::display::{Display, failure_report, secs};
+use crate::commands::update::{ImageSet, Preflight, as_workload, judge_config, parse_images};
+use crate::display::{Display, failure_report, secs, ts_text};
 use crate::exit::{CmdResult, Exit, Failure};
+use crate::{input, signals};
 
 pub async fn run(kube: &KubeArgs, args: BlueGreenArgs) -> CmdResult {
-    colors::interrupts();
     match (args.action, args.start) {
         (Some(BlueGreenAction::Rollback(a)), _) => rollback(kube, a).await,
         (Some(BlueGreenAction::Finish(a)), _) => finish(kube, a).await,
@@ -170,11 +170,17 @@ async fn locate(
     ))
 }
 
-fn watch_opts(w: &WatchArgs, deadline: tokio::time::Instant) -> WatchOptions {
+/// Watching a colour until `deadline`; `hold`: and until its new pods stayed Ready that long.
+fn watch_opts(
+    w: &WatchArgs,
+    deadline: tokio::time::Instant,
+    hold: Option<Duration>,
+) -> WatchOptions {
     WatchOptions {
         timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
         judge: judge_config(w),
         stop_when_paused: true,
+        hold,
     }
 }
 
@@ -203,6 +209,7 @@ async fn start(kube: &KubeArgs, a: BlueGreenStart) -> CmdResult {
     let service = a.service.clone().ok_or_else(usage)?;
     let images = parse_images(&a.images)?;
     let key = colors::images_key(&images);
+    let policy = input::load_policy(a.policy.policy.as_deref())?;
     let cluster = Cluster::connect(kube).await?;
     let (bg, base_dep) = locate(cluster, &workload, Some(&service), "blue-green").await?;
     refuse_during_canary(&bg, &base_dep)?;
@@ -223,9 +230,9 @@ async fn start(kube: &KubeArgs, a: BlueGreenStart) -> CmdResult {
         return Err(Failure::usage(format!(
             "service/{} (selector {}) does not select the pods of deployment/{} (labels {})",
             bg.service,
-            selector_text(&sel),
+            map_text(&sel),
             bg.name(live.unwrap_or(Color::Blue)),
-            selector_text(&live_labels)
+            map_text(&live_labels)
         )));
     }
     let plan = plan_start(
@@ -259,6 +266,21 @@ async fn start(kube: &KubeArgs, a: BlueGreenStart) -> CmdResult {
             target,
             first,
         } => {
+            // The policy pre-flight of the new colour, before anything is written (the first
+            // run's labelling and narrowing included). `deploy` checks it again, on the template
+            // derived from the active colour as it is then.
+            let wanted = new_colour(&bg, &live_dep, &images, active, target)?;
+            let facts = cluster::facts_for(&bg.cluster, &as_workload(&wanted)).await;
+            let mut preflight = Preflight::new(
+                policy.for_namespace(Some(&bg.cluster.namespace)),
+                facts,
+                a.force,
+            );
+            preflight.check(
+                &format!("bring up {}", bg.show(target)),
+                &as_workload(&wanted),
+                None,
+            )?;
             if state.phase == Some(Phase::Deploying) {
                 eprintln!(
                     "resuming: {} was being brought up beside {} (images {})",
@@ -277,10 +299,11 @@ async fn start(kube: &KubeArgs, a: BlueGreenStart) -> CmdResult {
             } else {
                 mark_deploying(&bg, active, target, &key).await?;
             }
-            if colors::interrupted_now() {
+            if signals::interrupted() {
                 return Ok(interrupted(&bg, "before the new colour was brought up"));
             }
-            deploy(&bg, &a, &images, &key, active, target, deadline).await
+            let colours = Colours { active, target };
+            deploy(&bg, &a, &mut preflight, &images, &key, colours, deadline).await
         }
     }
 }
@@ -344,7 +367,7 @@ async fn adopt_blue(
     })
     .await?;
     let Some(w) = written else { return Ok(None) };
-    if without_hash(&w.before.spec.template) == without_hash(&w.after.spec.template) {
+    if equal_ignore_hash(&w.before.spec.template, &w.after.spec.template) {
         return Ok(None);
     }
     eprintln!(
@@ -356,7 +379,7 @@ async fn adopt_blue(
     let ending = watch_rollout(
         &bg.cluster,
         &target,
-        &watch_opts(watch, deadline),
+        &watch_opts(watch, deadline, None),
         &mut view,
     )
     .await?;
@@ -376,10 +399,8 @@ async fn adopt_blue(
                 anyhow!("deployment/{} was deleted", bg.base),
             ));
         }
-        Ending::Failed { verdict, .. } => {
-            if let Some(f) = verdict.failure() {
-                eprintln!("{}", failure_report(f));
-            }
+        Ending::Failed { failure, .. } => {
+            eprintln!("{}", failure_report(&failure));
             ("the labelling rollout failed", Exit::RolloutFailed)
         }
         Ending::TimedOut(v) => {
@@ -388,7 +409,7 @@ async fn adopt_blue(
         }
     };
     let plan = RollbackPlan {
-        template: without_hash(&w.before.spec.template),
+        template: normalized_template(&w.before.spec.template),
         cause: format!(
             "{} : rollback of the blue label ({why})",
             bg.cluster.username
@@ -473,8 +494,8 @@ async fn narrow(
         eprintln!(
             "service/{}: selector narrowed from {} to {} (the same pods)",
             bg.service,
-            selector_text(&service_selector(&w.before)?),
-            selector_text(&blue_sel)
+            map_text(&service_selector(&w.before)?),
+            map_text(&blue_sel)
         );
     }
     let (report, ok) = wait_endpoints(
@@ -535,43 +556,78 @@ async fn mark_deploying(bg: &Bg, active: Color, target: Color, key: &str) -> Res
     Ok(())
 }
 
+/// The colour with traffic and the one being brought up beside it.
+#[derive(Debug, Clone, Copy)]
+struct Colours {
+    active: Color,
+    target: Color,
+}
+
+/// The change-cause of the new colour.
+fn colour_cause(bg: &Bg, template_images_text: &str, active: Color, target: Color) -> String {
+    format!(
+        "{}: blue-green {target} with {template_images_text} beside {active}",
+        bg.cluster.username
+    )
+}
+
+/// The new colour's Deployment as it should be: the active colour's spec with the new images and
+/// `target`'s colour label, at the active colour's replica count.
+fn new_colour(
+    bg: &Bg,
+    active_dep: &Deployment,
+    images: &[ImageSet],
+    active: Color,
+    target: Color,
+) -> Result<Deployment, Failure> {
+    let template = colors::derived_template(active_dep, images, COLOR_LABEL, target.as_str())?;
+    let cause = colour_cause(
+        bg,
+        &images_text(&template_images(&template)),
+        active,
+        target,
+    );
+    Ok(colors::sibling_deployment(
+        active_dep,
+        &bg.name(target),
+        template,
+        COLOR_LABEL,
+        target.as_str(),
+        replicas(active_dep),
+        &[
+            (ann::BASE, &bg.base),
+            (ann::COLOR, target.as_str()),
+            (ann::SERVICE, &bg.service),
+            (CHANGE_CAUSE_ANNOTATION, &cause),
+        ],
+    ))
+}
+
 async fn deploy(
     bg: &Bg,
     a: &BlueGreenStart,
+    preflight: &mut Preflight,
     images: &[ImageSet],
     key: &str,
-    active: Color,
-    target: Color,
+    Colours { active, target }: Colours,
     deadline: tokio::time::Instant,
 ) -> CmdResult {
     let active_dep = bg.deployment(active).await?;
     let n = replicas(&active_dep);
     let tname = bg.name(target);
-    let template = colors::derived_template(&active_dep, images, COLOR_LABEL, target.as_str())?;
-    let cause = format!(
-        "{}: blue-green {target} with {} beside {active}",
-        bg.cluster.username,
-        images_text(&template_images(&template))
-    );
+    let wanted = new_colour(bg, &active_dep, images, active, target)?;
+    preflight.check(
+        &format!("bring up {}", bg.show(target)),
+        &as_workload(&wanted),
+        None,
+    )?;
+    let template = wanted.spec.template.clone();
+    let shown_images = images_text(&template_images(&template));
+    let cause = colour_cause(bg, &shown_images, active, target);
     let (base, service) = (bg.base.clone(), bg.service.clone());
-    let wanted = colors::sibling_deployment(
-        &active_dep,
-        &tname,
-        template.clone(),
-        COLOR_LABEL,
-        target.as_str(),
-        n,
-        &[
-            (ann::BASE, &base),
-            (ann::COLOR, target.as_str()),
-            (ann::SERVICE, &service),
-            (CHANGE_CAUSE_ANNOTATION, &cause),
-        ],
-    );
     eprintln!(
-        "{}: bringing up {n} pod(s) with {} beside {} (no traffic until the switch)",
+        "{}: bringing up {n} pod(s) with {shown_images} beside {} (no traffic until the switch)",
         bg.show(target),
-        images_text(&template_images(&template)),
         bg.show(active)
     );
     colors::create_or_refresh(&bg.cluster, wanted, |cur| {
@@ -595,106 +651,72 @@ async fn deploy(
     })
     .await?;
 
+    // One watch: the judge until the new colour is complete, then the hold until every new pod
+    // has stayed Ready for --bake (a crash or restart meanwhile fails it); then a last look at the
+    // pods right before the write.
     let tref = bg.wref(target);
-    let mut view = Display::new(bg.show(target));
-    let ending = watch_rollout(
-        &bg.cluster,
-        &tref,
-        &watch_opts(&a.watch, deadline),
-        &mut view,
-    )
-    .await?;
-    view.finish();
-    drop(view);
-    match ending {
-        Ending::Complete(_) => {}
-        Ending::Interrupted(_) => {
-            return Ok(interrupted(
-                bg,
-                &format!(
-                    "while {} was coming up (it has no traffic)",
-                    bg.show(target)
-                ),
-            ));
-        }
-        Ending::Deleted => {
-            return Err(Failure::new(
-                Exit::Cluster,
-                anyhow!("deployment/{tname} was deleted while it was coming up"),
-            ));
-        }
-        Ending::Failed { verdict, .. } => {
-            if let Some(f) = verdict.failure() {
-                eprintln!("{}", failure_report(f));
-            }
-            return abandon(
-                bg,
-                active,
-                target,
-                "it never became ready",
-                Exit::RolloutFailed,
-            )
-            .await;
-        }
-        Ending::TimedOut(v) | Ending::Paused(v) | Ending::Unsupported(v) => {
-            eprintln!("{}: {}", bg.show(target), v.progress().message);
-            return abandon(
-                bg,
-                active,
-                target,
-                &format!(
-                    "it was not ready within --timeout {}",
-                    secs(a.watch.timeout)
-                ),
-                Exit::Timeout,
-            )
-            .await;
-        }
-    }
-
-    // Every new pod ready, and ready for --bake; then check once more right before the write.
-    let judge = judge_config(&a.watch);
     loop {
-        if !a.bake.is_zero() {
-            eprintln!("{}: ready; baking for {}", bg.show(target), secs(a.bake));
-        }
-        match hold_gate(&bg.cluster, &tref, a.bake, &judge, deadline).await? {
-            GateEnd::Passed => {}
-            GateEnd::Failed { message, verdict } => {
-                match verdict {
-                    Some(f) => eprintln!("{}", failure_report(&f)),
-                    None => eprintln!("{}: {message}", bg.show(target)),
-                }
+        let mut view = Display::new(bg.show(target));
+        let ending = watch_rollout(
+            &bg.cluster,
+            &tref,
+            &watch_opts(&a.watch, deadline, Some(a.bake)),
+            &mut view,
+        )
+        .await?;
+        view.finish();
+        drop(view);
+        let stage = |v: &rollout_safe_policy::judge::Verdict| {
+            if v.is_complete() {
+                "baking"
+            } else {
+                "coming up"
+            }
+        };
+        match ending {
+            Ending::Complete(_) => {}
+            Ending::Interrupted(v) => {
+                return Ok(interrupted(
+                    bg,
+                    &format!(
+                        "while {} was {} (it has no traffic)",
+                        bg.show(target),
+                        stage(&v)
+                    ),
+                ));
+            }
+            Ending::Deleted => {
+                return Err(Failure::new(
+                    Exit::Cluster,
+                    anyhow!("deployment/{tname} was deleted before the switch"),
+                ));
+            }
+            Ending::Failed { failure, .. } => {
+                eprintln!("{}", failure_report(&failure));
                 return abandon(
                     bg,
                     active,
                     target,
-                    &format!("it failed while baking: {message}"),
+                    &format!("it failed before the switch: {}", failure.message),
                     Exit::RolloutFailed,
                 )
                 .await;
             }
-            GateEnd::TimedOut(why) => {
-                return abandon(
-                    bg,
-                    active,
-                    target,
-                    &format!("it did not bake within --timeout ({why})"),
-                    Exit::Timeout,
-                )
-                .await;
-            }
-            GateEnd::Interrupted => {
-                return Ok(interrupted(
-                    bg,
-                    &format!("while {} was baking (it has no traffic)", bg.show(target)),
-                ));
-            }
-            GateEnd::Deleted => {
-                return Err(Failure::new(
-                    Exit::Cluster,
-                    anyhow!("deployment/{tname} was deleted while baking"),
-                ));
+            Ending::TimedOut(v) | Ending::Paused(v) | Ending::Unsupported(v) => {
+                eprintln!("{}: {}", bg.show(target), v.progress().message);
+                let why = if v.is_complete() {
+                    format!(
+                        "its pods did not stay ready for --bake {} within --timeout {}",
+                        secs(a.bake),
+                        secs(a.watch.timeout)
+                    )
+                } else {
+                    format!(
+                        "it was not ready within --timeout {}",
+                        secs(a.watch.timeout)
+                    )
+                };
+                return abandon(bg, active, target, &why, Exit::Timeout).await;
             }
         }
         let svc = bg.service().await?;
@@ -720,7 +742,7 @@ async fn deploy(
         }
     }
 
-    if colors::interrupted_now() {
+    if signals::interrupted() {
         return Ok(interrupted(
             bg,
             &format!(
@@ -844,7 +866,7 @@ async fn switch(
             } else {
                 String::new()
             },
-            selector_text(&service_selector(&w.after)?)
+            map_text(&service_selector(&w.after)?)
         );
     }
     verify_or_revert(bg, from, to, verify).await
@@ -943,7 +965,7 @@ async fn after_switch(
             std::time::Duration::try_from(keep_until.duration_since(now)).unwrap_or_default();
         tokio::select! {
             biased;
-            _ = colors::interrupt() => {
+            () = signals::interrupt() => {
                 eprintln!("interrupted: traffic is on {}; {} stays scaled until `blue-green finish` (or re-run this command)", bg.show(active), bg.show(previous));
                 eprintln!("  finish:   {}", bg.suggest("finish"));
                 eprintln!("  rollback: {}", bg.suggest("rollback"));
@@ -1157,11 +1179,12 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
         max_restarts: 3,
         readiness_budget: Duration::from_secs(120),
     };
+    // Until the judge calls it complete and every one of its pods is Ready.
     let mut view = Display::new(format!("{} (rollback)", bg.show(back)));
     let ending = watch_rollout(
         &bg.cluster,
         &bg.wref(back),
-        &watch_opts(&watch, deadline),
+        &watch_opts(&watch, deadline, Some(Duration::ZERO)),
         &mut view,
     )
     .await?;
@@ -1178,10 +1201,8 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
                 ),
             ));
         }
-        Ending::Failed { verdict, .. } => {
-            if let Some(f) = verdict.failure() {
-                eprintln!("{}", failure_report(f));
-            }
+        Ending::Failed { failure, .. } => {
+            eprintln!("{}", failure_report(&failure));
             eprintln!(
                 "cannot roll back: {} does not come back healthy; service/{} stays on {}",
                 bg.show(back),
@@ -1208,28 +1229,6 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
             ));
         }
     }
-    match hold_gate(
-        &bg.cluster,
-        &bg.wref(back),
-        Duration::ZERO,
-        &JudgeConfig::default(),
-        deadline,
-    )
-    .await?
-    {
-        GateEnd::Passed => {}
-        GateEnd::Interrupted => return Ok(interrupted(&bg, "before switching back")),
-        other => {
-            eprintln!(
-                "cannot roll back: {} is not all ready ({other:?}); service/{} stays on {}",
-                bg.show(back),
-                bg.service,
-                bg.show(live)
-            );
-            return Ok(Exit::RolloutFailed);
-        }
-    }
-
     // 3. Switch back, in one guarded write.
     let svc = bg.service().await?;
     let written = colors::write_service(&bg.cluster, svc, |cur, _| {
@@ -1270,7 +1269,7 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
             bg.show(live),
             bg.show(back),
             w.before.metadata.resource_version.as_deref().unwrap_or("?"),
-            selector_text(&service_selector(&w.after)?)
+            map_text(&service_selector(&w.after)?)
         );
     }
 
@@ -1421,7 +1420,7 @@ async fn status(kube: &KubeArgs, a: BlueGreenStatusArgs) -> CmdResult {
                 _ => String::new(),
             };
             println!("  phase:     {phase}{detail}");
-            println!("  selector:  {}", selector_text(&sel));
+            println!("  selector:  {}", map_text(&sel));
             for (c, d) in [(Color::Blue, &blue), (Color::Green, &green)] {
                 let mark = if live == Some(c) { "  ← live" } else { "" };
                 let label = format!("{c}:");

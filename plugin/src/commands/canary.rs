@@ -28,20 +28,20 @@ use crate::cli::{
     WorkloadArg,
 };
 use crate::cluster::colors::{
-    self, BgState, CANARY_TRACK, GateEnd, Phase, TRACK_LABEL, ann, annotation, annotation_i32,
-    canary_name, canary_split, hold_gate, remaining_steps, replicas, validate_steps,
+    self, BgState, CANARY_TRACK, Phase, TRACK_LABEL, ann, annotation, annotation_i32, canary_name,
+    canary_split, remaining_steps, replicas, validate_steps,
 };
 use crate::cluster::errors::{Op, api_failure, is_not_found};
 use crate::cluster::patch::write_deployment;
 use crate::cluster::revisions::{images_text, template_images};
 use crate::cluster::watch::{Ending, WatchOptions, watch_rollout};
 use crate::cluster::{self, Cluster, WorkloadRef};
-use crate::commands::update::{self, judge_config, parse_images};
+use crate::commands::update::{self, Preflight, as_workload, judge_config, parse_images};
 use crate::display::{Display, failure_report, secs};
 use crate::exit::{CmdResult, Exit, Failure};
+use crate::{input, signals};
 
 pub async fn run(kube: &KubeArgs, args: CanaryArgs) -> CmdResult {
-    colors::interrupts();
     match (args.action, args.start) {
         (Some(CanaryAction::Abort(a)), _) => abort_cmd(kube, a).await,
         (None, s) => start(kube, s).await,
@@ -113,11 +113,13 @@ async fn set_replicas(cluster: &Cluster, name: &str, to: i32) -> Result<(), Fail
     Ok(())
 }
 
-fn opts(w: &WatchArgs, deadline: tokio::time::Instant) -> WatchOptions {
+/// Watching until `deadline`; `hold`: and until the new pods stayed Ready that long.
+fn opts(w: &WatchArgs, deadline: tokio::time::Instant, hold: Option<Duration>) -> WatchOptions {
     WatchOptions {
         timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
         judge: judge_config(w),
         stop_when_paused: true,
+        hold,
     }
 }
 
@@ -167,6 +169,7 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
     validate_steps(&a.steps).map_err(Failure::usage)?;
     let images = parse_images(&a.images)?;
     let key = colors::images_key(&images);
+    let policy = input::load_policy(a.policy.policy.as_deref())?;
     let cluster = Cluster::connect(kube).await?;
     cluster.reject_all_namespaces("canary")?;
     let stable_name = target.name.clone();
@@ -213,6 +216,29 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
     };
     let cname = canary_name(&stable_name);
     let deadline = tokio::time::Instant::now() + a.watch.timeout;
+    // The policy pre-flight, before anything is written: the canary pods run the stable template
+    // with the new images, which is also what the promotion writes (and checks again).
+    let promoted = {
+        let mut d = update::edit(&stable, &images, &[])?;
+        d.metadata.annotations.get_or_insert_default().insert(
+            CHANGE_CAUSE_ANNOTATION.to_owned(),
+            format!(
+                "{}: canary of deployment/{stable_name} with {key}",
+                cluster.username
+            ),
+        );
+        as_workload(&d)
+    };
+    Preflight::new(
+        policy.for_namespace(Some(&cluster.namespace)),
+        cluster::facts_for(&cluster, &as_workload(&stable)).await,
+        a.force,
+    )
+    .check(
+        &format!("start a canary of deployment/{stable_name}"),
+        &promoted,
+        Some(&as_workload(&stable)),
+    )?;
     if !under_way {
         annotate_stable(
             &cluster,
@@ -241,9 +267,8 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
             cluster.username,
             images_text(&template_images(&template))
         );
-        let judge = judge_config(&a.watch);
         for p in remaining_steps(&a.steps, reached) {
-            if colors::interrupted_now() {
+            if signals::interrupted() {
                 return Ok(interrupted(&cluster, &stable_name));
             }
             let (c, s) = canary_split(total, p);
@@ -271,49 +296,20 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
                 )
             })
             .await?;
-            let mut view = Display::new(format!("deployment/{cname} ({p}%)"));
-            let ending = watch_rollout(
-                &cluster,
-                &dref(&cname),
-                &opts(&a.watch, deadline),
-                &mut view,
-            )
-            .await?;
-            view.finish();
-            drop(view);
-            match ending {
-                Ending::Complete(_) => {}
-                Ending::Interrupted(_) => return Ok(interrupted(&cluster, &stable_name)),
-                Ending::Failed { verdict, .. } => {
-                    if let Some(f) = verdict.failure() {
-                        eprintln!("{}", failure_report(f));
-                    }
-                    return failed(
-                        &cluster,
-                        &stable_name,
-                        &format!("step {p}% failed"),
-                        Exit::RolloutFailed,
-                        &a.watch,
-                    )
-                    .await;
-                }
-                Ending::TimedOut(v) | Ending::Paused(v) | Ending::Unsupported(v) => {
-                    eprintln!("deployment/{cname}: {}", v.progress().message);
-                    return failed(
-                        &cluster,
-                        &stable_name,
-                        &format!("step {p}% timed out"),
-                        Exit::Timeout,
-                        &a.watch,
-                    )
-                    .await;
-                }
-                Ending::Deleted => {
-                    return Err(Failure::new(
-                        Exit::RolloutFailed,
-                        anyhow!("deployment/{cname} was deleted (aborted elsewhere?)"),
-                    ));
-                }
+            let step = Step {
+                cluster: &cluster,
+                stable: &stable_name,
+                percent: p,
+                watch: &a.watch,
+            };
+            if let Some(exit) = step
+                .watch(
+                    format!("deployment/{cname} ({p}%)"),
+                    opts(&a.watch, deadline, None),
+                )
+                .await?
+            {
+                return Ok(exit);
             }
             set_replicas(&cluster, &stable_name, s).await?;
             eprintln!(
@@ -321,39 +317,14 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
                 secs(a.interval),
                 a.watch.max_restarts
             );
-            match hold_gate(&cluster, &dref(&cname), a.interval, &judge, deadline).await? {
-                GateEnd::Passed => {}
-                GateEnd::Interrupted => return Ok(interrupted(&cluster, &stable_name)),
-                GateEnd::Failed { message, verdict } => {
-                    match verdict {
-                        Some(f) => eprintln!("{}", failure_report(&f)),
-                        None => eprintln!("deployment/{cname}: {message}"),
-                    }
-                    return failed(
-                        &cluster,
-                        &stable_name,
-                        &format!("step {p}% failed: {message}"),
-                        Exit::RolloutFailed,
-                        &a.watch,
-                    )
-                    .await;
-                }
-                GateEnd::TimedOut(why) => {
-                    return failed(
-                        &cluster,
-                        &stable_name,
-                        &format!("step {p}% timed out ({why})"),
-                        Exit::Timeout,
-                        &a.watch,
-                    )
-                    .await;
-                }
-                GateEnd::Deleted => {
-                    return Err(Failure::new(
-                        Exit::RolloutFailed,
-                        anyhow!("deployment/{cname} was deleted (aborted elsewhere?)"),
-                    ));
-                }
+            if let Some(exit) = step
+                .watch(
+                    format!("deployment/{cname} ({p}%, holding)"),
+                    opts(&a.watch, deadline, Some(a.interval)),
+                )
+                .await?
+            {
+                return Ok(exit);
             }
             annotate_stable(
                 &cluster,
@@ -371,7 +342,7 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
         .await?;
     }
 
-    if colors::interrupted_now() {
+    if signals::interrupted() {
         return Ok(interrupted(&cluster, &stable_name));
     }
     // Promote: the normal safe update of the stable Deployment, then back to full strength.
@@ -393,7 +364,7 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
             key
         )),
         no_rollback: false,
-        force: false,
+        force: a.force,
         dry_run: None,
         watch: WatchArgs {
             timeout: deadline
@@ -402,13 +373,14 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
             ..a.watch.clone()
         },
         policy: a.policy.clone(),
+        debug_pause_before_write: false,
     };
     // `update` ends with exit 4 both on a timeout (after rolling back) and on Ctrl-C (leaving the
     // rollout going): the command-wide Ctrl-C listener tells them apart.
     let result = update::run(kube, update_args).await;
     match result {
         Ok(Exit::Success) => {}
-        _ if colors::interrupted_now() => return Ok(interrupted(&cluster, &stable_name)),
+        _ if signals::interrupted() => return Ok(interrupted(&cluster, &stable_name)),
         Ok(exit) => {
             return failed(
                 &cluster,
@@ -439,6 +411,7 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
         &opts(
             &a.watch,
             deadline.max(tokio::time::Instant::now() + Duration::from_secs(60)),
+            None,
         ),
         &mut view,
     )
@@ -449,8 +422,8 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
         eprintln!(
             "deployment/{stable_name} did not come back to {total} ready replicas ({}); the canary is kept for capacity",
             ending
-                .verdict()
-                .map(|v| v.progress().message.clone())
+                .progress()
+                .map(|p| p.message.clone())
                 .unwrap_or_default()
         );
         return Ok(if matches!(ending, Ending::Failed { .. }) {
@@ -474,6 +447,50 @@ async fn start(kube: &KubeArgs, a: CanaryStart) -> CmdResult {
         "canary promoted: deployment/{stable_name} runs {key} on {total} replica(s); deployment/{cname} deleted"
     );
     Ok(Exit::Success)
+}
+
+/// One watch of a step: the canary until complete, or (with a hold) until its pods stayed Ready
+/// for `--interval`. `Some(exit)`: the canary ends there (aborted on failure).
+struct Step<'a> {
+    cluster: &'a Cluster,
+    stable: &'a str,
+    percent: u32,
+    watch: &'a WatchArgs,
+}
+
+impl Step<'_> {
+    async fn watch(&self, title: String, opts: WatchOptions) -> Result<Option<Exit>, Failure> {
+        let (cluster, stable, p) = (self.cluster, self.stable, self.percent);
+        let cname = canary_name(stable);
+        let mut view = Display::new(title);
+        let ending = watch_rollout(cluster, &dref(&cname), &opts, &mut view).await?;
+        view.finish();
+        drop(view);
+        let (why, exit) = match ending {
+            Ending::Complete(_) => return Ok(None),
+            Ending::Interrupted(_) => return Ok(Some(interrupted(cluster, stable))),
+            Ending::Failed { failure, .. } => {
+                eprintln!("{}", failure_report(&failure));
+                (
+                    format!("step {p}% failed: {}", failure.message),
+                    Exit::RolloutFailed,
+                )
+            }
+            Ending::TimedOut(v) | Ending::Paused(v) | Ending::Unsupported(v) => {
+                eprintln!("deployment/{cname}: {}", v.progress().message);
+                (format!("step {p}% timed out"), Exit::Timeout)
+            }
+            Ending::Deleted => {
+                return Err(Failure::new(
+                    Exit::RolloutFailed,
+                    anyhow!("deployment/{cname} was deleted (aborted elsewhere?)"),
+                ));
+            }
+        };
+        failed(cluster, stable, &why, exit, self.watch)
+            .await
+            .map(Some)
+    }
 }
 
 fn interrupted(cluster: &Cluster, stable: &str) -> Exit {
@@ -501,6 +518,17 @@ async fn failed(
     Ok(exit)
 }
 
+/// How an abort ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aborted {
+    /// The stable Deployment is back to its total; the canary is gone.
+    Restored,
+    /// The stable Deployment did not come back in time; the canary was deleted anyway.
+    NotRestored,
+    /// Ctrl-C while the stable replicas came back: the canary is kept (for capacity).
+    Interrupted,
+}
+
 async fn delete_canary(cluster: &Cluster, cname: &str) -> Result<bool, Failure> {
     match cluster
         .deployments()
@@ -525,7 +553,11 @@ async fn delete_canary(cluster: &Cluster, cname: &str) -> Result<bool, Failure> 
 }
 
 /// Restores the stable replicas (and waits for them), then deletes the canary.
-async fn abort(cluster: &Cluster, stable_name: &str, timeout: Duration) -> Result<bool, Failure> {
+async fn abort(
+    cluster: &Cluster,
+    stable_name: &str,
+    timeout: Duration,
+) -> Result<Aborted, Failure> {
     let stable = cluster::get_deployment(cluster, stable_name).await?;
     let cname = canary_name(stable_name);
     let canary = try_get(cluster, &cname).await?;
@@ -540,22 +572,36 @@ async fn abort(cluster: &Cluster, stable_name: &str, timeout: Duration) -> Resul
             timeout,
             judge: Default::default(),
             stop_when_paused: true,
+            hold: None,
         };
         let ending = watch_rollout(cluster, &dref(stable_name), &opts, &mut view).await?;
         view.finish();
         drop(view);
-        match &ending {
-            Ending::Complete(_) => true,
+        match ending {
+            Ending::Complete(_) => Aborted::Restored,
+            Ending::Interrupted(_) => {
+                eprintln!(
+                    "interrupted while deployment/{stable_name} comes back to {total} replica(s); deployment/{cname} is kept for capacity"
+                );
+                eprintln!(
+                    "  finish the abort: {}",
+                    cluster.suggest("canary abort", &format!("deployment/{stable_name}"), "")
+                );
+                return Ok(Aborted::Interrupted);
+            }
             other => {
                 eprintln!(
                     "deployment/{stable_name} is not back to {total} ready replicas ({}); deleting the canary anyway",
-                    other.verdict().map(|v| v.to_string()).unwrap_or_default()
+                    other
+                        .into_verdict()
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
                 );
-                false
+                Aborted::NotRestored
             }
         }
     } else {
-        true
+        Aborted::Restored
     };
     let deleted = delete_canary(cluster, &cname).await?;
     annotate_stable(
@@ -598,12 +644,16 @@ async fn abort_cmd(kube: &KubeArgs, a: CanaryAbortArgs) -> CmdResult {
         println!("no canary of deployment/{stable_name} to abort");
         return Ok(Exit::Success);
     }
-    let ok = abort(&cluster, &stable_name, a.timeout).await?;
-    println!("canary of deployment/{stable_name} aborted");
-    Ok(if ok {
-        Exit::Success
-    } else {
-        Exit::RolloutFailed
+    Ok(match abort(&cluster, &stable_name, a.timeout).await? {
+        Aborted::Restored => {
+            println!("canary of deployment/{stable_name} aborted");
+            Exit::Success
+        }
+        Aborted::NotRestored => {
+            println!("canary of deployment/{stable_name} aborted");
+            Exit::RolloutFailed
+        }
+        Aborted::Interrupted => Exit::Timeout,
     })
 }
 

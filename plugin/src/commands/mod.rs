@@ -14,6 +14,17 @@ use crate::cli::{Cli, Command};
 use crate::exit::CmdResult;
 
 pub async fn dispatch(cli: Cli) -> CmdResult {
+    // First thing, before any request: the commands that write or watch take Ctrl-C through one
+    // latch (see `signals`), so a Ctrl-C during a write is not lost. The others keep the default
+    // action (Ctrl-C ends them at once).
+    let latched = match &cli.command {
+        Command::Update(_) | Command::Undo(_) | Command::BlueGreen(_) | Command::Canary(_) => true,
+        Command::Status(s) => s.watch,
+        _ => false,
+    };
+    if latched {
+        crate::signals::install();
+    }
     match cli.command {
         Command::Audit(a) => audit::run(&cli.kube, a).await,
         Command::Plan(p) => plan::run(&cli.kube, p).await,

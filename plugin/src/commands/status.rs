@@ -3,6 +3,7 @@
 
 use anyhow::anyhow;
 use k8s_openapi::jiff::Timestamp;
+use rollout_safe_policy::WorkloadKind;
 use rollout_safe_policy::judge::{self, Verdict};
 
 use crate::cli::{DataFormat, KubeArgs, StatusArgs};
@@ -27,6 +28,16 @@ fn print(format: DataFormat, wl: &str, ns: &str, v: &Verdict) -> Result<(), Fail
     Ok(())
 }
 
+/// How to roll `target` back: `undo` is for Deployments; kubectl's own `rollout undo` also
+/// handles StatefulSets and DaemonSets (through their ControllerRevisions).
+fn undo_hint(cluster: &Cluster, target: &WorkloadRef) -> String {
+    let wl = target.to_string();
+    match target.kind {
+        WorkloadKind::Deployment => cluster.suggest("undo", &wl, ""),
+        _ => format!("kubectl rollout undo {wl} {}", cluster.flags()),
+    }
+}
+
 /// Exit codes: 0 complete / progressing / paused (without --watch); 1 failed; 4 timed out or
 /// interrupted; 2 when kubectl cannot report status for the workload (OnDelete strategy).
 pub async fn run(kube: &KubeArgs, args: StatusArgs) -> CmdResult {
@@ -41,7 +52,7 @@ pub async fn run(kube: &KubeArgs, args: StatusArgs) -> CmdResult {
         print(args.output, &wl, &ns, &v)?;
         return Ok(match v {
             Verdict::Failed(_) => {
-                eprintln!("to roll back: {}", cluster.suggest("undo", &wl, ""));
+                eprintln!("to roll back: {}", undo_hint(&cluster, &target));
                 Exit::RolloutFailed
             }
             Verdict::Unsupported(_) => Exit::Usage,
@@ -61,7 +72,7 @@ pub async fn run(kube: &KubeArgs, args: StatusArgs) -> CmdResult {
     let exit = match &ending {
         Ending::Complete(_) | Ending::Paused(_) => Exit::Success,
         Ending::Failed { .. } => {
-            eprintln!("to roll back: {}", cluster.suggest("undo", &wl, ""));
+            eprintln!("to roll back: {}", undo_hint(&cluster, &target));
             Exit::RolloutFailed
         }
         Ending::Unsupported(_) => Exit::Usage,
@@ -78,7 +89,7 @@ pub async fn run(kube: &KubeArgs, args: StatusArgs) -> CmdResult {
                 "  watch it again: {}",
                 cluster.suggest("status", &wl, "--watch")
             );
-            eprintln!("  roll it back:   {}", cluster.suggest("undo", &wl, ""));
+            eprintln!("  roll it back:   {}", undo_hint(&cluster, &target));
             Exit::Timeout
         }
         Ending::Deleted => {
@@ -88,8 +99,8 @@ pub async fn run(kube: &KubeArgs, args: StatusArgs) -> CmdResult {
             ));
         }
     };
-    if let Some(v) = ending.verdict() {
-        print(args.output, &wl, &ns, v)?;
+    if let Some(v) = ending.into_verdict() {
+        print(args.output, &wl, &ns, &v)?;
     }
     Ok(exit)
 }

@@ -3,13 +3,12 @@
 //! written with a resourceVersion precondition and a fresh change-cause, then watched to the end.
 
 use anyhow::anyhow;
+use rollout_safe_policy::judge::equal_ignore_hash;
 
 use crate::cli::{KubeArgs, UndoArgs};
 use crate::cluster::patch::precondition_patch;
-use crate::cluster::revisions::{
-    equal_ignore_hash, owned_replica_sets, revisions, rollback_cause, undo_target,
-};
-use crate::cluster::rollback::{RollbackPlan, apply_plan, write_rollback};
+use crate::cluster::revisions::{owned_replica_sets, revisions, rollback_cause, undo_target};
+use crate::cluster::rollback::{RollbackPlan, planned, write_rollback};
 use crate::cluster::watch::{Ending, watch_rollout};
 use crate::cluster::{self, Cluster, WorkloadRef};
 use crate::commands::update::watch_options;
@@ -23,12 +22,6 @@ pub async fn run(kube: &KubeArgs, args: UndoArgs) -> CmdResult {
     cluster.reject_all_namespaces("undo")?;
     let wl = target.to_string();
     let d = cluster::get_deployment(&cluster, &target.name).await?;
-    if d.spec.paused == Some(true) {
-        return Err(Failure::usage(format!(
-            "{wl} is paused: a rollback would not roll out; resume first ({})",
-            cluster.suggest("resume", &wl, "")
-        )));
-    }
     let rss = owned_replica_sets(&cluster, &d).await?;
     let revs = revisions(&d, &rss);
     let to = undo_target(&target.name, &revs, args.to_revision)?;
@@ -49,7 +42,9 @@ pub async fn run(kube: &KubeArgs, args: UndoArgs) -> CmdResult {
         only_if_template: None,
     };
     if args.dry_run {
-        let patch = precondition_patch(&d, &apply_plan(&d, &plan))?.unwrap_or_default();
+        // The same checks as the write (a paused Deployment is refused).
+        let wanted = planned(&cluster, &d, &plan)?.unwrap_or_else(|| d.clone());
+        let patch = precondition_patch(&d, &wanted)?.unwrap_or_default();
         eprintln!(
             "{wl} (dry run, nothing sent): would roll back to revision {} (replicaset {}, {})\n  change-cause: {}",
             to.number,
@@ -93,10 +88,8 @@ pub async fn run(kube: &KubeArgs, args: UndoArgs) -> CmdResult {
             );
             Ok(Exit::Success)
         }
-        Ending::Failed { verdict, .. } => {
-            if let Some(f) = verdict.failure() {
-                eprintln!("{}", failure_report(f));
-            }
+        Ending::Failed { failure, .. } => {
+            eprintln!("{}", failure_report(&failure));
             eprintln!(
                 "the rollback to revision {} failed; {wl} is left as it is",
                 to.number

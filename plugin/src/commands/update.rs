@@ -10,14 +10,14 @@ use k8s_openapi::api::core::v1::{Container, EnvVar};
 use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::change_cause::{self, Actor};
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
-use rollout_safe_policy::judge::{JudgeConfig, REVISION_ANNOTATION, Verdict};
-use rollout_safe_policy::{Finding, Severity, Workload, check};
+use rollout_safe_policy::judge::{
+    JudgeConfig, REVISION_ANNOTATION, equal_ignore_hash, normalized_template,
+};
+use rollout_safe_policy::{EffectivePolicy, Facts, Finding, Severity, Workload, check};
 
 use crate::cli::{DryRun, KubeArgs, UpdateArgs, WatchArgs};
 use crate::cluster::patch::{Written, precondition_patch, write_deployment};
-use crate::cluster::revisions::{
-    equal_ignore_hash, images_text, rollback_cause, template_images, without_hash,
-};
+use crate::cluster::revisions::{images_text, rollback_cause, template_images};
 use crate::cluster::rollback::{RollbackPlan, write_rollback};
 use crate::cluster::watch::{Ending, WatchOptions, watch_rollout};
 use crate::cluster::{self, Cluster, FIELD_MANAGER, WorkloadRef};
@@ -178,7 +178,7 @@ pub fn edit(
     Ok(d)
 }
 
-fn workload(d: &Deployment) -> Workload {
+pub fn as_workload(d: &Deployment) -> Workload {
     Workload::Deployment(Box::new(d.clone()))
 }
 
@@ -190,6 +190,64 @@ fn print_findings(findings: &[Finding]) {
             "warning"
         };
         eprintln!("{level}: {}", f.one_line());
+    }
+}
+
+/// The policy pre-flight of a spec about to be written (SPEC: the plugin "checks the spec before
+/// it applies it"). `update`, `blue-green` (the new colour) and `canary` (what it will promote)
+/// all go through [`Preflight::check`], before they write anything.
+pub struct Preflight {
+    policy: EffectivePolicy,
+    facts: Facts,
+    force: bool,
+    /// The findings last printed, so a re-check (after a conflict) prints only what changed.
+    shown: Option<Vec<Finding>>,
+}
+
+impl Preflight {
+    /// `facts`: the workload's surroundings (`cluster::facts_for`); `force`: apply despite
+    /// enforced findings (`--force`).
+    pub fn new(policy: EffectivePolicy, facts: Facts, force: bool) -> Self {
+        Preflight {
+            policy,
+            facts,
+            force,
+            shown: None,
+        }
+    }
+
+    /// Checks `new` against the policy (`old`: the object it replaces, for RS301), prints the
+    /// findings (again only when they changed), and refuses enforced ones — exit 3 — unless
+    /// `--force`. `action` says what is refused: `update deployment/web`.
+    pub fn check(
+        &mut self,
+        action: &str,
+        new: &Workload,
+        old: Option<&Workload>,
+    ) -> Result<(), Failure> {
+        let findings = check(new, old, &self.policy, &self.facts);
+        if self.shown.as_ref() != Some(&findings) {
+            print_findings(&findings);
+        }
+        let enforced = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        self.shown = Some(findings);
+        if enforced == 0 {
+            return Ok(());
+        }
+        if !self.force {
+            return Err(Failure::new(
+                Exit::Violations,
+                anyhow!(
+                    "refusing to {action}: the resulting spec violates {enforced} enforced rule(s) \
+                     (listed above); fix them, or pass --force to apply anyway"
+                ),
+            ));
+        }
+        eprintln!("warning: --force: going ahead despite {enforced} enforced finding(s)");
+        Ok(())
     }
 }
 
@@ -208,6 +266,7 @@ pub fn watch_options(w: &WatchArgs) -> WatchOptions {
         timeout: w.timeout,
         judge: judge_config(w),
         stop_when_paused: true,
+        hold: None,
     }
 }
 
@@ -220,8 +279,12 @@ pub async fn run(kube: &KubeArgs, args: UpdateArgs) -> CmdResult {
     let cluster = Cluster::connect(kube).await?;
     cluster.reject_all_namespaces("update")?;
     let current = cluster::get_deployment(&cluster, &target.name).await?;
-    let eff = policy.for_namespace(Some(&cluster.namespace));
-    let facts = cluster::facts_for(&cluster, &workload(&current)).await;
+    let facts = cluster::facts_for(&cluster, &as_workload(&current)).await;
+    let mut preflight = Preflight::new(
+        policy.for_namespace(Some(&cluster.namespace)),
+        facts,
+        args.force,
+    );
     let actor = Actor {
         username: cluster.username.clone(),
         field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -229,8 +292,8 @@ pub async fn run(kube: &KubeArgs, args: UpdateArgs) -> CmdResult {
     let first_images: BTreeMap<String, String> = template_images(&current.spec.template)
         .into_iter()
         .collect();
-    let mut shown: Option<Vec<Finding>> = None;
     let mut cause_used = String::new();
+    let action = format!("update deployment/{}", target.name);
 
     let mut build = |cur: &Deployment, attempt: usize| -> Result<Option<Deployment>, Failure> {
         let mut new = edit(cur, &images, &env)?;
@@ -252,35 +315,14 @@ pub async fn run(kube: &KubeArgs, args: UpdateArgs) -> CmdResult {
         }
         let cause = match &args.cause {
             Some(c) => c.clone(),
-            None => change_cause::describe(Some(&workload(cur)), &workload(&new), &actor),
+            None => change_cause::describe(Some(&as_workload(cur)), &as_workload(&new), &actor),
         };
         new.metadata
             .annotations
             .get_or_insert_default()
             .insert(CHANGE_CAUSE_ANNOTATION.to_owned(), cause.clone());
         cause_used = cause;
-        let findings = check(&workload(&new), Some(&workload(cur)), &eff, &facts);
-        if shown.as_ref() != Some(&findings) {
-            print_findings(&findings);
-            shown = Some(findings.clone());
-        }
-        let enforced = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
-        if enforced > 0 {
-            if !args.force {
-                return Err(Failure::new(
-                    Exit::Violations,
-                    anyhow!(
-                        "refusing to update deployment/{}: the resulting spec violates {enforced} enforced rule(s) \
-                         (listed above); fix them, or pass --force to apply anyway",
-                        target.name
-                    ),
-                ));
-            }
-            eprintln!("warning: --force: applying despite {enforced} enforced finding(s)");
-        }
+        preflight.check(&action, &as_workload(&new), Some(&as_workload(cur)))?;
         Ok(Some(new))
     };
 
@@ -308,6 +350,9 @@ pub async fn run(kube: &KubeArgs, args: UpdateArgs) -> CmdResult {
     }
 
     let server_dry_run = args.dry_run == Some(DryRun::Server);
+    if args.debug_pause_before_write {
+        pause_before_write(&current).await;
+    }
     let Some(written) =
         write_deployment(&cluster, current, server_dry_run, true, &mut build).await?
     else {
@@ -360,11 +405,23 @@ pub async fn run(kube: &KubeArgs, args: UpdateArgs) -> CmdResult {
     follow(&cluster, &target, &written, &args.watch, args.no_rollback).await
 }
 
+/// `--debug-pause-before-write` (hidden; for the e2e conflict test): says what was read, then
+/// waits for a line on stdin (or its end) before the first write, so a test can change the
+/// Deployment in between and see the precondition catch it.
+async fn pause_before_write(read: &Deployment) {
+    eprintln!(
+        "debug: read deployment/{} at resourceVersion {}; paused before writing until stdin has a line",
+        read.metadata.name.as_deref().unwrap_or_default(),
+        read.metadata.resource_version.as_deref().unwrap_or("?")
+    );
+    let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await;
+}
+
 /// Watches the update to its end; on failure or timeout rolls back (unless `no_rollback`).
 async fn follow(
     cluster: &Cluster,
     target: &WorkloadRef,
-    written: &Written,
+    written: &Written<Deployment>,
     watch: &WatchArgs,
     no_rollback: bool,
 ) -> CmdResult {
@@ -403,11 +460,11 @@ async fn follow(
             interrupted(cluster, &wl, false);
             Ok(Exit::Timeout)
         }
-        Ending::Failed { verdict, detected } => {
-            let Verdict::Failed(f) = &verdict else {
-                unreachable!("a failed ending holds a failed verdict")
-            };
-            eprintln!("{}", failure_report(f));
+        Ending::Failed {
+            failure: f,
+            detected,
+        } => {
+            eprintln!("{}", failure_report(&f));
             if no_rollback {
                 eprintln!(
                     "--no-rollback: {wl} is left as it is. To roll back: {}",
@@ -480,7 +537,7 @@ fn interrupted(cluster: &Cluster, wl: &str, rollback_written: bool) {
 async fn roll_back(
     cluster: &Cluster,
     target: &WorkloadRef,
-    written: &Written,
+    written: &Written<Deployment>,
     watch: &WatchArgs,
     signal: Option<(Timestamp, Timestamp)>,
     why: &str,
@@ -507,7 +564,7 @@ async fn roll_back(
         None => format!("rollback to the previous template ({what})"),
     };
     let plan = RollbackPlan {
-        template: without_hash(&before.spec.template),
+        template: normalized_template(&before.spec.template),
         cause: format!(
             "{head} by {}: automatic, after the update failed ({why})",
             cluster.username
@@ -554,13 +611,11 @@ async fn roll_back(
                 secs(elapsed)
             );
         }
-        Ending::Failed { verdict, .. } => {
-            if let Some(f) = verdict.failure() {
-                eprintln!(
-                    "the rollback did not recover {wl} either:\n{}",
-                    failure_report(f)
-                );
-            }
+        Ending::Failed { failure, .. } => {
+            eprintln!(
+                "the rollback did not recover {wl} either:\n{}",
+                failure_report(&failure)
+            );
         }
         Ending::TimedOut(v) => {
             eprintln!(

@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -730,26 +731,88 @@ fn command(kubeconfig: &Path, args: &[&str]) -> Command {
 impl Served {
     /// Runs the plugin to its end (in a blocking thread, so the stub keeps serving).
     pub async fn run(&self, args: &[&str]) -> Run {
-        let child = self.spawn(args);
-        finish(child).await
+        finish(self.spawn(args)).await
     }
 
-    pub fn spawn(&self, args: &[&str]) -> Child {
-        command(&self.kubeconfig, args)
+    /// Starts the plugin; its output is collected as it comes, so a test can wait for a line.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = command(&self.kubeconfig, args)
             .spawn()
-            .expect("run kubectl-rollout_safe")
+            .expect("run kubectl-rollout_safe");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = BufReader::new(child.stderr.take().expect("stderr is piped"));
+        let sink = stderr.clone();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut line = Vec::new();
+            while pipe.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&line));
+                line.clear();
+            }
+        });
+        let mut out = child.stdout.take().expect("stdout is piped");
+        let stdout_reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        Running {
+            child,
+            stderr,
+            stderr_reader,
+            stdout_reader,
+        }
+    }
+}
+
+/// A run of the plugin under way.
+pub struct Running {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: std::thread::JoinHandle<()>,
+    stdout_reader: std::thread::JoinHandle<String>,
+}
+
+impl Running {
+    /// Waits (up to `limit`) until the plugin has printed `needle` on stderr: the marker of the
+    /// phase a test wants to act in (no guessing with sleeps).
+    pub async fn wait_stderr(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let so_far = self.stderr.lock().unwrap().clone();
+            if so_far.contains(needle) {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for {needle:?} on the plugin's stderr:\n{so_far}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
 /// Waits for a spawned run.
-pub async fn finish(child: Child) -> Run {
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+pub async fn finish(run: Running) -> Run {
+    let Running {
+        mut child,
+        stderr,
+        stderr_reader,
+        stdout_reader,
+    } = run;
+    let (status, stdout) = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let stdout = stdout_reader.join().unwrap();
+        stderr_reader.join().unwrap();
+        (status, stdout)
+    })
+    .await
+    .unwrap();
     let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr: stderr.lock().unwrap().clone(),
     };
     eprintln!(
         "--- exit {}\n--- stdout\n{}--- stderr\n{}",
@@ -759,10 +822,10 @@ pub async fn finish(child: Child) -> Run {
 }
 
 /// Ctrl-C, as a terminal sends it.
-pub fn interrupt(child: &Child) {
+pub fn interrupt(run: &Running) {
     let status = Command::new("kill")
         .arg("-INT")
-        .arg(child.id().to_string())
+        .arg(run.child.id().to_string())
         .status()
         .unwrap();
     assert!(status.success());

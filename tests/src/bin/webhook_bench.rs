@@ -38,18 +38,29 @@ fn parse_args(args: &[String]) -> Options {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
         match a.as_str() {
             "--duration" => {
-                opts.duration = humantime_secs(&value()).unwrap_or_else(|| usage("--duration like 5s"));
+                opts.duration =
+                    humantime_secs(&value()).unwrap_or_else(|| usage("--duration like 5s"));
             }
             "--rate" => opts.rate = value().parse().unwrap_or_else(|_| usage("--rate N")),
-            "--connections" => opts.connections = value().parse().unwrap_or_else(|_| usage("--connections N")),
+            "--connections" => {
+                opts.connections = value().parse().unwrap_or_else(|_| usage("--connections N"))
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    if opts.connections == 0 || opts.rate == 0 || opts.duration.is_zero() || opts.duration > Duration::from_secs(120) {
+    if opts.connections == 0
+        || opts.rate == 0
+        || opts.duration.is_zero()
+        || opts.duration > Duration::from_secs(120)
+    {
         usage("need connections > 0, rate > 0 and 0 < duration <= 120s");
     }
     opts
@@ -95,7 +106,11 @@ fn find_uid(body: &[u8]) -> Option<&str> {
         .windows(key.len())
         .position(|w| w == key)
         .map(|i| i + key.len())
-        .or_else(|| body.windows(compact.len()).position(|w| w == compact).map(|i| i + compact.len()))?;
+        .or_else(|| {
+            body.windows(compact.len())
+                .position(|w| w == compact)
+                .map(|i| i + compact.len())
+        })?;
     let len = body[start..].iter().position(|&b| b == b'"')?;
     std::str::from_utf8(&body[start..start + len]).ok()
 }
@@ -114,7 +129,9 @@ async fn run_child(kind: &str, cert: &str, key: &str) {
             args.server.addr = "127.0.0.1:0".parse().expect("addr");
             args.server.metrics_addr = "127.0.0.1:0".parse().expect("addr");
             args.cluster.kubernetes_version = Some("1.33".into());
-            let server = rollout_safe_webhook::Server::bind(args).await.expect("webhook starts");
+            let server = rollout_safe_webhook::Server::bind(args)
+                .await
+                .expect("webhook starts");
             announce(server.local_addr());
             server
                 .run(rollout_safe_webhook::shutdown_signal())
@@ -129,7 +146,9 @@ async fn run_child(kind: &str, cert: &str, key: &str) {
             let loaded = tls::load_pem(&cert_pem, &key_pem, &provider).expect("certificate");
             let resolver = Arc::new(tls::ReloadableCert::new(loaded));
             let config = tls::server_config(resolver, provider).expect("TLS config");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             announce(listener.local_addr().expect("addr"));
             rollout_safe_webhook::serve_https(
                 listener,
@@ -158,7 +177,10 @@ impl ChildServer {
             .arg(name)
             .arg(cert)
             .arg(key)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("KUBERNETES_SERVICE_HOST")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -166,7 +188,9 @@ impl ChildServer {
             .expect("spawn server");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read LISTENING");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read LISTENING");
         let addr = line
             .trim()
             .strip_prefix("LISTENING ")
@@ -183,7 +207,12 @@ impl ChildServer {
         // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
         let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         let cpu = (ticks(11) + ticks(12)) / hz;
@@ -222,16 +251,24 @@ enum Load {
     Max,
 }
 
-async fn worker(
-    client: HttpsClient,
-    bodies: Arc<Vec<Bytes>>,
+/// One phase's shape, shared by its connections.
+#[derive(Clone, Copy)]
+struct Plan {
     path: &'static str,
     load: Load,
-    index: usize,
     connections: usize,
     start: Instant,
     end: Instant,
-) -> Sample {
+}
+
+async fn worker(client: HttpsClient, bodies: Arc<Vec<Bytes>>, plan: Plan, index: usize) -> Sample {
+    let Plan {
+        path,
+        load,
+        connections,
+        start,
+        end,
+    } = plan;
     let mut sample = Sample::default();
     let mut conn = match client.connect().await {
         Ok(c) => c,
@@ -276,9 +313,11 @@ async fn worker(
         match conn.post(path, body).await {
             Ok(r) if r.status == 200 => {
                 let done = Instant::now();
-                sample
-                    .latencies_us
-                    .push(done.duration_since(base).as_micros().min(u128::from(u32::MAX)) as u32);
+                sample.latencies_us.push(
+                    done.duration_since(base)
+                        .as_micros()
+                        .min(u128::from(u32::MAX)) as u32,
+                );
                 prev_done = done;
             }
             _ => {
@@ -320,19 +359,15 @@ async fn phase(
     let (cpu0, _, _) = server.usage();
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + opts.duration;
+    let plan = Plan {
+        path,
+        load,
+        connections: opts.connections,
+        start,
+        end,
+    };
     let tasks: Vec<_> = (0..opts.connections)
-        .map(|i| {
-            tokio::spawn(worker(
-                client.clone(),
-                bodies.clone(),
-                path,
-                load,
-                i,
-                opts.connections,
-                start,
-                end,
-            ))
-        })
+        .map(|i| tokio::spawn(worker(client.clone(), bodies.clone(), plan, i)))
         .collect();
     // RSS under load: sampled in the middle of the phase.
     tokio::time::sleep_until((start + opts.duration / 2).into()).await;
@@ -344,7 +379,10 @@ async fn phase(
         all.extend(s.latencies_us);
         errors += s.errors;
     }
-    let elapsed = Instant::now().duration_since(start).as_secs_f64().min(opts.duration.as_secs_f64() + 1.0);
+    let elapsed = Instant::now()
+        .duration_since(start)
+        .as_secs_f64()
+        .min(opts.duration.as_secs_f64() + 1.0);
     let (cpu1, _, _) = server.usage();
     all.sort_unstable();
     let pct = |p: f64| -> f64 {
@@ -377,7 +415,10 @@ fn bodies(mutating: bool) -> Vec<Bytes> {
     recorded_reviews()
         .into_iter()
         .filter(|r| r.is_mutating() == mutating)
-        .filter(|r| r.review["request"]["kind"]["kind"] == "Deployment" && r.review["request"]["subResource"].is_null())
+        .filter(|r| {
+            r.review["request"]["kind"]["kind"] == "Deployment"
+                && r.review["request"]["subResource"].is_null()
+        })
         .map(|r| Bytes::from(r.bytes))
         .collect()
 }
@@ -438,7 +479,9 @@ fn load_label(load: Load) -> String {
 }
 
 fn print_table(rows: &[Row], peaks: &[(&str, f64)]) {
-    println!("| server | endpoint | load | requests | errors | req/s | p50 ms | p99 ms | max ms | CPU µs/req | RSS MB | p99 / floor | CPU / floor |");
+    println!(
+        "| server | endpoint | load | requests | errors | req/s | p50 ms | p99 ms | max ms | CPU µs/req | RSS MB | p99 / floor | CPU / floor |"
+    );
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let floor = rows
