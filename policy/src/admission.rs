@@ -138,16 +138,16 @@ pub fn validate_request(
         return Ok(Verdict::default());
     }
     let findings = if is_workload_write(input) {
-        let Some(w) = input
-            .object
-            .map(Workload::from_value)
-            .transpose()?
-            .flatten()
-        else {
+        let Some(object) = input.object else {
+            return Ok(Verdict::default());
+        };
+        let Some(w) = Workload::from_value(object)? else {
             return Ok(Verdict::default());
         };
         let old = match (input.operation, input.old_object) {
-            (Operation::Update, Some(v)) => Workload::from_value(v)?,
+            (Operation::Update, Some(v)) if crate::mutate::template_differs(object, v) => {
+                Workload::from_value(v)?
+            }
             _ => None,
         };
         let ns = w.namespace().or(input.namespace).unwrap_or("default");

@@ -77,9 +77,12 @@ pub fn mutate(
     let Some(workload) = Workload::from_value(object)? else {
         return Ok(None);
     };
+    let is_update = old.is_some();
+    // Only a template change makes the old object matter (RS301 and the cause); comparing the
+    // JSON first spares a typed parse on every scale, pause or annotation update.
     let old = match old {
-        Some(v) => Workload::from_value(v)?,
-        None => None,
+        Some(v) if template_differs(object, v) => Workload::from_value(v)?,
+        _ => None,
     };
     let mut out = MutationOutcome {
         fixed: object.clone(),
@@ -135,7 +138,7 @@ pub fn mutate(
     // RS301: a stale or missing cause on a template change, and a first cause on creation.
     let wants_cause = policy.action(RuleId::RS301) == Action::Mutate
         && (findings.iter().any(|f| to_fix(f, RuleId::RS301))
-            || (old.is_none()
+            || (!is_update
                 && workload.annotation(CHANGE_CAUSE_ANNOTATION).is_none()
                 && !Skip::of(&workload).is_some_and(|s| s.exempts(RuleId::RS301))));
     if wants_cause {
@@ -154,8 +157,15 @@ pub fn mutate(
             description: format!("change-cause set to {cause:?}"),
         });
     }
-    out.patch = json_patch::diff(object, &out.fixed);
+    if !out.mutations.is_empty() {
+        out.patch = json_patch::diff(object, &out.fixed);
+    }
     Ok(Some(out))
+}
+
+/// Whether the pod templates differ, compared as submitted JSON.
+pub fn template_differs(new: &Value, old: &Value) -> bool {
+    new.pointer("/spec/template") != old.pointer("/spec/template")
 }
 
 /// Sets `parent[key] = value`, creating missing objects along `parent` (array elements are

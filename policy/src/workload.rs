@@ -286,6 +286,10 @@ impl Workload {
 }
 
 fn typed<T: serde::de::DeserializeOwned>(value: &Value, kind: &str) -> Result<T, ObjectError> {
+    // The fast path; only a failure pays for tracking the path to the bad field.
+    if let Ok(t) = T::deserialize(value) {
+        return Ok(t);
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let name = value
             .pointer("/metadata/name")

@@ -101,7 +101,7 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
-    /// Log format; the filter comes from RUST_LOG (default `info`).
+    /// Log format; the filter comes from ROLLOUT_SAFE_LOG (default `info`), as for the plugin.
     #[arg(long, env = "ROLLOUT_SAFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
@@ -143,10 +143,12 @@ impl ServeArgs {
     }
 }
 
-/// Sets up logging. `RUST_LOG` filters (default `info`).
+/// Sets up logging. `ROLLOUT_SAFE_LOG` filters (EnvFilter syntax, default `info`); the chart
+/// sets it from `logLevel`.
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("ROLLOUT_SAFE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

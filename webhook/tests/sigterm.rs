@@ -168,7 +168,7 @@ async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
         .arg("--tls-key")
         .arg(dir.path().join("tls.key"))
         .args(["--kubernetes-version", "1.33", "--drain-timeout", "10s"])
-        .env("RUST_LOG", "info")
+        .env("ROLLOUT_SAFE_LOG", "info")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

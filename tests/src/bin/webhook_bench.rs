@@ -81,38 +81,28 @@ fn usage(msg: &str) -> ! {
 
 // ---------------------------------------------------------------- child servers
 
-/// The floor: same TLS/HTTP stack, reads the body, answers allowed. The uid is found with a
-/// byte search rather than a JSON decode, so the floor costs no more than the transport.
+/// The floor: a no-op webhook on the same stack — axum + rustls, the body decoded as a
+/// kube `AdmissionReview<DynamicObject>` (a webhook must, to echo the uid) and answered
+/// "allowed". What the real server costs beyond it is the policy and its glue.
 fn floor_router() -> Router {
-    async fn allow(body: Bytes) -> ([(&'static str, &'static str); 1], String) {
-        let uid = find_uid(&body).unwrap_or("");
-        (
-            [("content-type", "application/json")],
-            format!(
-                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{{"uid":"{uid}","allowed":true}}}}"#
-            ),
-        )
+    async fn allow(body: Bytes) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        use kube::core::DynamicObject;
+        use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+        let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        };
+        let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+            Ok(r) => r,
+            Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        };
+        axum::Json(AdmissionResponse::from(&req).into_review()).into_response()
     }
     Router::new()
         .route("/validate", post(allow))
         .route("/mutate", post(allow))
         .route("/healthz", get(|| async { "ok\n" }))
-}
-
-fn find_uid(body: &[u8]) -> Option<&str> {
-    let key = b"\"uid\": \"";
-    let compact = b"\"uid\":\"";
-    let start = body
-        .windows(key.len())
-        .position(|w| w == key)
-        .map(|i| i + key.len())
-        .or_else(|| {
-            body.windows(compact.len())
-                .position(|w| w == compact)
-                .map(|i| i + compact.len())
-        })?;
-    let len = body[start..].iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(&body[start..start + len]).ok()
 }
 
 async fn run_child(kind: &str, cert: &str, key: &str) {
@@ -178,8 +168,8 @@ impl ChildServer {
             .arg(cert)
             .arg(key)
             .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                "ROLLOUT_SAFE_LOG",
+                std::env::var("ROLLOUT_SAFE_LOG").unwrap_or_else(|_| "info".into()),
             )
             .env_remove("KUBERNETES_SERVICE_HOST")
             .stdout(Stdio::piped())
