@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     bin_name = "kubectl rollout-safe",
     version,
     about = "Safe Kubernetes rollouts: policy-checked updates that watch the pods and roll back on their own, blue-green, canary, undo, and an offline manifest audit.",
-    after_help = "Exit codes: 0 success, 1 rollout failed (rolled back unless --no-rollback), 2 bad input or usage, 3 policy violations (audit), 4 timed out, 5 cluster/API error."
+    after_help = "Exit codes: 0 success, 1 rollout failed (rolled back unless --no-rollback), 2 bad input or usage, 3 policy violations (audit; or update, blue-green, canary refusing an unsafe spec before writing it), 4 timed out, 5 cluster/API error."
 )]
 pub struct Cli {
     #[command(flatten)]

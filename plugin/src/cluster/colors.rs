@@ -1,6 +1,7 @@
 //! Blue-green colours and canaries on plain Deployments and Services: names, labels, the state
-//! kept in annotations, and the pure decisions (`plan_start`, endpoint verification, the
-//! ready-for-a-while gate, canary arithmetic) with the few API helpers both commands share.
+//! kept in annotations, and the pure decisions (`plan_start`, endpoint verification, canary
+//! arithmetic) with the few API helpers both commands share. The ready-for-a-while hold is in
+//! `gate`, driven by the watch loop.
 //!
 //! # Blue-green on a plain Deployment
 //!

@@ -258,6 +258,8 @@ struct Tracker {
     init: HashMap<Feed, BTreeSet<String>>,
     synced: HashSet<Feed>,
     needed: Vec<Feed>,
+    /// Events are listed and watched (not forbidden).
+    events_readable: bool,
 }
 
 impl Tracker {
@@ -271,6 +273,7 @@ impl Tracker {
             init: HashMap::new(),
             synced: HashSet::new(),
             needed,
+            events_readable: true,
         }
     }
 
@@ -358,6 +361,55 @@ fn instant_for(t: Timestamp) -> tokio::time::Instant {
     tokio::time::Instant::now() + wait + Duration::from_millis(100)
 }
 
+/// How long a failure waits for the events about its failing pod, for the report.
+const FAILURE_EVENTS_GRACE: Duration = Duration::from_millis(750);
+
+/// The events about a failing pod (a kubelet's BackOff, a failed pull) travel on their own watch
+/// and may trail, by a moment, the pod update that failed the rollout: keep applying what the
+/// feeds bring for at most [`FAILURE_EVENTS_GRACE`] (less as soon as an event about the pod is
+/// there) and judge again, so the report quotes them. The failure itself stands as detected.
+async fn with_pod_events(
+    failure: Box<judge::Failure>,
+    feeds: &mut SelectAll<BoxStream<'static, Item>>,
+    tracker: &mut Tracker,
+    cfg: &JudgeConfig,
+) -> Box<judge::Failure> {
+    let about_pod = |f: &judge::Failure| match &f.pod {
+        Some(pod) => f.events.iter().any(|e| e.object == format!("Pod/{pod}")),
+        None => true,
+    };
+    if about_pod(&failure) || !tracker.events_readable || !tracker.synced.contains(&Feed::Events) {
+        return failure;
+    }
+    let mut best = failure;
+    let grace = tokio::time::sleep(FAILURE_EVENTS_GRACE);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            () = &mut grace => return best,
+            item = feeds.next() => {
+                let Some((which, r)) = item else { return best };
+                if let Ok(ev) = r {
+                    tracker.apply(which, ev);
+                }
+                while let Some(Some((which, r))) = feeds.next().now_or_never() {
+                    if let Ok(ev) = r {
+                        tracker.apply(which, ev);
+                    }
+                }
+            }
+        }
+        if let Verdict::Failed(f) = judge::judge(&tracker.state, Timestamp::now(), cfg)
+            && f.pod == best.pod
+        {
+            best = f;
+            if about_pod(&best) {
+                return best;
+            }
+        }
+    }
+}
+
 /// What the hold says about the state, once the judge called the rollout complete.
 fn hold_check(
     state: &RolloutState,
@@ -369,7 +421,12 @@ fn hold_check(
     let Some(judge::Workload::Deployment(d)) = state.workload() else {
         return GateCheck::Pass;
     };
-    let pods = state.new_pods();
+    // Terminating pods neither count nor fail it.
+    let pods: Vec<&Pod> = state
+        .new_pods()
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
     gate_check(
         &pods,
         d.spec.replicas.unwrap_or(1),
@@ -432,6 +489,7 @@ pub async fn watch_rollout(
                             if which == Feed::Events && api.is_some_and(is_forbidden) {
                                 display.note("note: events are not readable here (forbidden); failures are reported without them");
                                 tracker.synced.insert(Feed::Events);
+                                tracker.events_readable = false;
                                 continue;
                             }
                             if let Some(api) = api.filter(|a| is_forbidden(a) || is_not_found(a)) {
@@ -506,10 +564,9 @@ pub async fn watch_rollout(
                 }
             }
             Verdict::Failed(failure) => {
-                return Ok(Ending::Failed {
-                    failure,
-                    detected: Timestamp::now(),
-                });
+                let detected = Timestamp::now();
+                let failure = with_pod_events(failure, &mut feeds, &mut tracker, &opts.judge).await;
+                return Ok(Ending::Failed { failure, detected });
             }
             Verdict::Unsupported(_) => return Ok(Ending::Unsupported(verdict)),
             Verdict::Paused(ref p) if opts.stop_when_paused && p.observed => {

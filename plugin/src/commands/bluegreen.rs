@@ -10,12 +10,15 @@
 //! stay selected, so a green pod never receives traffic before the switch.
 //!
 //! `blue-green deploy/shop --service shop --image app=shop:2`:
+//! 0. the policy pre-flight of the new colour (as `update`'s: enforced findings refuse it, exit
+//!    3, unless `--force`), before anything is written;
 //! 1. (first run) label blue, narrow the Service, verify its EndpointSlices;
 //! 2. record `phase=deploying` on the Service, create or update the idle colour with the live
 //!    colour's template + the new images, at the live colour's replica count;
-//! 3. watch it with the shared judge; then hold until every new pod has stayed Ready for
-//!    `--bake` (judge re-run on each look, so a crash or restart fails it). A new colour that
-//!    fails (or times out) is scaled to 0 without ever having been selected: exit 1 (4);
+//! 3. watch it with the shared judge until complete, and on in the same watch until every new
+//!    pod has stayed Ready for `--bake` (judged on every event and at the time the hold ends, so
+//!    a crash or restart fails it). A new colour that fails (or times out) is scaled to 0
+//!    without ever having been selected: exit 1 (4);
 //! 4. switch the Service selector's colour in one merge patch guarded by its resourceVersion,
 //!    with the state annotations in the same write (409 → re-read, re-check, retry);
 //! 5. verify through EndpointSlices that the ready endpoints are exactly the ready new pods
@@ -1229,6 +1232,7 @@ async fn rollback(kube: &KubeArgs, a: BlueGreenActionArgs) -> CmdResult {
             ));
         }
     }
+
     // 3. Switch back, in one guarded write.
     let svc = bg.service().await?;
     let written = colors::write_service(&bg.cluster, svc, |cur, _| {

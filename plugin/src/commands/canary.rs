@@ -6,9 +6,11 @@
 //! Service that selects the stable pods selects the canary pods too. With a total of T replicas,
 //! step p% runs `ceil(T·p/100)` canary pods (at least 1) and the stable Deployment the rest: the
 //! canary is scaled up first and the stable one down after, so capacity never drops below T.
-//! Each step is watched with the shared judge until complete, then held until every canary pod
-//! has stayed Ready for `--interval` with no container restarted more than `--max-restarts`
-//! times. A failing step, `--timeout`, or `canary abort` restores the stable replicas, waits for
+//! Before anything is written, the stable template with the new images goes through the policy
+//! pre-flight (as `update`'s: enforced findings refuse it, exit 3, unless `--force`). Each step
+//! is watched with the shared judge until complete, then (in a second watch) held until every
+//! canary pod has stayed Ready for `--interval` with no container restarted more than
+//! `--max-restarts` times. A failing step, `--timeout`, or `canary abort` restores the stable replicas, waits for
 //! them, and deletes the canary. After the last step the stable Deployment is rolled to the new
 //! images through the normal safe `update` (policy pre-flight, change-cause, precondition, watch,
 //! automatic rollback), scaled back to T, and the canary deleted.
