@@ -10,7 +10,7 @@ use crate::change_cause;
 use crate::config::{EffectivePolicy, Params};
 use crate::finding::Finding;
 use crate::rule::{Action, RuleId, Severity};
-use crate::workload::{AppContainer, Workload, defaults, probe_failure_budget, scaled_value};
+use crate::workload::{AppContainer, ProbeTiming, Workload, defaults, scaled_value};
 
 pub const SKIP_ANNOTATION: &str = "rollout-safe.dev/skip";
 pub const SKIP_REASON_ANNOTATION: &str = "rollout-safe.dev/skip-reason";
@@ -314,15 +314,14 @@ fn rs104_startup_time(c: &mut Ctx<'_>) {
         if ac.container.startup_probe.is_some() {
             continue;
         }
-        let budget = probe_failure_budget(l);
+        let timing = ProbeTiming::of(l);
+        let budget = timing.failure_budget();
         if budget < i64::from(floor) {
-            let delay = l
-                .initial_delay_seconds
-                .unwrap_or(defaults::PROBE_INITIAL_DELAY_SECONDS);
-            let period = l.period_seconds.unwrap_or(defaults::PROBE_PERIOD_SECONDS);
-            let failures = l
-                .failure_threshold
-                .unwrap_or(defaults::PROBE_FAILURE_THRESHOLD);
+            let ProbeTiming {
+                initial_delay: delay,
+                period,
+                failure_threshold: failures,
+            } = timing;
             c.report(
                 RuleId::RS104,
                 Some(ac.container),

@@ -722,6 +722,7 @@ struct StatusView {
 }
 
 /// The pods of a workload, split into new revision and the rest.
+#[derive(Default)]
 struct PodSets<'a> {
     new: Vec<&'a Pod>,
     old: Vec<&'a Pod>,
@@ -747,13 +748,7 @@ fn judge_deployment(
 
     let new_rs = state.new_replica_set();
     let owned = state.owned_replica_sets();
-    let mut sets = PodSets {
-        new: Vec::new(),
-        old: Vec::new(),
-        terminating: 0,
-        related: Vec::new(),
-        since: None,
-    };
+    let mut sets = PodSets::default();
     sets.related.push(("Deployment".to_owned(), name.clone()));
     if let Some(rs) = new_rs {
         sets.related.push((
@@ -915,13 +910,7 @@ fn judge_statefulset(
         .unwrap_or("RollingUpdate");
     let update_revision = status.update_revision.clone();
 
-    let mut sets = PodSets {
-        new: Vec::new(),
-        old: Vec::new(),
-        terminating: 0,
-        related: Vec::new(),
-        since: None,
-    };
+    let mut sets = PodSets::default();
     sets.related.push(("StatefulSet".to_owned(), name.clone()));
     for pod in state
         .pods
@@ -1043,13 +1032,7 @@ fn judge_daemonset(
     let template_generation =
         annotation(&ds.metadata, DAEMONSET_TEMPLATE_GENERATION_ANNOTATION).map(str::to_owned);
 
-    let mut sets = PodSets {
-        new: Vec::new(),
-        old: Vec::new(),
-        terminating: 0,
-        related: Vec::new(),
-        since: None,
-    };
+    let mut sets = PodSets::default();
     sets.related.push(("DaemonSet".to_owned(), name.clone()));
     for pod in state
         .pods

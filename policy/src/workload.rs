@@ -103,17 +103,39 @@ pub mod defaults {
     pub const PROBE_FAILURE_THRESHOLD: i32 = 3;
 }
 
-/// Seconds from container start until a probe can have failed `failureThreshold` times:
-/// initialDelaySeconds + periodSeconds × failureThreshold, with Kubernetes' defaults.
+/// A probe's timing with Kubernetes' defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeTiming {
+    pub initial_delay: i32,
+    pub period: i32,
+    pub failure_threshold: i32,
+}
+
+impl ProbeTiming {
+    pub fn of(p: &k8s_openapi::api::core::v1::Probe) -> Self {
+        ProbeTiming {
+            initial_delay: p
+                .initial_delay_seconds
+                .unwrap_or(defaults::PROBE_INITIAL_DELAY_SECONDS),
+            period: p.period_seconds.unwrap_or(defaults::PROBE_PERIOD_SECONDS),
+            failure_threshold: p
+                .failure_threshold
+                .unwrap_or(defaults::PROBE_FAILURE_THRESHOLD),
+        }
+    }
+
+    /// Seconds from container start until the probe can have failed `failureThreshold` times:
+    /// initialDelaySeconds + periodSeconds × failureThreshold.
+    pub fn failure_budget(&self) -> i64 {
+        i64::from(self.initial_delay).saturating_add(
+            i64::from(self.period).saturating_mul(i64::from(self.failure_threshold)),
+        )
+    }
+}
+
+/// [`ProbeTiming::failure_budget`] of a probe.
 pub fn probe_failure_budget(p: &k8s_openapi::api::core::v1::Probe) -> i64 {
-    let delay = p
-        .initial_delay_seconds
-        .unwrap_or(defaults::PROBE_INITIAL_DELAY_SECONDS);
-    let period = p.period_seconds.unwrap_or(defaults::PROBE_PERIOD_SECONDS);
-    let failures = p
-        .failure_threshold
-        .unwrap_or(defaults::PROBE_FAILURE_THRESHOLD);
-    i64::from(delay).saturating_add(i64::from(period).saturating_mul(i64::from(failures)))
+    ProbeTiming::of(p).failure_budget()
 }
 
 impl Workload {
