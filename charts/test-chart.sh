@@ -370,6 +370,29 @@ EOF
     else
       fail "an upgrade within renewBeforeDays of expiry regenerates the certificate" "$(cat "$work/renew.yaml.err")"
     fi
+    # During a renewal the pods still serve the old leaf until they reload the Secret: both
+    # webhook configurations must trust the old CA and the new one, and the Secret holds the
+    # new CA only.
+    for case in regen renew; do
+      if [[ -s $work/$case.yaml ]] && "$PY" - "$work/$case.yaml" "$first_ca" <<'EOF'
+import base64, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+old_ca = sys.argv[2].strip()
+secret = next(d for d in docs if d["kind"] == "Secret")
+new_ca = base64.b64decode(secret["data"]["ca.crt"]).decode().strip()
+assert new_ca != old_ca, "no new CA"
+for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+    for w in next(d for d in docs if d["kind"] == kind)["webhooks"]:
+        bundle = base64.b64decode(w["clientConfig"]["caBundle"]).decode()
+        assert bundle.count("-----BEGIN CERTIFICATE-----") == 2, f"{kind}: {bundle.count('BEGIN')} certificates"
+        assert old_ca in bundle and new_ca in bundle, f"{kind}: caBundle lacks the old or the new CA"
+EOF
+      then
+        pass "$case: the caBundle holds the old and the new CA during the renewal"
+      else
+        fail "$case: the caBundle holds the old and the new CA during the renewal"
+      fi
+    done
   else
     fail "helm template --dry-run=server against the stub API server" "$(cat "$work/first.yaml.err")"
   fi

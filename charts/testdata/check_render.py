@@ -99,7 +99,9 @@ def main():
     c = containers[0] if containers else {}
     want_args = ["serve", "--tls-cert", "/etc/rollout-safe/tls/tls.crt", "--tls-key", "/etc/rollout-safe/tls/tls.key",
                  "--addr", "0.0.0.0:8443", "--metrics-addr", "0.0.0.0:9090",
-                 "--policy", "/etc/rollout-safe/policy/policy.yaml", "--log-format", "json"]
+                 "--policy", "/etc/rollout-safe/policy/policy.yaml", "--log-format", "json",
+                 # 80 % of webhook.timeoutSeconds (5); grace 30 - preStop 5 - 3 s margin.
+                 "--request-timeout", "4000ms", "--drain-timeout", "22s"]
     if lookups:
         want_args.append("--cluster-lookups")
     if a.kubernetes_version:
@@ -158,12 +160,12 @@ def main():
         granted = set()
         for r in roles:
             for rule in r.get("rules", []):
-                check(set(rule.get("verbs", [])) <= {"get", "list", "watch"}, f"RBAC grants {rule.get('verbs')}")
+                check(sorted(rule.get("verbs", [])) == ["list", "watch"], f"RBAC grants {rule.get('verbs')}, want list/watch")
                 for g in rule.get("apiGroups", []):
                     for res_ in rule.get("resources", []):
                         granted.add(f"{g}/{res_}")
-        want = {"policy/poddisruptionbudgets", "autoscaling/horizontalpodautoscalers", "/pods", "/services",
-                "discovery.k8s.io/endpointslices"}
+        # Exactly what webhook/src/lookups.rs watches.
+        want = {"policy/poddisruptionbudgets", "autoscaling/horizontalpodautoscalers", "/pods"}
         check(granted == want, f"RBAC resources {sorted(granted)}, want {sorted(want)}")
         crb = one(docs, "ClusterRoleBinding")
         subj = crb.get("subjects", [{}])[0]
@@ -238,6 +240,7 @@ def main():
         check(sspec.get("secretName") == tls_secret, "serving Certificate's secretName is not the mounted Secret")
         check(sspec.get("dnsNames") == dns_names, f"serving Certificate dnsNames {sspec.get('dnsNames')}, want {dns_names}")
         check("server auth" in sspec.get("usages", []), "serving Certificate lacks the server auth usage")
+        check("commonName" not in sspec, "serving Certificate has a commonName (64-byte limit; dnsNames suffice)")
         ca = one(docs, "Certificate", f"{a.name}-ca")
         check(ca.get("spec", {}).get("isCA") is True, "CA Certificate is not isCA")
         ca_issuer = one(docs, "Issuer", f"{a.name}-ca")

@@ -216,6 +216,13 @@ async fn stalled_request_times_out_with_503() {
         "answered after {:?}",
         started.elapsed()
     );
+    assert_eq!(
+        server
+            .metric(r#"rollout_safe_admission_requests_total{webhook="validate",operation="unknown",kind="unknown",decision="timeout"}"#)
+            .await,
+        Some(1.0),
+        "the timed-out request is counted"
+    );
 }
 
 /// TLS 1.2 and 1.3 both work; plain HTTP on the TLS port does not get an answer.
@@ -231,16 +238,52 @@ async fn tls_versions() {
         client::plain_get(server.addr, "/healthz").await.is_err(),
         "plain HTTP on the TLS port"
     );
-    // Older versions: rustls has no code for them at all; check with openssl when present.
-    let s_client = std::process::Command::new("openssl")
-        .args(["s_client", "-connect", &server.addr.to_string(), "-tls1_1"])
-        .stdin(std::process::Stdio::null())
-        .output();
-    if let Ok(out) = s_client {
-        let text = String::from_utf8_lossy(&out.stdout);
+    // Older versions: rustls has no code for them at all. A hand-made TLS 1.1 ClientHello
+    // (no supported_versions extension) must not get a ServerHello back: a fatal alert, or
+    // the connection closed. No openssl needed, so this cannot
+    // pass just because the local openssl refuses TLS 1.1 itself.
+    let reply = tokio::task::spawn_blocking(move || tls11_client_hello(server.addr))
+        .await
+        .expect("task");
+    assert!(
+        reply.first() != Some(&0x16),
+        "the server answered a TLS 1.1 ClientHello with a handshake record: {reply:02x?}"
+    );
+    if reply.first() == Some(&0x15) {
+        // rustls answers handshake_failure (40); protocol_version (70) would do as well.
         assert!(
-            !out.status.success() || !text.contains("Protocol  : TLSv1.1"),
-            "TLS 1.1 accepted:\n{text}"
+            matches!(reply.get(5..7), Some([2, 40 | 70])),
+            "expected a fatal handshake_failure/protocol_version alert: {reply:02x?}"
         );
     }
+}
+
+/// Sends a TLS 1.1-only ClientHello and returns whatever the server sends back (up to EOF,
+/// 64 bytes or 5 s).
+fn tls11_client_hello(addr: std::net::SocketAddr) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut hello = vec![0x03, 0x02]; // client_version TLS 1.1
+    hello.extend_from_slice(&[0x42; 32]); // random
+    hello.push(0); // no session id
+    // TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, TLS_RSA_WITH_AES_128_CBC_SHA
+    hello.extend_from_slice(&[0x00, 0x04, 0xc0, 0x13, 0x00, 0x2f]);
+    hello.extend_from_slice(&[0x01, 0x00]); // null compression only
+    let mut handshake = vec![0x01, 0, 0, hello.len() as u8];
+    handshake.extend_from_slice(&hello);
+    let mut record = vec![0x16, 0x03, 0x02, 0, handshake.len() as u8];
+    record.extend_from_slice(&handshake);
+
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    tcp.write_all(&record).expect("send ClientHello");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 64];
+    while reply.len() < 64 {
+        match tcp.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    reply
 }

@@ -191,8 +191,8 @@ async fn bad_certificate_keeps_the_old_one() {
             "the old certificate is still served"
         );
     }
-    // A broken file is counted once, not on every poll.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // A broken file is counted once, not on every poll: let two more polls demonstrably run.
+    polls_pass(&server, 2).await;
     assert_eq!(
         server
             .metric(r#"rollout_safe_reload_failures_total{file="certificate"}"#)
@@ -207,6 +207,15 @@ async fn bad_certificate_keeps_the_old_one() {
             .connect()
             .await
             .is_ok_and(|c| c.peer_cert == other.der)
+    })
+    .await;
+}
+
+/// Waits until `n` more reload polls have completed (instead of sleeping and hoping).
+async fn polls_pass(server: &TestServer, n: u64) {
+    let target = server.state.reload_polls() + n;
+    wait_until(Duration::from_secs(10), "more reload polls", || async {
+        server.state.reload_polls() >= target
     })
     .await;
 }
@@ -255,7 +264,7 @@ async fn policy_reload_and_bad_policy_keeps_the_last_good_one() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    polls_pass(&server, 2).await;
     assert_eq!(
         server
             .metric(r#"rollout_safe_reload_failures_total{file="policy"}"#)

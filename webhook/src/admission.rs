@@ -247,18 +247,7 @@ pub fn mutate(
                 decision: Decision::Allowed,
             });
         }
-        Err(e) => {
-            tracing::info!(error = %e, "object cannot be read; denied");
-            return Ok(Evaluated {
-                response: deny(
-                    req,
-                    format!("rollout-safe cannot read {e}"),
-                    400,
-                    "BadRequest",
-                ),
-                decision: Decision::Invalid,
-            });
-        }
+        Err(e) => return Ok(unreadable(req, &e)),
     };
     let mut response = AdmissionResponse::from(req);
     for m in &outcome.mutations {
@@ -306,18 +295,7 @@ pub fn validate(
     };
     let verdict = match verdict {
         Ok(v) => v,
-        Err(e) => {
-            tracing::info!(error = %e, "object cannot be read; denied");
-            return Ok(Evaluated {
-                response: deny(
-                    req,
-                    format!("rollout-safe cannot read {e}"),
-                    400,
-                    "BadRequest",
-                ),
-                decision: Decision::Invalid,
-            });
-        }
+        Err(e) => return Ok(unreadable(req, &e)),
     };
     for f in verdict.denied.iter().chain(&verdict.warnings) {
         metrics.finding(f.rule.as_str(), action_label(f.action));
@@ -346,22 +324,49 @@ pub fn validate(
     Ok(Evaluated { response, decision })
 }
 
+/// The answer for an object with a field the policy cannot read (a wrong type): denied, with
+/// the field's path, counted as `invalid`.
+fn unreadable(req: &AdmissionRequest<DynamicObject>, e: &dyn std::fmt::Display) -> Evaluated {
+    tracing::info!(error = %e, "object cannot be read; denied");
+    Evaluated {
+        response: deny(
+            req,
+            format!("rollout-safe cannot read {e}"),
+            400,
+            "BadRequest",
+        ),
+        decision: Decision::Invalid,
+    }
+}
+
 /// The review sent back, as JSON: `apiVersion`/`kind` copied from the request, as the API
 /// server requires, and `response.patch` base64-encoded. kube-core derives `Serialize` for its
 /// `patch: Vec<u8>`, which writes a JSON array of numbers (kube-rs/kube#1781); the API server
 /// documents base64 (Go's `[]byte` encoding), which is also a third of the size, so the patch
-/// is put back in that form here.
+/// is written in that form here, in the one serialization pass.
 pub fn encode_review(mut response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
-    let patch = response.patch.take();
-    let review = response.into_review();
-    let Some(patch) = patch else {
-        return serde_json::to_vec(&review);
+    let Some(patch) = response.patch.take() else {
+        return serde_json::to_vec(&response.into_review());
     };
-    let mut value = serde_json::to_value(&review)?;
-    if let Some(resp) = value.get_mut("response").and_then(Value::as_object_mut) {
-        resp.insert("patch".into(), Value::String(BASE64.encode(patch)));
+    #[derive(serde::Serialize)]
+    struct Patched<'a> {
+        #[serde(flatten)]
+        response: &'a AdmissionResponse,
+        patch: String,
     }
-    serde_json::to_vec(&value)
+    #[derive(serde::Serialize)]
+    struct Review<'a> {
+        #[serde(flatten)]
+        types: &'a kube::core::TypeMeta,
+        response: Patched<'a>,
+    }
+    serde_json::to_vec(&Review {
+        types: &response.types,
+        response: Patched {
+            response: &response,
+            patch: BASE64.encode(patch),
+        },
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! [`crate::admission`], count it, answer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -18,6 +18,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::AdmissionRequest;
 use rollout_safe_policy::admission::{ClusterLookups, NoLookups};
 use rollout_safe_policy::{RolloutPolicy, ServerInfo};
+use tokio::sync::Semaphore;
 
 use crate::MAX_BODY_BYTES;
 use crate::admission;
@@ -39,7 +40,14 @@ struct Shared {
     ready: AtomicBool,
     fail_open: bool,
     request_timeout: Duration,
+    /// Admission requests being read or evaluated at once: bounds the bodies buffered in
+    /// memory ([`MAX_BODY_BYTES`] each) however many connections and streams are open.
+    admission_slots: Semaphore,
+    reload_polls: AtomicU64,
 }
+
+/// Default for [`AppOptions::max_in_flight`]: 64 × 3 MiB bodies at most in memory.
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// The knobs of [`AppState::new`].
 #[derive(Debug, Clone)]
@@ -47,6 +55,8 @@ pub struct AppOptions {
     pub server: ServerInfo,
     pub fail_open: bool,
     pub request_timeout: Duration,
+    /// Admission requests handled at once; more wait (within the request timeout) for a slot.
+    pub max_in_flight: usize,
 }
 
 impl Default for AppOptions {
@@ -55,6 +65,7 @@ impl Default for AppOptions {
             server: ServerInfo::default(),
             fail_open: false,
             request_timeout: Duration::from_secs(4),
+            max_in_flight: MAX_IN_FLIGHT,
         }
     }
 }
@@ -75,6 +86,8 @@ impl AppState {
             ready: AtomicBool::new(true),
             fail_open: options.fail_open,
             request_timeout: options.request_timeout,
+            admission_slots: Semaphore::new(options.max_in_flight.max(1)),
+            reload_polls: AtomicU64::new(0),
         }))
     }
 
@@ -112,6 +125,15 @@ impl AppState {
         self.0.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// How many reload polls have completed (tests wait on it instead of sleeping).
+    pub fn reload_polls(&self) -> u64 {
+        self.0.reload_polls.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn poll_done(&self) {
+        self.0.reload_polls.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn lookups(&self) -> &dyn ClusterLookups {
         match &self.0.lookups {
             Some(l) => l.as_ref(),
@@ -129,9 +151,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .layer(middleware::from_fn(move |req, next| {
-            deadline(timeout, req, next)
-        }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            move |state, req, next| deadline(timeout, state, req, next),
+        ))
         .with_state(state)
 }
 
@@ -145,27 +168,54 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 /// Bounds the whole request, body upload included, so a stalled client cannot hold a slot
-/// past the API server's own timeout. Answers 503 with a message when it fires.
-async fn deadline(timeout: Duration, req: Request, next: Next) -> Response {
+/// past the API server's own timeout. Answers 503 with a message when it fires, counted as
+/// `decision="timeout"` (operation and kind are not known: the body may not even be read).
+async fn deadline(
+    timeout: Duration,
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let webhook = match req.uri().path() {
+        "/mutate" => Some(Webhook::Mutate),
+        "/validate" => Some(Webhook::Validate),
+        _ => None,
+    };
+    let started = Instant::now();
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
             tracing::warn!(?timeout, "request timed out");
+            if let Some(webhook) = webhook {
+                state.metrics().request(
+                    webhook,
+                    "unknown",
+                    "unknown",
+                    Decision::Timeout,
+                    started.elapsed(),
+                );
+            }
             RequestError::Timeout(timeout).into_response()
         }
     }
 }
 
 async fn mutate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let started = Instant::now();
-    let body = read_body(&headers, body).await;
-    handle(&state, Webhook::Mutate, body, started)
+    admit(&state, Webhook::Mutate, &headers, body).await
 }
 
 async fn validate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    admit(&state, Webhook::Validate, &headers, body).await
+}
+
+/// Waits for an admission slot (bounded by the request deadline), then reads and answers.
+async fn admit(state: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let body = read_body(&headers, body).await;
-    handle(&state, Webhook::Validate, body, started)
+    let Ok(_slot) = state.0.admission_slots.acquire().await else {
+        return RequestError::Internal("admission semaphore closed".into()).into_response();
+    };
+    let body = read_body(headers, body).await;
+    handle(state, webhook, body, started)
 }
 
 /// After the limit, up to this much more is read and discarded before answering 413.

@@ -180,7 +180,13 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(crate::server::serve(args, crate::server::shutdown_signal())) {
+            // The signal handlers exist before anything slow (certificate loading, version
+            // discovery, binding), so an early SIGTERM still ends in a clean exit 0.
+            let served = runtime.block_on(async {
+                let shutdown = crate::server::shutdown_signal();
+                crate::server::serve(args, shutdown).await
+            });
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "rollout-safe-webhook cannot serve");

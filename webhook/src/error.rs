@@ -93,6 +93,4 @@ pub enum ServeError {
     },
     #[error("--cluster-lookups: cannot reach the Kubernetes API: {0}")]
     Kube(String),
-    #[error("metrics server: {0}")]
-    Metrics(std::io::Error),
 }

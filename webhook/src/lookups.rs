@@ -212,15 +212,20 @@ impl ClusterLookups for ClusterCache {
 
     fn ready_pods(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Option<usize> {
         let store = self.pods.get()?;
-        Some(
-            store
-                .state_filter(|pod| {
-                    pod.metadata.namespace.as_deref() == Some(namespace)
-                        && pod_ready(pod)
-                        && map_selects(selector, pod.labels())
-                })
-                .len(),
-        )
+        // Counted inside the store's read lock without collecting: `find` with a predicate
+        // that never matches visits every pod once and clones nothing. The cheap namespace
+        // comparison comes first.
+        let ready = std::cell::Cell::new(0usize);
+        let _ = store.find(|pod| {
+            if pod.metadata.namespace.as_deref() == Some(namespace)
+                && map_selects(selector, pod.labels())
+                && pod_ready(pod)
+            {
+                ready.set(ready.get() + 1);
+            }
+            false
+        });
+        Some(ready.get())
     }
 }
 

@@ -77,6 +77,8 @@ pub enum Decision {
     BadRequest,
     /// The evaluation failed internally (answered per `--fail-open`).
     Error,
+    /// Not answered within `--request-timeout` (503; failurePolicy decides).
+    Timeout,
 }
 
 impl Decision {
@@ -89,6 +91,7 @@ impl Decision {
             Decision::Invalid => "invalid",
             Decision::BadRequest => "bad_request",
             Decision::Error => "error",
+            Decision::Timeout => "timeout",
         }
     }
 }

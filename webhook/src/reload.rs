@@ -15,11 +15,13 @@ use std::time::Duration;
 use rollout_safe_policy::RolloutPolicy;
 
 use crate::app::AppState;
+use crate::error::ServeError;
 use crate::metrics::WatchedFile;
 use crate::tls::{self, ReloadableCert};
 
-/// A change is applied only once the files read the same twice this far apart, so a writer
-/// that replaces the certificate and then the key (not atomically) is not caught half-way.
+/// A change (certificate/key pair or policy) is applied only once the files read the same
+/// twice this far apart, so a writer that replaces the certificate and then the key (not
+/// atomically), or a policy being written in place, is not caught half-way.
 const SETTLE: Duration = Duration::from_millis(200);
 
 fn hash(parts: &[&[u8]]) -> u64 {
@@ -56,10 +58,47 @@ pub struct Reloader {
     policy_seen: Seen,
 }
 
-async fn read(path: &Path) -> Result<Vec<u8>, String> {
+/// Reads a whole file; the one file reader of the crate (startup and reloads).
+pub(crate) async fn read_file(path: &Path) -> Result<Vec<u8>, ServeError> {
     tokio::fs::read(path)
         .await
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .map_err(|source| ServeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// What one read of a watched set of files gave: every file's bytes, or the first error.
+type Contents = Result<Vec<Vec<u8>>, String>;
+
+async fn read_all(paths: &[&Path]) -> Contents {
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        out.push(read_file(p).await.map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+fn hash_contents(c: &Contents) -> u64 {
+    match c {
+        Ok(files) => hash(&files.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+        Err(e) => hash(&[e.as_bytes()]),
+    }
+}
+
+/// The one change detector for every watched set of files: `None` when the files are what
+/// was last applied or last failed, or when they are still changing (they must read the same
+/// twice [`SETTLE`] apart, so a non-atomic writer is not caught half-way: the next poll looks
+/// again); otherwise the settled contents and their hash.
+async fn settled_change(paths: &[&Path], seen: &Seen) -> Option<(u64, Contents)> {
+    let first = read_all(paths).await;
+    let h = hash_contents(&first);
+    if !seen.is_new(h) {
+        return None;
+    }
+    tokio::time::sleep(SETTLE).await;
+    let second = read_all(paths).await;
+    (hash_contents(&second) == h).then_some((h, second))
 }
 
 impl Reloader {
@@ -109,34 +148,18 @@ impl Reloader {
     pub async fn poll_once(&mut self) {
         self.poll_cert().await;
         self.poll_policy().await;
-    }
-
-    async fn read_cert_pair(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
-        Ok((read(&self.cert_path).await?, read(&self.key_path).await?))
+        self.state.poll_done();
     }
 
     async fn poll_cert(&mut self) {
         let metrics = self.state.metrics();
-        let first = self.read_cert_pair().await;
-        let h = match &first {
-            Ok((c, k)) => hash(&[c, k]),
-            Err(e) => hash(&[e.as_bytes()]),
-        };
-        if !self.cert_seen.is_new(h) {
+        let paths = [self.cert_path.as_path(), self.key_path.as_path()];
+        let Some((h, contents)) = settled_change(&paths, &self.cert_seen).await else {
             return;
-        }
-        tokio::time::sleep(SETTLE).await;
-        let second = self.read_cert_pair().await;
-        let h2 = match &second {
-            Ok((c, k)) => hash(&[c, k]),
-            Err(e) => hash(&[e.as_bytes()]),
         };
-        if h2 != h {
-            // Still being written: look again at the next poll.
-            return;
-        }
-        let loaded = second
-            .and_then(|(c, k)| tls::load_pem(&c, &k, &self.provider).map_err(|e| e.to_string()));
+        let loaded = contents.and_then(|files| {
+            tls::load_pem(&files[0], &files[1], &self.provider).map_err(|e| e.to_string())
+        });
         match loaded {
             Ok(cert) => {
                 tracing::info!(
@@ -170,17 +193,12 @@ impl Reloader {
             return;
         };
         let metrics = self.state.metrics();
-        let first = read(&path).await;
-        let h = match &first {
-            Ok(b) => hash(&[b]),
-            Err(e) => hash(&[e.as_bytes()]),
-        };
-        if !self.policy_seen.is_new(h) {
+        let Some((h, contents)) = settled_change(&[path.as_path()], &self.policy_seen).await else {
             return;
-        }
-        let loaded = first.and_then(|bytes| {
-            let text =
-                String::from_utf8(bytes).map_err(|_| "policy file is not UTF-8".to_string())?;
+        };
+        let loaded = contents.and_then(|mut files| {
+            let text = String::from_utf8(files.swap_remove(0))
+                .map_err(|_| "policy file is not UTF-8".to_string())?;
             RolloutPolicy::from_yaml(&text).map_err(|e| e.to_string())
         });
         match loaded {

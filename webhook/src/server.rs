@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use crate::cli::ServeArgs;
 use crate::error::ServeError;
 use crate::lookups::ClusterCache;
 use crate::metrics::Metrics;
-use crate::reload::Reloader;
+use crate::reload::{Reloader, read_file};
 use crate::tls::{self, ReloadableCert};
 
 /// A TLS handshake that has not finished by then is dropped (slow or stuck clients).
@@ -29,6 +28,16 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/1 request headers must arrive within this (slowloris); the body is bounded by the
 /// per-request timeout.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many HTTP/2 streams per connection (hyper's default is 200).
+pub const MAX_CONCURRENT_STREAMS: u32 = 32;
+/// At most this many open connections (HTTPS and metrics each); `accept` waits beyond it, so
+/// excess clients queue in the kernel's backlog instead of costing memory here.
+pub const MAX_CONNECTIONS: usize = 512;
+/// HTTP/2 PINGs: a peer that vanished without a FIN is noticed and its streams freed.
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The metrics listener drains for at most this long after the HTTPS one.
+const METRICS_DRAIN: Duration = Duration::from_secs(2);
 /// How long version discovery may delay startup.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the API server version is asked again (clusters get upgraded under a running webhook).
@@ -44,15 +53,6 @@ pub struct Server {
     tls: Arc<rustls::ServerConfig>,
     reloader: Reloader,
     tasks: JoinSet<()>,
-}
-
-async fn read_file(path: &Path) -> Result<Vec<u8>, ServeError> {
-    tokio::fs::read(path)
-        .await
-        .map_err(|source| ServeError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 impl Server {
@@ -150,6 +150,7 @@ impl Server {
                 server: server_info,
                 fail_open: args.policy.fail_open,
                 request_timeout: args.server.request_timeout,
+                max_in_flight: app::MAX_IN_FLIGHT,
             },
         );
         if let (Some(c), true) = (client, want_discovery) {
@@ -227,16 +228,18 @@ impl Server {
         );
         tasks.spawn(reloader.run(args.server.reload_interval));
 
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let metrics_app = app::metrics_router(state.clone());
-        let mut metrics_rx = stop_rx.clone();
-        let metrics_server = tokio::spawn(async move {
-            axum::serve(metrics_listener, metrics_app)
-                .with_graceful_shutdown(async move {
-                    let _ = metrics_rx.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        // The same hyper stack as HTTPS (header-read timeout, connection cap), without TLS.
+        let metrics_server = tokio::spawn(serve_connections(
+            metrics_listener,
+            None,
+            metrics_app,
+            async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            },
+            METRICS_DRAIN,
+        ));
 
         let shutdown_state = state.clone();
         let shutdown = async move {
@@ -255,12 +258,9 @@ impl Server {
 
         let _ = stop_tx.send(true);
         tasks.shutdown().await;
-        match metrics_server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(ServeError::Metrics(e)),
-            Err(e) => tracing::warn!(error = %e, "metrics server task failed"),
+        if let Err(e) = metrics_server.await {
+            tracing::warn!(error = %e, "metrics server task failed");
         }
-        drop(stop_rx);
         tracing::info!("rollout-safe-webhook stopped");
         Ok(())
     }
@@ -317,16 +317,48 @@ pub async fn serve_https(
     shutdown: impl Future<Output = ()> + Send,
     drain: Duration,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
+    serve_connections(listener, Some(TlsAcceptor::from(tls)), app, shutdown, drain).await;
+}
+
+/// The hyper builder both listeners use: HTTP/1 header-read timeout, HTTP/2 stream cap and
+/// keep-alive PINGs.
+fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+    builder
+}
+
+/// The accept loop behind both listeners: TLS when `tls` is given, plain HTTP otherwise.
+/// At most [`MAX_CONNECTIONS`] connections are open at once.
+async fn serve_connections(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send,
+    drain: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = http_builder();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     futures::pin_mut!(shutdown);
     loop {
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break, // never closed
+            },
+        };
         let (tcp, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -341,26 +373,37 @@ pub async fn serve_https(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        let tls = tls.clone();
         let builder = builder.clone();
         let app = app.clone();
         // Taken before the handshake, so shutdown also waits for connections still in it.
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
+            let _slot = slot;
+            let service = TowerToHyperService::new(app);
+            let result = match tls {
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
                 }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+                    watcher.watch(conn.into_owned()).await
                 }
             };
-            let service = TowerToHyperService::new(app);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
@@ -374,28 +417,42 @@ pub async fn serve_https(
 }
 
 /// Completes on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+///
+/// The handlers are installed when this is *called* (inside a runtime), not when the future is
+/// first polled: call it before [`Server::bind`] so a SIGTERM during startup (version
+/// discovery can take seconds) is not fatal but makes the server stop cleanly once bound.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
+        let streams = match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
         ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = int.recv() => tracing::info!("SIGINT received"),
-                }
-            }
+            (Ok(term), Ok(int)) => Some((term, int)),
             _ => {
                 tracing::warn!("cannot install signal handlers; falling back to Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
+                None
+            }
+        };
+        async move {
+            match streams {
+                Some((mut term, mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM received"),
+                        _ = int.recv() => tracing::info!("SIGINT received"),
+                    }
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -54,6 +54,19 @@ pub fn load_pem(
         .map_err(TlsError::CertificatePem)?;
     let leaf = chain.first().ok_or(TlsError::NoCertificate)?;
     let info = x509::parse(leaf)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if info.expired_at(now) {
+        // Still loaded: refusing it would turn an expired certificate into a crash loop (or
+        // a reload that never applies) without making TLS work; the API server's handshake
+        // fails either way, and this says why.
+        tracing::warn!(
+            serial = %info.serial_hex(),
+            not_after = info.not_after,
+            "the serving certificate has already expired; clients will reject the TLS handshake"
+        );
+    }
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(TlsError::KeyPem)?;
     // from_der parses the key and compares its public half with the leaf's: a cert rotated
     // without its key (or the reverse) is refused here rather than at the next handshake.
@@ -80,10 +93,6 @@ impl ReloadableCert {
     /// Serves `cert` to every handshake from now on.
     pub fn replace(&self, cert: LoadedCert) {
         self.current.store(Arc::new(cert));
-    }
-
-    pub fn current(&self) -> Arc<LoadedCert> {
-        self.current.load_full()
     }
 }
 

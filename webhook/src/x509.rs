@@ -1,9 +1,11 @@
 //! Just enough DER to read a certificate's serial number and validity end (`notAfter`).
 //!
 //! The webhook only needs these two fields, for the expiry gauge and for logs. A full X.509
-//! parser (x509-parser and its ASN.1 stack) would be most of the crate's compile time for that;
-//! rustls/webpki already validated the certificate as a whole when the key was loaded. The walk
-//! below follows RFC 5280 §4.1 and rejects anything it does not understand instead of guessing.
+//! parser (x509-parser and its ASN.1 stack) would be most of the crate's compile time for that.
+//! Nothing on the server side validates the serving certificate (rustls only checks that the
+//! key matches it; validity dates, chain and names are the *client's* business), so an expired
+//! certificate loads; [`crate::tls::load_pem`] logs a warning for it. The walk below follows
+//! RFC 5280 §4.1 and rejects anything it does not understand instead of guessing.
 
 /// What the webhook reads from its serving certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,13 @@ const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
 
 /// Reads the serial and `notAfter` of a DER-encoded X.509 certificate.
+impl CertInfo {
+    /// Whether `notAfter` is before `now` (seconds since the Unix epoch).
+    pub fn expired_at(&self, now: i64) -> bool {
+        self.not_after < now
+    }
+}
+
 pub fn parse(der: &[u8]) -> Result<CertInfo, X509Error> {
     let (tag, cert, _) = read_tlv(der)?;
     expect(tag, SEQUENCE, "certificate is not a SEQUENCE")?;

@@ -67,10 +67,13 @@ fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
 }
 
 /// POSTs `body` in [`CHUNKS`] pieces, [`PAUSE`] apart; returns (status, response body).
+/// `started` is signalled once the TLS handshake is done and hyper has taken the first chunk
+/// (when it asks for the second), i.e. the request is really mid-body on the server.
 async fn slow_post(
     connector: tokio_rustls::TlsConnector,
     addr: SocketAddr,
     body: Vec<u8>,
+    started: tokio::sync::mpsc::Sender<()>,
 ) -> Result<(u16, String), Box<dyn std::error::Error + Send + Sync>> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let tls = connector
@@ -80,11 +83,22 @@ async fn slow_post(
     tokio::spawn(conn);
     let size = body.len().div_ceil(CHUNKS);
     let chunks: Vec<Bytes> = body.chunks(size).map(Bytes::copy_from_slice).collect();
-    let stream = futures::stream::unfold(chunks.into_iter(), |mut it| async move {
-        let chunk = it.next()?;
-        tokio::time::sleep(PAUSE).await;
-        Some((Ok::<_, std::convert::Infallible>(Frame::data(chunk)), it))
-    });
+    let stream = futures::stream::unfold(
+        (chunks.into_iter(), 0usize, Some(started)),
+        |(mut it, sent, mut started)| async move {
+            if sent == 1
+                && let Some(tx) = started.take()
+            {
+                let _ = tx.send(()).await;
+            }
+            let chunk = it.next()?;
+            tokio::time::sleep(PAUSE).await;
+            Some((
+                Ok::<_, std::convert::Infallible>(Frame::data(chunk)),
+                (it, sent + 1, started),
+            ))
+        },
+    );
     let req = hyper::Request::post("/validate")
         .header("host", "localhost")
         .header("content-type", "application/json")
@@ -193,11 +207,25 @@ async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     let (body, uid) = review();
 
     let started = Instant::now();
+    let (mid_body_tx, mut mid_body) = tokio::sync::mpsc::channel(IN_FLIGHT);
     let requests: Vec<_> = (0..IN_FLIGHT)
-        .map(|_| tokio::spawn(slow_post(connector.clone(), addr, body.clone())))
+        .map(|_| {
+            tokio::spawn(slow_post(
+                connector.clone(),
+                addr,
+                body.clone(),
+                mid_body_tx.clone(),
+            ))
+        })
         .collect();
-    // Signal while every upload is mid-body.
-    tokio::time::sleep(PAUSE * 3).await;
+    drop(mid_body_tx);
+    // Signal once every upload is mid-body (handshake done, first chunk sent).
+    for i in 0..IN_FLIGHT {
+        tokio::time::timeout(Duration::from_secs(10), mid_body.recv())
+            .await
+            .unwrap_or_else(|_| panic!("upload {i} did not start within 10 s"))
+            .unwrap_or_else(|| panic!("an upload ended before sending its first chunk"));
+    }
     let pid = running.child.id().to_string();
     let kill = Command::new("kill")
         .args(["-TERM", &pid])
@@ -206,12 +234,14 @@ async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     assert!(kill.success(), "kill -TERM {pid}");
 
     // The listener closes at once: new connections are refused while the old ones drain.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let refused = tokio::net::TcpStream::connect(addr).await;
-    assert!(
-        refused.is_err(),
-        "a new connection was accepted after SIGTERM"
-    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "new connections still accepted 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     for r in requests {
         let (status, text) = r.await.expect("task").expect("in-flight request completed");
@@ -303,6 +333,8 @@ fn every_flag_has_an_environment_variable() {
         "ROLLOUT_SAFE_KUBERNETES_VERSION",
         "ROLLOUT_SAFE_CLUSTER_LOOKUPS",
         "ROLLOUT_SAFE_REQUEST_TIMEOUT",
+        "ROLLOUT_SAFE_DRAIN_TIMEOUT",
+        "ROLLOUT_SAFE_RELOAD_INTERVAL",
         "ROLLOUT_SAFE_FAIL_OPEN",
     ] {
         assert!(

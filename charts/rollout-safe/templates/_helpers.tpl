@@ -159,6 +159,19 @@ certificates.helm.regenerate is set or it expires within renewBeforeDays.
 {{- $cert := genSignedCert (index $dnsNames 2) nil $dnsNames (int $h.validityDays) $ca -}}
 {{- $notAfter := add $now (mul (int64 $h.validityDays) 86400) -}}
 {{- $result = dict "caCert" $ca.Cert "cert" $cert.Cert "key" $cert.Key "notAfter" (toString $notAfter) -}}
+{{- /* Renewal: the webhook configurations trust the old CA too, because the pods keep
+serving the old leaf until they reload the Secret (up to ~90 s); the next upgrade that
+reuses the new pair drops the old CA. */ -}}
+{{- $oldCA := "" -}}
+{{- if $existing -}}
+{{- $oldCA = index ($existing.data | default dict) "ca.crt" | default "" | b64dec -}}
+{{- end -}}
+{{- if and $oldCA (ne (trim $oldCA) (trim $ca.Cert)) -}}
+{{- $_ := set $result "caBundle" (printf "%s\n%s" (trim $oldCA) $ca.Cert) -}}
+{{- end -}}
+{{- end -}}
+{{- if not (hasKey $result "caBundle") -}}
+{{- $_ := set $result "caBundle" $result.caCert -}}
 {{- end -}}
 {{- $_ := set $ "rolloutSafeHelmCerts" $result -}}
 {{- end -}}
@@ -172,7 +185,7 @@ cert-manager, whose CA injector fills it in).
 {{- define "rollout-safe.caBundle" -}}
 {{- include "rollout-safe.validateCertificates" . -}}
 {{- if eq .Values.certificates.mode "helm" -}}
-caBundle: {{ (include "rollout-safe.helmCerts" . | fromJson).caCert | b64enc }}
+caBundle: {{ (include "rollout-safe.helmCerts" . | fromJson).caBundle | b64enc }}
 {{- else if eq .Values.certificates.mode "secret" -}}
 caBundle: {{ .Values.certificates.caBundle }}
 {{- end -}}

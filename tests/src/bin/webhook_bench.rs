@@ -1,7 +1,8 @@
 //! Webhook benchmark: concurrent keep-alive HTTPS load on /validate and /mutate with the
 //! recorded Deployment reviews, against the real webhook and against a no-op floor server on the
-//! same stack (`rollout_safe_webhook::serve_https`: axum + hyper + rustls/ring; it reads the body
-//! and answers "allowed" without decoding it). Both run as child processes, so their CPU time and
+//! same stack (`rollout_safe_webhook::serve_https`: axum + hyper + rustls/ring; it decodes the
+//! body as an AdmissionReview, as any webhook must to echo the uid, and answers "allowed" without
+//! running a policy). Both run as child processes, so their CPU time and
 //! RSS are measured apart from the load generator (from /proc, Linux only).
 //!
 //! ```text
