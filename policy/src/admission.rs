@@ -161,7 +161,11 @@ pub fn validate_request(
                 None
             },
         };
-        check(&w, old.as_ref(), &eff, &facts)
+        let mut findings = check(&w, old.as_ref(), &eff, &facts);
+        if let (Operation::Update, Some(before), None) = (input.operation, input.old_object, &old) {
+            grandfather(&mut findings, before, &eff, &facts)?;
+        }
+        findings
     } else if input.group.is_empty()
         && input.kind == "Service"
         && input.operation == Operation::Update
@@ -175,6 +179,41 @@ pub fn validate_request(
         .into_iter()
         .partition(|f| f.severity == Severity::Error);
     Ok(Verdict { denied, warnings })
+}
+
+/// An update that leaves the pod template alone (pause, resume, an annotation, a replica
+/// count) starts no rollout: violations the object already had are reported as warnings
+/// instead of blocking it, so legacy workloads stay operable. Violations the update
+/// introduces (say, maxUnavailable raised to 100 %) and every violation of an update that
+/// changes the template are enforced as usual.
+fn grandfather(
+    findings: &mut [Finding],
+    before: &Value,
+    eff: &crate::config::EffectivePolicy,
+    facts: &Facts,
+) -> Result<(), ObjectError> {
+    if !findings.iter().any(|f| f.severity == Severity::Error) {
+        return Ok(());
+    }
+    let Some(old) = Workload::from_value(before)? else {
+        return Ok(());
+    };
+    let existing = check(&old, None, eff, facts);
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.severity == Severity::Error)
+    {
+        let had = existing
+            .iter()
+            .any(|e| e.rule == f.rule && e.field == f.field && e.container == f.container);
+        if had {
+            f.severity = Severity::Warning;
+            f.message.push_str(
+                " [not enforced: already so before this update, which changes no pod template; enforced on the next rollout]",
+            );
+        }
+    }
+    Ok(())
 }
 
 fn service_selector(v: Option<&Value>) -> BTreeMap<String, String> {

@@ -282,3 +282,47 @@ fn mutate_mode_off_means_no_patch() {
         .unwrap();
     assert!(out.patch.0.is_empty(), "{:?}", out.patch);
 }
+
+#[test]
+fn updates_without_a_rollout_do_not_block_legacy_workloads() {
+    // 02's bare Deployment violates RS101 (enforce). Scaling it by an edit, or pausing it, is
+    // not a rollout: warned, not denied. Changing its image is: denied.
+    let r = review("02-create-deployment-kubectl-create.validating.json");
+    let before = r["request"]["object"].clone();
+    let mut scaled = before.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    let policy = RolloutPolicy::default();
+    let update = |after: &Value| {
+        validate_request(
+            &policy,
+            &AdmissionInput {
+                operation: Operation::Update,
+                object: Some(after),
+                old_object: Some(&before),
+                ..input(&r["request"])
+            },
+            &NoLookups,
+        )
+        .unwrap()
+    };
+    let v = update(&scaled);
+    assert!(v.allowed(), "{}", v.deny_message());
+    assert!(
+        v.warnings
+            .iter()
+            .any(|f| f.rule == RuleId::RS101 && f.message.contains("not enforced"))
+    );
+    // A violation the update introduces is enforced even without a template change.
+    let mut all_down = scaled.clone();
+    all_down["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "100%"}});
+    let v = update(&all_down);
+    assert_eq!(
+        v.denied.iter().map(|f| f.rule).collect::<Vec<_>>(),
+        vec![RuleId::RS401]
+    );
+    // A template change is a rollout: everything is enforced.
+    let mut new_image = before.clone();
+    new_image["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+    let v = update(&new_image);
+    assert!(v.denied.iter().any(|f| f.rule == RuleId::RS101), "{v:?}");
+}
