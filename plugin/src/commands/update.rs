@@ -89,17 +89,9 @@ pub fn parse_env(args: &[String]) -> Result<Vec<EnvEdit>, Failure> {
 }
 
 fn container_names(d: &Deployment) -> Vec<String> {
-    d.spec
-        .template
-        .spec
-        .iter()
-        .flat_map(|s| {
-            s.init_containers
-                .iter()
-                .flatten()
-                .chain(s.containers.iter())
-        })
-        .map(|c| c.name.clone())
+    template_images(&d.spec.template)
+        .into_iter()
+        .map(|(name, _)| name)
         .collect()
 }
 

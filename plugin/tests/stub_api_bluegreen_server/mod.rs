@@ -868,30 +868,8 @@ fn conflict(resource: &str, name: &str) -> Response {
 }
 
 fn query(uri: &Uri) -> BTreeMap<String, String> {
-    uri.query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let dec = |s: &str| {
-                let s = s.replace('+', " ");
-                let bytes = s.as_bytes();
-                let mut out = Vec::new();
-                let mut i = 0;
-                while i < bytes.len() {
-                    if bytes[i] == b'%' && i + 2 < bytes.len() {
-                        out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
-                        i += 3;
-                    } else {
-                        out.push(bytes[i]);
-                        i += 1;
-                    }
-                }
-                String::from_utf8_lossy(&out).into_owned()
-            };
-            (dec(k), dec(v))
-        })
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .into_owned()
         .collect()
 }
 
