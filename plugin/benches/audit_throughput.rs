@@ -3,30 +3,17 @@
 //!
 //!   cargo bench -p kubectl-rollout-safe --bench audit_throughput [-- --docs 5000 --checkov PATH]
 //!
+//! Without `../shared/corpus` (or `$ROLLOUT_SAFE_CORPUS`) it repeats `tests/fixtures/manifests`.
+//!
 //! checkov is looked up as `--checkov PATH`, then `$CHECKOV`, then `checkov` on PATH; without it
 //! the rollout-safe figures are printed alone and the ratio is reported as not measured.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kubectl_rollout_safe::input::read_manifests;
 use rollout_safe_policy::{RolloutPolicy, audit};
-
-fn corpus_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            corpus_files(&p, out);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-            out.push(p);
-        }
-    }
-}
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -37,9 +24,17 @@ fn arg(name: &str) -> Option<String> {
 
 fn main() {
     let target_docs: usize = arg("--docs").and_then(|s| s.parse().ok()).unwrap_or(5000);
-    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    let mut files = Vec::new();
-    corpus_files(&corpus, &mut files);
+    // The real-world corpus when it is beside the repository (it is never committed), else the
+    // repository's own manifests.
+    let corpus = rollout_safe_testkit::corpus_dir().unwrap_or_else(|| {
+        let own = rollout_safe_testkit::fixture("manifests");
+        eprintln!(
+            "no ../shared/corpus: benchmarking on the repository's own manifests in {}",
+            own.display()
+        );
+        own
+    });
+    let files = rollout_safe_testkit::manifest_files(&corpus);
 
     // Copy the corpus into a scratch tree, repeated until it holds `target_docs` documents.
     let scratch = std::env::temp_dir().join(format!("rollout-safe-bench-{}", std::process::id()));

@@ -1,7 +1,7 @@
 //! The plugin's Kubernetes-facing commands against a stub API server.
 //!
 //! The stub is an in-process axum server on 127.0.0.1 that answers the way the real
-//! kube-apiserver exchanges recorded in `../shared/api-responses/` do: it starts from the
+//! kube-apiserver exchanges recorded in `tests/fixtures/api-responses/` do: it starts from the
 //! recorded Deployment (01), ReplicaSets (07), Pods (08) and Events (14), answers a missing
 //! object with the recorded 404 Status (02), a forbidden GET with the recorded 403 (09), a JSON
 //! Patch whose `test` op fails with the recorded bare 422 (05), a stale `metadata.resourceVersion`
@@ -27,7 +27,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-const API_RESPONSES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/api-responses");
+const API_RESPONSES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/api-responses"
+);
 const NS: &str = "api";
 const IMAGE_1: &str = "registry.example.com/team/good:2.3.1";
 const IMAGE_2: &str = "registry.example.com/team/good:2.4.0";
@@ -41,7 +44,7 @@ fn recorded(file: &str) -> (u16, Value) {
     let path = PathBuf::from(API_RESPONSES).join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read the recorded API exchange {}: {e} (they live in ../shared/api-responses beside the repo)",
+            "cannot read the recorded API exchange {}: {e} (copied into tests/fixtures/api-responses)",
             path.display()
         )
     });

@@ -16,10 +16,10 @@ use serde_json::Value;
 fn main() {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/admission-reviews"
+        "/../tests/fixtures/admission-reviews"
     );
     let mut reviews: Vec<(String, Value)> = std::fs::read_dir(dir)
-        .expect("recorded reviews in ../shared")
+        .expect("recorded reviews in tests/fixtures")
         .filter_map(|e| {
             let p = e.ok()?.path();
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).ok()?).ok()?;

@@ -1,5 +1,5 @@
 //! Replays the watch streams recorded from a real control plane
-//! (`../shared/rollouts/*.jsonl`) through the rollout judge, and checks edge
+//! (`tests/fixtures/rollouts/*.jsonl`, recorded from a real kube-apiserver) through the rollout judge, and checks edge
 //! cases on synthetic objects.
 //!
 //! Time: each record carries `t`, seconds since the recording began, but the
@@ -24,7 +24,7 @@ use rollout_safe_policy::judge::{
 };
 use serde_json::{Value, json};
 
-const ROLLOUTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/rollouts");
+const ROLLOUTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/rollouts");
 
 // ---------------------------------------------------------------------------
 // Replay machinery
@@ -41,8 +41,8 @@ fn load(name: &str) -> Vec<Record> {
     let path = PathBuf::from(ROLLOUTS_DIR).join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read the recorded rollout {}: {e}. These recordings live in ../shared/rollouts \
-             beside the workspace; the replay test needs them and does not skip without them.",
+            "cannot read the recorded rollout {}: {e}. These recordings are committed in tests/fixtures/rollouts \
+             (copied from a real kube-apiserver); the replay test needs them and does not skip without them.",
             path.display()
         )
     });

@@ -14,10 +14,10 @@ use rollout_safe_policy::{
 use serde_json::{Value, json};
 
 fn reviews_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/admission-reviews");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/admission-reviews");
     assert!(
         dir.is_dir(),
-        "recorded reviews missing: {} (they live in ../shared beside the repo)",
+        "recorded reviews missing: {} (copied into tests/fixtures/admission-reviews)",
         dir.display()
     );
     dir

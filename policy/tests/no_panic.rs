@@ -57,9 +57,9 @@ const PATHS: &[&str] = &[
 fn base() -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/admission-reviews/01-create-deployment-apply.mutating.json"
+        "/../tests/fixtures/admission-reviews/01-create-deployment-apply.mutating.json"
     ))
-    .expect("recorded review in ../shared");
+    .expect("recorded review in tests/fixtures");
     let v: Value = serde_json::from_str(&text).unwrap();
     v["request"]["object"].clone()
 }
@@ -169,9 +169,9 @@ mod judge_on_hostile_data {
     fn recorded_objects() -> Vec<Value> {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/rollouts/crashloop-then-undo.jsonl"
+            "/../tests/fixtures/rollouts/crashloop-then-undo.jsonl"
         ))
-        .expect("recorded rollout in ../shared");
+        .expect("recorded rollout in tests/fixtures");
         text.lines()
             .take(60)
             .map(|l| serde_json::from_str::<Value>(l).unwrap()["object"].clone())

@@ -1,12 +1,12 @@
-//! The AdmissionReviews a real kube-apiserver sent, in `../shared/admission-reviews/`.
+//! The AdmissionReviews a real kube-apiserver sent, in `tests/fixtures/admission-reviews/` (copied from shared/).
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// `<workspace>/../shared/admission-reviews`.
+/// `tests/fixtures/admission-reviews`.
 pub fn reviews_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/admission-reviews")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/admission-reviews")
 }
 
 /// One recorded review file.
@@ -44,7 +44,7 @@ pub fn recorded_reviews() -> Vec<Recorded> {
     let dir = reviews_dir();
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
         panic!(
-            "the recorded AdmissionReviews are missing: cannot read {} ({e}); they live in shared/admission-reviews beside the repository",
+            "the recorded AdmissionReviews are missing: cannot read {} ({e}); they are committed in tests/fixtures/admission-reviews",
             dir.display()
         )
     });

@@ -55,7 +55,7 @@ fn app(pods: Vec<Value>, pdbs: Vec<Value>, hpas: Vec<Value>) -> axum::Router {
 
 fn recorded(name: &str) -> Value {
     let path = format!(
-        "{}/../../shared/admission-reviews/{name}.json",
+        "{}/../tests/fixtures/admission-reviews/{name}.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
+use rollout_safe_testkit::ChildGuard;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -24,10 +25,10 @@ const PAUSE: Duration = Duration::from_millis(150);
 fn review() -> (Vec<u8>, String) {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/admission-reviews/02-create-deployment-kubectl-create.validating.json"
+        "/../tests/fixtures/admission-reviews/02-create-deployment-kubectl-create.validating.json"
     );
     let bytes = std::fs::read(path)
-        .unwrap_or_else(|e| panic!("recorded review missing: {path}: {e} (shared/admission-reviews lives beside the repository)"));
+        .unwrap_or_else(|e| panic!("recorded review missing: {path}: {e} (tests/fixtures/admission-reviews, copied from a real kube-apiserver)"));
     let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
     let uid = v["request"]["uid"].as_str().expect("uid").to_string();
     (bytes, uid)
@@ -111,7 +112,8 @@ async fn slow_post(
 }
 
 struct Running {
-    child: Child,
+    /// Killed on drop, so a failing assertion never leaves the server running.
+    child: ChildGuard,
     lines: mpsc::Receiver<String>,
     log: Vec<String>,
 }
@@ -122,7 +124,7 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) else {
-                if let Ok(Some(status)) = self.child.try_wait() {
+                if let Ok(Some(status)) = self.child.child_mut().try_wait() {
                     panic!("webhook exited early ({status}):\n{}", self.log.join("\n"));
                 }
                 continue;
@@ -145,14 +147,13 @@ impl Running {
             while let Ok(line) = self.lines.try_recv() {
                 self.log.push(line);
             }
-            if let Some(status) = self.child.try_wait().expect("wait") {
+            if let Some(status) = self.child.child_mut().try_wait().expect("wait") {
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
                     self.log.push(line);
                 }
                 return status;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
                 panic!(
                     "webhook did not exit within {within:?}:\n{}",
                     self.log.join("\n")
@@ -167,7 +168,7 @@ impl Running {
 async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca_pem = write_certs(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-safe-webhook"))
+    let child = Command::new(env!("CARGO_BIN_EXE_rollout-safe-webhook"))
         .args([
             "serve",
             "--addr",
@@ -188,7 +189,8 @@ async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rollout-safe-webhook");
-    let stderr = child.stderr.take().expect("stderr");
+    let mut child = ChildGuard::new(child);
+    let stderr = child.child_mut().stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -226,12 +228,10 @@ async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
             .unwrap_or_else(|_| panic!("upload {i} did not start within 10 s"))
             .unwrap_or_else(|| panic!("an upload ended before sending its first chunk"));
     }
-    let pid = running.child.id().to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(kill.success(), "kill -TERM {pid}");
+    running
+        .child
+        .signal(libc::SIGTERM)
+        .expect("SIGTERM to the webhook");
 
     // The listener closes at once: new connections are refused while the old ones drain.
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -1273,9 +1273,9 @@ mod tests {
     fn recorded_endpointslices_parse() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/api-responses/10-list-endpointslices-for-service.txt"
+            "/../tests/fixtures/api-responses/10-list-endpointslices-for-service.txt"
         ))
-        .expect("the recorded exchanges live in ../shared/api-responses");
+        .expect("the recorded exchanges live in tests/fixtures/api-responses");
         let body = &text[text.find("\n{").unwrap()..];
         let list: k8s_openapi::List<EndpointSlice> = serde_json::from_str(body).unwrap();
         let wanted: BTreeSet<String> = [

@@ -1,6 +1,6 @@
 //! A small stand-in for a kube-apiserver *and* its controllers, in-process on 127.0.0.1, for the
 //! blue-green and canary tests (same approach as `stub_api_commands.rs`: axum, bodies from the
-//! recorded exchanges in `../shared/api-responses/`, list + watch from an event log keyed by
+//! recorded exchanges in `tests/fixtures/api-responses/`, list + watch from an event log keyed by
 //! resourceVersion, the real binary run against a kubeconfig pointing here).
 //!
 //! What it answers like the real server: GET/LIST/WATCH of Deployments, ReplicaSets, Pods,
@@ -34,7 +34,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-pub const API_RESPONSES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/api-responses");
+pub const API_RESPONSES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/api-responses"
+);
 pub const NS: &str = "api";
 pub const COLOR: &str = "rollout-safe.dev/color";
 
@@ -43,7 +46,7 @@ pub fn recorded(file: &str) -> (u16, Value) {
     let path = PathBuf::from(API_RESPONSES).join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read the recorded API exchange {}: {e} (they live in ../shared/api-responses beside the repo)",
+            "cannot read the recorded API exchange {}: {e} (copied into tests/fixtures/api-responses)",
             path.display()
         )
     });
