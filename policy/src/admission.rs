@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::change_cause::Actor;
-use crate::check::{Facts, check};
+use crate::check::{Facts, check, check_service};
 use crate::config::RolloutPolicy;
 use crate::finding::Finding;
 use crate::mutate::{MutationOutcome, ServerInfo, mutate};
-use crate::rule::{Action, RuleId, Severity};
-use crate::workload::{ObjectError, ObjectRef, Workload};
+use crate::rule::Severity;
+use crate::rules::ServiceContext;
+use crate::view::ServiceView;
+use crate::workload::{ObjectError, Workload};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -151,16 +153,11 @@ pub fn validate_request(
             _ => None,
         };
         let ns = w.namespace().or(input.namespace).unwrap_or("default");
-        let autoscaled = lookups.autoscaled(ns, w.kind().as_str(), w.name());
-        let multi = autoscaled == Some(true) || w.replicas().is_some_and(|r| r >= 2);
-        let facts = Facts {
-            autoscaled: autoscaled.unwrap_or(false),
-            pdb_covered: if multi {
-                lookups.pdb_covers(ns, &w.pod_labels())
-            } else {
-                None
-            },
-        };
+        let facts = Facts::from_lookups(
+            &w,
+            lookups.autoscaled(ns, w.kind().as_str(), w.name()),
+            |labels| lookups.pdb_covers(ns, labels),
+        );
         let mut findings = check(&w, old.as_ref(), &eff, &facts);
         if let (Operation::Update, Some(before), None) = (input.operation, input.old_object, &old) {
             grandfather(&mut findings, before, &eff, &facts)?;
@@ -171,7 +168,7 @@ pub fn validate_request(
         && input.operation == Operation::Update
         && input.sub_resource.is_none()
     {
-        service_switch(input, &eff, lookups).into_iter().collect()
+        service_switch(input, &eff, lookups)
     } else {
         Vec::new()
     };
@@ -216,58 +213,25 @@ fn grandfather(
     Ok(())
 }
 
-fn service_selector(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(|v| v.pointer("/spec/selector"))
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// RS602: a selector switch must leave the Service with ready endpoints.
+/// The Service rules on a Service update (RS602: a selector switch must keep ready endpoints).
 fn service_switch(
     input: &AdmissionInput<'_>,
     eff: &crate::config::EffectivePolicy,
     lookups: &dyn ClusterLookups,
-) -> Option<Finding> {
-    let action = eff.action(RuleId::RS602);
-    if action == Action::Off {
-        return None;
-    }
-    let new = service_selector(input.object);
-    let old = service_selector(input.old_object);
-    if new == old || new.is_empty() {
-        return None;
-    }
-    let ns = input.namespace.unwrap_or("default");
-    let ready = lookups.ready_pods(ns, &new)?;
-    if ready > 0 {
-        return None;
-    }
-    let name = input
-        .object
-        .and_then(|o| o.pointer("/metadata/name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let object = ObjectRef {
-        kind: "Service".into(),
-        namespace: Some(ns.into()),
-        name: name.into(),
+) -> Vec<Finding> {
+    let Some(object) = input.object else {
+        return Vec::new();
     };
-    Some(Finding {
-        rule: RuleId::RS602,
-        action,
-        severity: action.severity().unwrap_or(Severity::Warning),
-        message: format!(
-            "{object}: the new selector {} matches no ready pod, so the switch would leave the Service without endpoints (spec.selector)",
-            crate::selector::map_text(&new)
-        ),
-        object,
-        container: None,
-        field: "spec.selector".into(),
-        fix: "switch only after the target pods are Ready (kubectl rollout-safe blue-green does this)".into(),
-    })
+    let ns = input.namespace.unwrap_or("default");
+    let service = ServiceView::from_value(object, Some(ns));
+    let old_selector = input
+        .old_object
+        .map(|old| ServiceView::from_value(old, Some(ns)).selector);
+    let ready_pods = |selector: &BTreeMap<String, String>| lookups.ready_pods(ns, selector);
+    let cx = ServiceContext {
+        old_selector: old_selector.as_ref(),
+        ready_pods: Some(&ready_pods),
+        workloads: None,
+    };
+    check_service(&service, &cx, eff)
 }

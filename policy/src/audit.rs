@@ -7,13 +7,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::check::{Facts, Skip, check};
+use crate::check::{Facts, check, check_service};
 use crate::config::RolloutPolicy;
 use crate::documents::{Document, DocumentError};
 use crate::finding::Finding;
-use crate::rule::{Action, RuleId, Severity, WorkloadKind};
-use crate::selector::{map_selects, map_text};
-use crate::workload::{ObjectRef, Workload};
+use crate::rule::{Severity, WorkloadKind};
+use crate::rules::{ServiceContext, WorkloadsInView};
+use crate::selector::map_selects;
+use crate::view::ServiceView;
+use crate::workload::Workload;
 
 /// A finding with the place its object was read from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,9 +78,7 @@ struct Hpa {
 
 struct Service<'a> {
     doc: &'a Document,
-    object: ObjectRef,
-    selector: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
+    view: ServiceView,
 }
 
 fn meta_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -159,58 +159,40 @@ pub fn audit(
                     });
                 }
             }
-            ("v1", "Service") => {
-                let selector: BTreeMap<String, String> = v
-                    .pointer("/spec/selector")
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.clone(),
-                                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let annotations = v
-                    .pointer("/metadata/annotations")
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                services.push(Service {
-                    doc,
-                    object: ObjectRef {
-                        kind: "Service".into(),
-                        namespace,
-                        name: meta_str(v, "name").unwrap_or("<unnamed>").into(),
-                    },
-                    selector,
-                    annotations,
-                });
-            }
+            ("v1", "Service") => services.push(Service {
+                doc,
+                view: ServiceView::from_value(v, None),
+            }),
             _ => {}
         }
     }
 
     report.workloads = workloads.len();
+    // The cross-object rules look things up by namespace.
+    let mut pdbs_by_ns: BTreeMap<Option<&str>, Vec<&LabelSelector>> = BTreeMap::new();
+    for p in &pdbs {
+        pdbs_by_ns
+            .entry(p.namespace.as_deref())
+            .or_default()
+            .push(&p.selector);
+    }
+    let mut hpas_by_ns: BTreeMap<Option<&str>, Vec<(&str, &str)>> = BTreeMap::new();
+    for h in &hpas {
+        hpas_by_ns
+            .entry(h.namespace.as_deref())
+            .or_default()
+            .push((h.kind.as_str(), h.name.as_str()));
+    }
+    let mut pod_labels_by_ns: BTreeMap<Option<&str>, Vec<BTreeMap<String, String>>> =
+        BTreeMap::new();
     for (doc, w) in &workloads {
-        let ns = w.namespace().map(str::to_string);
+        let ns = w.namespace();
         let facts = Facts::gather(
             w,
-            pdbs.iter()
-                .filter(|p| p.namespace == ns)
-                .map(|p| &p.selector),
-            hpas.iter()
-                .filter(|h| h.namespace == ns)
-                .map(|h| (h.kind.as_str(), h.name.as_str())),
+            pdbs_by_ns.get(&ns).into_iter().flatten().copied(),
+            hpas_by_ns.get(&ns).into_iter().flatten().copied(),
         );
-        let eff = policy.for_namespace(w.namespace());
+        let eff = policy.for_namespace(ns);
         for finding in check(w, None, &eff, &facts) {
             report.findings.push(LocatedFinding {
                 file: doc.source.clone(),
@@ -218,49 +200,31 @@ pub fn audit(
                 finding,
             });
         }
+        pod_labels_by_ns.entry(ns).or_default().push(w.pod_labels());
     }
 
     for svc in &services {
-        let eff = policy.for_namespace(svc.object.namespace.as_deref());
-        let action = eff.action(RuleId::RS603);
-        let skipped = Skip::read(|k| svc.annotations.get(k).map(String::as_str))
-            .is_some_and(|s| s.exempts(RuleId::RS603));
-        if action == Action::Off || skipped || svc.selector.is_empty() {
-            continue;
+        let ns = svc.view.object.namespace.as_deref();
+        let eff = policy.for_namespace(ns);
+        let in_ns = pod_labels_by_ns
+            .get(&ns)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let workloads_seen = |selector: &BTreeMap<String, String>| WorkloadsInView {
+            count: in_ns.len(),
+            any_selected: in_ns.iter().any(|labels| map_selects(selector, labels)),
+        };
+        let cx = ServiceContext {
+            workloads: Some(&workloads_seen),
+            ..Default::default()
+        };
+        for finding in check_service(&svc.view, &cx, &eff) {
+            report.findings.push(LocatedFinding {
+                file: svc.doc.source.clone(),
+                line: svc.doc.line,
+                finding,
+            });
         }
-        let same_ns: Vec<&Workload> = workloads
-            .iter()
-            .map(|(_, w)| w)
-            .filter(|w| w.namespace() == svc.object.namespace.as_deref())
-            .collect();
-        // With no workload in view, the Service's pods are simply elsewhere.
-        if same_ns.is_empty()
-            || same_ns
-                .iter()
-                .any(|w| map_selects(&svc.selector, &w.pod_labels()))
-        {
-            continue;
-        }
-        let field = "spec.selector".to_string();
-        report.findings.push(LocatedFinding {
-            file: svc.doc.source.clone(),
-            line: svc.doc.line,
-            finding: Finding {
-                rule: RuleId::RS603,
-                action,
-                severity: action.severity().unwrap_or(Severity::Warning),
-                object: svc.object.clone(),
-                container: None,
-                message: format!(
-                    "{}: selector {} matches the pods of none of the {} workload(s) audited with it, so it has no endpoints ({field})",
-                    svc.object,
-                    map_text(&svc.selector),
-                    same_ns.len()
-                ),
-                field,
-                fix: "make the selector a subset of a workload's pod template labels".into(),
-            },
-        });
     }
 
     report

@@ -18,69 +18,23 @@
 //! Each rule's parameters are typed per rule, so a misspelt or misplaced parameter is a
 //! parse error with its line and column rather than a silently ignored key.
 
-use std::fmt;
-
-use serde::de::{self, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Deserialize;
 use wildmatch::WildMatch;
 
 use crate::rule::{Action, RuleId};
+use crate::rules::RulesSection;
+
+pub use crate::rules::Params;
+pub use crate::rules::rs201_prestop_hook::PreStopHandler;
 
 pub const API_VERSION: &str = "rollout-safe.dev/v1alpha1";
 pub const KIND: &str = "RolloutPolicy";
 
-/// How RS201 writes the preStop hook it injects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PreStopHandler {
-    /// Native `sleep` action when the server supports it (Kubernetes >= 1.30), else `exec sleep`
-    /// if `allowExec`, else only a warning.
-    #[default]
-    Auto,
-    /// Always the native `lifecycle.preStop.sleep` action.
-    Sleep,
-    /// Always `exec: [sleep, N]` (needs a `sleep` binary in the image).
-    Exec,
-}
-
-/// Parameters of every rule, resolved for one namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Params {
-    /// RS104: seconds liveness must leave before the first restart can happen.
-    pub min_startup_seconds: i32,
-    /// RS201: how long the injected preStop hook sleeps.
-    pub prestop_sleep_seconds: i32,
-    pub prestop_handler: PreStopHandler,
-    pub prestop_allow_exec: bool,
-    /// RS202: seconds the app gets to shut down after preStop finishes.
-    pub grace_margin_seconds: i32,
-    /// RS403: the least revisionHistoryLimit that passes, and the value the mutation writes.
-    pub history_minimum: i32,
-    pub history_default: i32,
-    /// RS405: the least replica count that passes.
-    pub min_replicas: i32,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            min_startup_seconds: 30,
-            prestop_sleep_seconds: 5,
-            prestop_handler: PreStopHandler::Auto,
-            prestop_allow_exec: false,
-            grace_margin_seconds: 10,
-            history_minimum: 2,
-            history_default: 5,
-            min_replicas: 2,
-        }
-    }
-}
-
 /// The actions and parameters in force for one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EffectivePolicy {
-    actions: Vec<Action>,
+    actions: [Action; RuleId::COUNT],
+    /// Every rule's parameters, a field per rule (`params.RS104.min_startup_seconds`).
     pub params: Params,
     /// The namespace is excluded: nothing is checked or mutated.
     pub excluded: bool,
@@ -97,12 +51,24 @@ impl EffectivePolicy {
     pub fn set_action(&mut self, rule: RuleId, action: Action) {
         self.actions[rule as usize] = action;
     }
+
+    /// Overlays what a `rules` section names.
+    fn apply(&mut self, section: &RulesSection) {
+        for (rule, action) in section.actions() {
+            self.set_action(rule, action);
+        }
+        section.apply_params(&mut self.params);
+    }
 }
 
 impl Default for EffectivePolicy {
     fn default() -> Self {
+        let mut actions = [Action::Off; RuleId::COUNT];
+        for rule in RuleId::ALL {
+            actions[*rule as usize] = rule.default_action();
+        }
         EffectivePolicy {
-            actions: RuleId::ALL.iter().map(|r| r.default_action()).collect(),
+            actions,
             params: Params::default(),
             excluded: false,
         }
@@ -113,7 +79,8 @@ impl Default for EffectivePolicy {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RolloutPolicy {
     pub name: String,
-    rules: RulesSection,
+    /// `spec.rules` over the defaults, resolved once at load.
+    base: EffectivePolicy,
     overrides: Vec<NamespaceOverride>,
     /// Globs, compiled once at load (they are matched on every admission request).
     excluded: Vec<WildMatch>,
@@ -162,9 +129,13 @@ impl RolloutPolicy {
             ));
         }
         let spec = doc.spec.unwrap_or_default();
+        check_actions(&spec.rules, "spec.rules")
+            .map_err(|(field, message)| invalid(field, message))?;
+        let mut base = EffectivePolicy::default();
+        base.apply(&spec.rules);
         let policy = RolloutPolicy {
             name: doc.metadata.and_then(|m| m.name).unwrap_or_default(),
-            rules: spec.rules,
+            base,
             overrides: spec
                 .namespace_overrides
                 .into_iter()
@@ -188,10 +159,7 @@ impl RolloutPolicy {
     /// Semantic checks, as `(field, message)`. Parameters are checked as they combine: the
     /// base rules, then the base with each namespace override applied.
     fn check(&self) -> Result<(), (String, String)> {
-        self.rules.check_actions("spec.rules")?;
-        let mut base = EffectivePolicy::default();
-        self.rules.apply(&mut base);
-        check_params(&base.params, "spec.rules")?;
+        self.base.params.check("spec.rules")?;
         for (i, o) in self.overrides.iter().enumerate() {
             let field = format!("spec.namespaceOverrides[{i}]");
             if o.namespaces.is_empty() {
@@ -200,23 +168,22 @@ impl RolloutPolicy {
                     "must name at least one namespace or glob".into(),
                 ));
             }
-            o.rules.check_actions(&format!("{field}.rules"))?;
-            let mut merged = base.clone();
-            o.rules.apply(&mut merged);
-            check_params(&merged.params, &format!("{field}.rules"))?;
+            check_actions(&o.rules, &format!("{field}.rules"))?;
+            let mut merged = self.base.clone();
+            merged.apply(&o.rules);
+            merged.params.check(&format!("{field}.rules"))?;
         }
         Ok(())
     }
 
     /// The actions and parameters for objects in `namespace` (cluster-scoped or unknown: `None`).
     pub fn for_namespace(&self, namespace: Option<&str>) -> EffectivePolicy {
-        let mut eff = EffectivePolicy::default();
-        self.rules.apply(&mut eff);
+        let mut eff = self.base.clone();
         if let Some(ns) = namespace {
             eff.excluded = self.excluded.iter().any(|g| g.matches(ns));
             for o in &self.overrides {
                 if o.namespaces.iter().any(|g| g.matches(ns)) {
-                    o.rules.apply(&mut eff);
+                    eff.apply(&o.rules);
                 }
             }
         }
@@ -262,132 +229,23 @@ struct OverrideDoc {
     rules: RulesSection,
 }
 
-/// A rule entry: either just an action (`RS101: warn`) or a map with the action and the
-/// rule's own parameters.
-#[derive(Debug, Clone, PartialEq)]
-struct Entry<P>(P);
-
-trait HasAction: Default {
-    fn action_mut(&mut self) -> &mut Option<Action>;
-}
-
-impl<'de, P: Deserialize<'de> + HasAction> Deserialize<'de> for Entry<P> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<P>(std::marker::PhantomData<P>);
-        impl<'de, P: Deserialize<'de> + HasAction> Visitor<'de> for V<P> {
-            type Value = Entry<P>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an action (enforce, warn, mutate, off) or a map with `action` and the rule's parameters")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Entry<P>, E> {
-                let action = Action::deserialize(de::value::StrDeserializer::<E>::new(s))?;
-                let mut p = P::default();
-                *p.action_mut() = Some(action);
-                Ok(Entry(p))
-            }
-            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Entry<P>, E> {
-                let action = Action::deserialize(de::value::BoolDeserializer::<E>::new(b))?;
-                let mut p = P::default();
-                *p.action_mut() = Some(action);
-                Ok(Entry(p))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry<P>, A::Error> {
-                P::deserialize(de::value::MapAccessDeserializer::new(map)).map(Entry)
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-macro_rules! param_structs {
-    ($( $name:ident { $($field:ident : $ty:ty => $target:ident),* } )*) => {$(
-        #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
-        struct $name {
-            #[serde(default)]
-            action: Option<Action>,
-            $( #[serde(default)] $field: Option<$ty>, )*
-        }
-        impl HasAction for $name {
-            fn action_mut(&mut self) -> &mut Option<Action> { &mut self.action }
-        }
-        impl $name {
-            #[allow(unused_variables)]
-            fn apply_params(&self, p: &mut Params) {
-                $( if let Some(v) = self.$field.clone() { p.$target = v; } )*
-            }
-        }
-    )*};
-}
-
-param_structs! {
-    Plain {}
-    Rs104 { min_startup_seconds: i32 => min_startup_seconds }
-    Rs201 { sleep_seconds: i32 => prestop_sleep_seconds, handler: PreStopHandler => prestop_handler, allow_exec: bool => prestop_allow_exec }
-    Rs202 { margin_seconds: i32 => grace_margin_seconds }
-    Rs403 { minimum: i32 => history_minimum, default: i32 => history_default }
-    Rs405 { min_replicas: i32 => min_replicas }
-}
-
-macro_rules! rules_section {
-    ($( $id:ident : $p:ident ),* $(,)?) => {
-        #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        #[allow(non_snake_case)]
-        struct RulesSection {
-            $( #[serde(default)] $id: Option<Entry<$p>>, )*
-        }
-
-        impl RulesSection {
-            fn apply(&self, eff: &mut EffectivePolicy) {
-                $( if let Some(Entry(e)) = &self.$id {
-                    if let Some(a) = e.action { eff.set_action(RuleId::$id, a); }
-                    e.apply_params(&mut eff.params);
-                } )*
-            }
-
-            fn check_actions(&self, field: &str) -> Result<(), (String, String)> {
-                $( if let Some(Entry(e)) = &self.$id {
-                    if e.action == Some(Action::Mutate) && !RuleId::$id.can_mutate() {
-                        return Err((
-                            format!("{field}.{}.action", stringify!($id)),
-                            format!(
-                                "{} cannot be fixed automatically; use enforce, warn or off (mutate works for RS201, RS202, RS301, RS403)",
-                                stringify!($id)
-                            ),
-                        ));
-                    }
-                } )*
-                Ok(())
-            }
-        }
-    };
-}
-
-/// Parameters that make sense together.
-fn check_params(p: &Params, field: &str) -> Result<(), (String, String)> {
-    for (name, v) in [
-        ("RS104.minStartupSeconds", p.min_startup_seconds),
-        ("RS201.sleepSeconds", p.prestop_sleep_seconds),
-        ("RS202.marginSeconds", p.grace_margin_seconds),
-        ("RS403.minimum", p.history_minimum),
-        ("RS405.minReplicas", p.min_replicas),
-    ] {
-        if v < 0 {
+/// `mutate` only for rules that have a fix.
+fn check_actions(section: &RulesSection, field: &str) -> Result<(), (String, String)> {
+    for (rule, action) in section.actions() {
+        if action == Action::Mutate && !rule.can_mutate() {
+            let fixable: Vec<&str> = RuleId::ALL
+                .iter()
+                .filter(|r| r.can_mutate())
+                .map(|r| r.as_str())
+                .collect();
             return Err((
-                format!("{field}.{name}"),
-                format!("must not be negative, found {v}"),
+                format!("{field}.{rule}.action"),
+                format!(
+                    "{rule} cannot be fixed automatically; use enforce, warn or off (mutate works for {})",
+                    fixable.join(", ")
+                ),
             ));
         }
-    }
-    if p.history_default < p.history_minimum {
-        return Err((
-            format!("{field}.RS403.default"),
-            format!(
-                "the value written ({}) must be at least the minimum ({}) in force here",
-                p.history_default, p.history_minimum
-            ),
-        ));
     }
     Ok(())
 }
@@ -425,13 +283,6 @@ fn locate(src: &str, field: &str) -> Option<usize> {
     Some(at + 1)
 }
 
-rules_section! {
-    RS001: Plain, RS101: Plain, RS102: Plain, RS103: Plain, RS104: Rs104, RS105: Plain,
-    RS201: Rs201, RS202: Rs202, RS301: Plain,
-    RS401: Plain, RS402: Plain, RS403: Rs403, RS404: Plain, RS405: Rs405,
-    RS501: Plain, RS601: Plain, RS602: Plain, RS603: Plain,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,14 +316,14 @@ spec:
         assert_eq!(prod.action(RuleId::RS101), Action::Enforce);
         assert_eq!(prod.action(RuleId::RS103), Action::Off);
         assert_eq!(prod.action(RuleId::RS105), Action::Off);
-        assert_eq!(prod.params.min_startup_seconds, 60);
-        assert_eq!(prod.params.prestop_sleep_seconds, 7);
-        assert_eq!(prod.params.prestop_handler, PreStopHandler::Exec);
-        assert_eq!(prod.params.history_default, 8);
+        assert_eq!(prod.params.RS104.min_startup_seconds, 60);
+        assert_eq!(prod.params.RS201.sleep_seconds, 7);
+        assert_eq!(prod.params.RS201.handler, PreStopHandler::Exec);
+        assert_eq!(prod.params.RS403.default, 8);
         let dev = p.for_namespace(Some("dev-alice"));
         assert_eq!(dev.action(RuleId::RS101), Action::Warn);
-        assert_eq!(dev.params.prestop_sleep_seconds, 2);
-        assert_eq!(dev.params.prestop_handler, PreStopHandler::Exec);
+        assert_eq!(dev.params.RS201.sleep_seconds, 2);
+        assert_eq!(dev.params.RS201.handler, PreStopHandler::Exec);
         let sys = p.for_namespace(Some("kube-system"));
         assert!(sys.excluded);
         assert_eq!(sys.action(RuleId::RS101), Action::Off);

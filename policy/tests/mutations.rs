@@ -64,6 +64,51 @@ fn input(req: &Value) -> AdmissionInput<'_> {
     }
 }
 
+/// `spec.template.spec.containers[0].lifecycle.preStop` → `/spec/template/spec/containers/0/lifecycle/preStop`;
+/// `metadata.annotations[kubernetes.io/change-cause]` → `/metadata/annotations/kubernetes.io~1change-cause`.
+fn pointer_of(field: &str) -> String {
+    let mut out = String::new();
+    let mut rest = field;
+    while !rest.is_empty() {
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        if end > 0 {
+            out.push('/');
+            out.push_str(&rest[..end]);
+        }
+        rest = &rest[end..];
+        if let Some(r) = rest.strip_prefix('.') {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let close = r.find(']').expect("a closing bracket");
+            out.push('/');
+            out.push_str(&r[..close].replace('~', "~0").replace('/', "~1"));
+            rest = r[close + 1..].trim_start_matches('.');
+        }
+    }
+    out
+}
+
+fn op_path(op: &json_patch::PatchOperation) -> String {
+    match op {
+        json_patch::PatchOperation::Add(a) => a.path.to_string(),
+        json_patch::PatchOperation::Replace(r) => r.path.to_string(),
+        json_patch::PatchOperation::Remove(r) => r.path.to_string(),
+        other => panic!("unexpected diff operation {other:?}"),
+    }
+}
+
+#[test]
+fn field_paths_become_pointers() {
+    assert_eq!(
+        pointer_of("spec.template.spec.containers[0].lifecycle.preStop"),
+        "/spec/template/spec/containers/0/lifecycle/preStop"
+    );
+    assert_eq!(
+        pointer_of("metadata.annotations[kubernetes.io/change-cause]"),
+        "/metadata/annotations/kubernetes.io~1change-cause"
+    );
+}
+
 const MUTATE_RULES: [RuleId; 4] = [RuleId::RS201, RuleId::RS202, RuleId::RS301, RuleId::RS403];
 
 #[test]
@@ -80,10 +125,21 @@ fn every_recorded_review_mutates_to_a_fixed_point() {
             );
             continue;
         };
-        // The patch applies to the submitted object and gives exactly the fixed object.
-        let mut obj = req["object"].clone();
-        json_patch::patch(&mut obj, &out.patch).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(obj, out.fixed, "{name}");
+        // The patch applies to the submitted object, and changes nothing but the fields the
+        // mutations name.
+        let obj = out
+            .apply_to(&req["object"])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let touched: Vec<String> = out.mutations.iter().map(|m| pointer_of(&m.field)).collect();
+        for op in &json_patch::diff(&req["object"], &obj).0 {
+            let path = op_path(op);
+            assert!(
+                touched
+                    .iter()
+                    .any(|t| t.starts_with(&path) || path.starts_with(t.as_str())),
+                "{name}: {path} changed, but the mutations name only {touched:?}"
+            );
+        }
         if !out.patch.0.is_empty() {
             patched += 1;
         }
@@ -163,8 +219,9 @@ fn explicit_user_values_are_kept() {
             .all(|p| !p.contains("lifecycle") && !p.contains("terminationGracePeriodSeconds")),
         "{paths:?}"
     );
+    let fixed = out.apply_to(&r["request"]["object"]).unwrap();
     assert_eq!(
-        out.fixed["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        fixed["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
         json!(45)
     );
 }
@@ -176,7 +233,8 @@ fn set_image_gets_a_fresh_cause_naming_who_what_how() {
     let out = mutate_request(&RolloutPolicy::default(), &inp, ServerInfo::default())
         .unwrap()
         .unwrap();
-    let cause = out.fixed["metadata"]["annotations"]["kubernetes.io/change-cause"]
+    let fixed = out.apply_to(&r["request"]["object"]).unwrap();
+    let cause = fixed["metadata"]["annotations"]["kubernetes.io/change-cause"]
         .as_str()
         .unwrap();
     assert!(cause.starts_with("admin: image web="), "{cause}");
@@ -202,13 +260,14 @@ fn bare_deployment_gets_hook_grace_history() {
         rules.contains(&RuleId::RS301),
         "creation gets a first cause: {rules:?}"
     );
-    let c = &out.fixed["spec"]["template"]["spec"]["containers"][0];
+    let fixed = out.apply_to(&r["request"]["object"]).unwrap();
+    let c = &fixed["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["lifecycle"]["preStop"], json!({"sleep": {"seconds": 5}}));
     // Validation still denies what the mutator cannot fix (no readiness probe).
     let v = validate_request(
         &RolloutPolicy::default(),
         &AdmissionInput {
-            object: Some(&out.fixed),
+            object: Some(&fixed),
             ..input(&r["request"])
         },
         &NoLookups,
@@ -235,12 +294,12 @@ fn old_servers_get_exec_only_when_allowed() {
         "{:?}",
         out.warnings
     );
-    p.params.prestop_allow_exec = true;
+    p.params.RS201.allow_exec = true;
     let out = mutate(obj, None, &p, old_server, &Actor::default())
         .unwrap()
         .unwrap();
     assert_eq!(
-        out.fixed["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"],
+        out.apply_to(obj).unwrap()["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"],
         json!({"exec": {"command": ["sleep", "5"]}})
     );
 }

@@ -142,7 +142,7 @@ fn rs104_startup_budget() {
     assert_eq!(run(&covered), vec![]);
     // So does a floor the policy lowers.
     let mut p = EffectivePolicy::default();
-    p.params.min_startup_seconds = 5;
+    p.params.RS104.min_startup_seconds = 5;
     assert_eq!(run_with(&quick, None, &p, &Facts::default()), vec![]);
 }
 

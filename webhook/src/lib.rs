@@ -20,6 +20,7 @@ pub mod admission;
 pub mod app;
 pub mod cli;
 pub mod error;
+pub mod log;
 pub mod lookups;
 pub mod metrics;
 pub mod reload;
@@ -28,11 +29,15 @@ pub mod tls;
 pub mod x509;
 
 pub use app::{AppOptions, AppState, metrics_router, router};
-pub use cli::{ClusterArgs, LogArgs, LogFormat, PolicyArgs, ServeArgs, ServerArgs, TlsArgs};
 pub use error::{RequestError, ServeError};
+pub use log::{LogArgs, LogFormat};
+pub use lookups::ClusterArgs;
 pub use lookups::ClusterCache;
 pub use metrics::Metrics;
+pub use reload::PolicyArgs;
+pub use server::{ServeArgs, ServerArgs};
 pub use server::{Server, serve, serve_https, shutdown_signal};
+pub use tls::TlsArgs;
 
 /// Largest request body accepted (413 beyond): 3 MiB, the API server's own object size limit
 /// is 3 MiB for etcd, so a bigger AdmissionReview cannot be a real one.

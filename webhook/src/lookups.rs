@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use clap::Args;
 use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
@@ -20,6 +21,19 @@ use rollout_safe_policy::selector::{map_selects, selector_matches};
 use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Kubernetes version the mutations target, e.g. `1.29` (decides whether RS201 may use the
+    /// native preStop sleep action, Kubernetes >= 1.30). Default: ask the API server when running
+    /// in a cluster or with --cluster-lookups, else assume a current version.
+    #[arg(long, env = "ROLLOUT_SAFE_KUBERNETES_VERSION", value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    /// Watch PodDisruptionBudgets, HorizontalPodAutoscalers and Pods for RS601, RS602 and the
+    /// RS405 HPA exemption (needs the chart's read-only ClusterRole).
+    #[arg(long, env = "ROLLOUT_SAFE_CLUSTER_LOOKUPS")]
+    pub cluster_lookups: bool,
+}
 
 /// A reflector store plus whether it has seen its first full list.
 #[derive(Clone)]

@@ -12,12 +12,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Args;
 use rollout_safe_policy::RolloutPolicy;
 
 use crate::app::AppState;
 use crate::error::ServeError;
 use crate::metrics::WatchedFile;
 use crate::tls::{self, ReloadableCert};
+
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// RolloutPolicy YAML file (default: the built-in policy). Reloaded when it changes; a bad
+    /// new version is logged and counted, and the last good one stays in force.
+    #[arg(long, env = "ROLLOUT_SAFE_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// When the webhook cannot reach a decision (an internal error), allow the request with a
+    /// warning instead of answering 500 (which the API server turns into failurePolicy).
+    #[arg(long, env = "ROLLOUT_SAFE_FAIL_OPEN")]
+    pub fail_open: bool,
+}
 
 /// A change (certificate/key pair or policy) is applied only once the files read the same
 /// twice this far apart, so a writer that replaces the certificate and then the key (not

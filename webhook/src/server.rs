@@ -2,10 +2,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use clap::Args;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -16,12 +18,82 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::{self, AppOptions, AppState, SharedLookups};
-use crate::cli::ServeArgs;
 use crate::error::ServeError;
-use crate::lookups::ClusterCache;
+use crate::log::{LogArgs, LogFormat};
+use crate::lookups::{ClusterArgs, ClusterCache};
 use crate::metrics::Metrics;
-use crate::reload::{Reloader, read_file};
-use crate::tls::{self, ReloadableCert};
+use crate::reload::{PolicyArgs, Reloader, read_file};
+use crate::tls::{self, ReloadableCert, TlsArgs};
+
+/// Everything `serve` needs. Tests build it directly (see [`ServeArgs::new`]).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// HTTPS address for /mutate, /validate, /healthz and /readyz.
+    #[arg(long, env = "ROLLOUT_SAFE_ADDR", default_value = "0.0.0.0:8443")]
+    pub addr: SocketAddr,
+    /// Plain-HTTP address for /metrics (and /healthz, /readyz).
+    #[arg(
+        long,
+        env = "ROLLOUT_SAFE_METRICS_ADDR",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Longest time one request may take, body read included, before a 503. Keep it below the
+    /// webhook's timeoutSeconds so the log says why; the API server then applies failurePolicy.
+    #[arg(long, env = "ROLLOUT_SAFE_REQUEST_TIMEOUT", default_value = "4s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// After SIGTERM, how long in-flight requests may take to finish before the process exits.
+    #[arg(long, env = "ROLLOUT_SAFE_DRAIN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// How often the certificate, key and policy files are checked for changes.
+    #[arg(long, env = "ROLLOUT_SAFE_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reload_interval: Duration,
+}
+
+impl ServeArgs {
+    /// Defaults for everything but the certificate files, as `serve --tls-cert C --tls-key K`
+    /// would give with no environment.
+    pub fn new(tls_cert: impl Into<PathBuf>, tls_key: impl Into<PathBuf>) -> Self {
+        ServeArgs {
+            tls: TlsArgs {
+                tls_cert: tls_cert.into(),
+                tls_key: tls_key.into(),
+            },
+            server: ServerArgs {
+                addr: SocketAddr::from(([0, 0, 0, 0], 8443)),
+                metrics_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
+                request_timeout: Duration::from_secs(4),
+                drain_timeout: Duration::from_secs(20),
+                reload_interval: Duration::from_secs(2),
+            },
+            policy: PolicyArgs {
+                policy: None,
+                fail_open: false,
+            },
+            cluster: ClusterArgs {
+                kubernetes_version: None,
+                cluster_lookups: false,
+            },
+            log: LogArgs {
+                log_format: LogFormat::Text,
+            },
+        }
+    }
+}
 
 /// A TLS handshake that has not finished by then is dropped (slow or stuck clients).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

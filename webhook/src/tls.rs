@@ -5,9 +5,11 @@
 //! [`CertifiedKey`] behind an [`ArcSwap`] rotates the certificate for new connections without
 //! touching established ones: no connection is dropped and no request fails during rotation.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use clap::Args;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -15,6 +17,16 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::x509::{self, CertInfo};
+
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain (leaf first). Reloaded when it changes.
+    #[arg(long, env = "ROLLOUT_SAFE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// PEM private key of the certificate. Reloaded when it changes.
+    #[arg(long, env = "ROLLOUT_SAFE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: PathBuf,
+}
 
 /// Why a certificate/key pair could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -115,7 +115,7 @@ async fn run_child(kind: &str, cert: &str, key: &str) {
     match kind {
         "real" => {
             // As deployed: JSON logs at info (denials are logged), here into the void.
-            rollout_safe_webhook::cli::init_tracing(rollout_safe_webhook::LogFormat::Json);
+            rollout_safe_webhook::log::init_tracing(rollout_safe_webhook::LogFormat::Json);
             let mut args = rollout_safe_webhook::ServeArgs::new(cert, key);
             args.server.addr = "127.0.0.1:0".parse().expect("addr");
             args.server.metrics_addr = "127.0.0.1:0".parse().expect("addr");

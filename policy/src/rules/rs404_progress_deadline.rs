@@ -1,0 +1,48 @@
+//! RS404: progressDeadlineSeconds exceeds minReadySeconds.
+
+use super::{
+    Applies, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext, WorkloadRule, rule_params,
+};
+use crate::rule::{Action, WorkloadKind};
+use crate::view::WorkloadView;
+use crate::workload::{Workload, defaults};
+
+pub struct ProgressDeadline;
+
+rule_params! {}
+
+impl Rule for ProgressDeadline {
+    const META: RuleMeta = RuleMeta {
+        id: RuleId::RS404,
+        title: "progressDeadlineSeconds exceeds minReadySeconds",
+        default_action: Action::Warn,
+        applies_to: Applies::Workloads(&[WorkloadKind::Deployment]),
+        summary: "progressDeadlineSeconds > minReadySeconds",
+        why: "A new pod only counts as available after minReadySeconds; a progress deadline that is not longer than that makes the controller report every rollout as failed (ProgressDeadlineExceeded).",
+        fix: "set progressDeadlineSeconds well above minReadySeconds",
+        mutation: None,
+        input: Input::Object,
+        exemptable: true,
+    };
+    type Params = Params;
+}
+
+impl WorkloadRule for ProgressDeadline {
+    fn check(w: &WorkloadView<'_>, _: &Params, _: &WorkloadContext<'_>, out: &mut Report<'_>) {
+        let Workload::Deployment(d) = w.workload else {
+            return;
+        };
+        let spec = &d.spec;
+        let deadline = spec
+            .progress_deadline_seconds
+            .unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS);
+        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        if deadline <= min_ready {
+            out.object(
+                "spec.progressDeadlineSeconds",
+                format!("progressDeadlineSeconds {deadline} is not greater than minReadySeconds {min_ready}, so every rollout is reported as failed"),
+                format!("set progressDeadlineSeconds well above {min_ready}, e.g. {}", (min_ready + 300).max(600)),
+            );
+        }
+    }
+}
