@@ -164,7 +164,7 @@ async fn cluster_lookups_follow_the_watch() {
     // Discovery found 1.29: no native sleep, and exec is not allowed by default, so RS201 is a
     // warning rather than a patch.
     assert!(
-        !server.state.server_info().native_sleep,
+        server.state.server_info().native_sleep() == Some(false),
         "v1.29.3 discovered"
     );
     let client = server.client();

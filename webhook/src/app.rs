@@ -2,7 +2,7 @@
 //! [`crate::admission`], count it, answer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -34,7 +34,8 @@ pub struct AppState(Arc<Shared>);
 
 struct Shared {
     policy: ArcSwap<RolloutPolicy>,
-    native_sleep: AtomicBool,
+    /// The API server's version as `major << 16 | minor`, `0` when unknown.
+    server_version: AtomicU32,
     lookups: Option<SharedLookups>,
     metrics: Metrics,
     ready: AtomicBool,
@@ -77,9 +78,10 @@ impl AppState {
         metrics: Metrics,
         options: AppOptions,
     ) -> Self {
+        metrics.set_server_version_known(options.server.version.is_some());
         AppState(Arc::new(Shared {
             policy: ArcSwap::from_pointee(policy),
-            native_sleep: AtomicBool::new(options.server.native_sleep),
+            server_version: AtomicU32::new(encode_version(options.server)),
             lookups,
             metrics,
             // Ready as soon as it exists: state is only built from a loaded certificate and policy.
@@ -101,15 +103,19 @@ impl AppState {
     }
 
     pub fn server_info(&self) -> ServerInfo {
+        let v = self.0.server_version.load(Ordering::Relaxed);
         ServerInfo {
-            native_sleep: self.0.native_sleep.load(Ordering::Relaxed),
+            version: (v != 0).then_some((v >> 16, v & 0xffff)),
         }
     }
 
     pub fn set_server_info(&self, info: ServerInfo) {
         self.0
-            .native_sleep
-            .store(info.native_sleep, Ordering::Relaxed);
+            .server_version
+            .store(encode_version(info), Ordering::Relaxed);
+        self.0
+            .metrics
+            .set_server_version_known(info.version.is_some());
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -139,6 +145,14 @@ impl AppState {
             Some(l) => l.as_ref(),
             None => &NoLookups,
         }
+    }
+}
+
+/// One atomic word for the server version.
+fn encode_version(info: ServerInfo) -> u32 {
+    match info.version {
+        Some((major, minor)) => (major.min(0xffff) << 16) | minor.min(0xffff),
+        None => 0,
     }
 }
 
@@ -341,9 +355,21 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready (200) while serving. The body says what the mutations target, so an operator sees
+/// at once when the API server's version is unknown and the preStop sleep is not injected.
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_ready() {
-        "ok\n".into_response()
+        let info = state.server_info();
+        let target = match info.native_sleep() {
+            Some(true) => "native preStop sleep",
+            Some(false) => "no native preStop sleep (before 1.30)",
+            None => "version unknown: RS201 only warns unless allowExec",
+        };
+        format!(
+            "ok\nkubernetes version: {} ({target})\n",
+            info.version_text()
+        )
+        .into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
     }

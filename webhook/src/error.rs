@@ -93,4 +93,6 @@ pub enum ServeError {
     },
     #[error("--cluster-lookups: cannot reach the Kubernetes API: {0}")]
     Kube(String),
+    #[error("--kubernetes-version {0:?}: expected a version such as 1.29 or v1.30.2")]
+    Version(String),
 }

@@ -125,6 +125,7 @@ pub struct Metrics {
     reloads: Family<FileLabels, Counter>,
     cert_expiry: Gauge,
     cache_ready: Family<CacheLabels, Gauge>,
+    server_version_known: Gauge,
 }
 
 /// Latency buckets from 50 µs: the policy itself takes tens of microseconds, and the API
@@ -153,6 +154,7 @@ impl Metrics {
         let reloads = Family::<FileLabels, Counter>::default();
         let cert_expiry = Gauge::default();
         let cache_ready = Family::<CacheLabels, Gauge>::default();
+        let server_version_known = Gauge::default();
         // Counter names get `_total` from the encoder.
         registry.register(
             "rollout_safe_admission_requests",
@@ -194,6 +196,11 @@ impl Metrics {
             "1 once the watch-fed cache of a resource kind has synced (--cluster-lookups)",
             cache_ready.clone(),
         );
+        registry.register(
+            "rollout_safe_kubernetes_version_known",
+            "1 when the API server's version is known (given or discovered); 0: RS201 does not inject the native preStop sleep",
+            server_version_known.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             requests,
@@ -204,6 +211,7 @@ impl Metrics {
             reloads,
             cert_expiry,
             cache_ready,
+            server_version_known,
         }
     }
 
@@ -266,6 +274,10 @@ impl Metrics {
         self.cache_ready
             .get_or_create(&CacheLabels { resource })
             .set(i64::from(ready));
+    }
+
+    pub fn set_server_version_known(&self, known: bool) {
+        self.server_version_known.set(i64::from(known));
     }
 
     /// The OpenMetrics text exposition (Prometheus scrapes it as is).

@@ -165,17 +165,15 @@ impl Server {
         metrics.set_certificate_expiry(cert.info.not_after);
         let mut tasks = JoinSet::new();
 
-        // A client is needed for the cluster caches, and for version discovery without
-        // --kubernetes-version when running in a cluster (or when there is a client anyway).
-        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
-        let want_discovery = args.cluster.kubernetes_version.is_none()
-            && (in_cluster || args.cluster.cluster_lookups);
+        // A client is needed for the cluster caches, and for version discovery whenever no
+        // --kubernetes-version is given and any kubeconfig or in-cluster config is usable.
+        let want_discovery = args.cluster.kubernetes_version.is_none();
         let client = if args.cluster.cluster_lookups || want_discovery {
             match kube_client().await {
                 Ok(c) => Some(c),
                 Err(e) if args.cluster.cluster_lookups => return Err(ServeError::Kube(e)),
                 Err(e) => {
-                    tracing::warn!(error = %e, "no Kubernetes client for version discovery; assuming a current Kubernetes");
+                    tracing::warn!(error = %e, "no Kubernetes client configuration (in-cluster or kubeconfig) to learn the API server's version");
                     None
                 }
             }
@@ -200,19 +198,24 @@ impl Server {
         let server_info = match &args.cluster.kubernetes_version {
             Some(v) => {
                 let info = ServerInfo::from_version(v);
-                tracing::info!(version = %v, native_sleep = info.native_sleep, "target Kubernetes version from --kubernetes-version");
+                if info.version.is_none() {
+                    return Err(ServeError::Version(v.clone()));
+                }
+                tracing::info!(version = %v, native_sleep = ?info.native_sleep(), "target Kubernetes version from --kubernetes-version");
                 info
             }
             None => match &client {
-                Some(c) if want_discovery => discover(c).await.unwrap_or_default(),
-                _ => {
-                    tracing::info!(
-                        "not in a cluster and no --kubernetes-version: assuming a current Kubernetes (native preStop sleep)"
-                    );
-                    ServerInfo::default()
-                }
+                Some(c) => discover(c).await.unwrap_or(ServerInfo::UNKNOWN),
+                None => ServerInfo::UNKNOWN,
             },
         };
+        if server_info.version.is_none() {
+            // Until the version is known (rediscovery keeps trying), nothing is injected that
+            // a server before 1.30 would reject: RS201 warns instead of adding `preStop.sleep`.
+            tracing::warn!(
+                "the API server's Kubernetes version is unknown: RS201 will only warn (not inject preStop.sleep) unless allowExec is set; pass --kubernetes-version or give the webhook API access"
+            );
+        }
 
         let state = AppState::new(
             policy,
@@ -226,6 +229,8 @@ impl Server {
             },
         );
         if let (Some(c), true) = (client, want_discovery) {
+            // Keep asking: a cluster gets upgraded under a running webhook, and an unknown
+            // version becomes known once the API server answers.
             let state = state.clone();
             tasks.spawn(async move {
                 let mut tick = tokio::time::interval(REDISCOVERY_INTERVAL);
@@ -358,21 +363,20 @@ async fn kube_client() -> Result<kube::Client, String> {
 }
 
 /// Asks the API server for its version. `None` (logged) when it cannot be reached in time: the
-/// caller then assumes a current Kubernetes, the common case, and the worst outcome is a
-/// native preStop sleep the server rejects loudly rather than a silent wrong guess.
+/// version is then unknown, and nothing an older server would reject is injected.
 async fn discover(client: &kube::Client) -> Option<ServerInfo> {
     match tokio::time::timeout(DISCOVERY_TIMEOUT, client.apiserver_version()).await {
         Ok(Ok(v)) => {
             let info = ServerInfo::from_version(&v.git_version);
-            tracing::info!(version = %v.git_version, native_sleep = info.native_sleep, "discovered the API server version");
+            tracing::info!(version = %v.git_version, native_sleep = ?info.native_sleep(), "discovered the API server version");
             Some(info)
         }
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "API server version discovery failed; assuming a current Kubernetes");
+            tracing::warn!(error = %e, "API server version discovery failed");
             None
         }
         Err(_) => {
-            tracing::warn!("API server version discovery timed out; assuming a current Kubernetes");
+            tracing::warn!("API server version discovery timed out");
             None
         }
     }

@@ -94,11 +94,20 @@ impl WorkloadRule for PreStopHook {
         let handler: Value = match p.handler {
             PreStopHandler::Sleep => sleep(),
             PreStopHandler::Exec => exec(),
-            PreStopHandler::Auto if cx.server.native_sleep => sleep(),
+            PreStopHandler::Auto if cx.server.native_sleep() == Some(true) => sleep(),
             PreStopHandler::Auto if p.allow_exec => exec(),
             PreStopHandler::Auto => {
+                let why = match cx.server.native_sleep() {
+                    Some(_) => {
+                        "the API server predates the native preStop sleep action (Kubernetes 1.30)"
+                    }
+                    // An older server rejects every object carrying `sleep`: warn only.
+                    None => {
+                        "the API server's version is unknown, and servers before Kubernetes 1.30 reject the native preStop sleep action"
+                    }
+                };
                 fixes.warnings.extend(findings.iter().map(|f| format!(
-                    "{} (not fixed: the API server predates the native preStop sleep action (Kubernetes 1.30) and the policy does not allow `exec sleep`; set RS201 allowExec: true if the image has a sleep binary)",
+                    "{} (not fixed: {why}, and the policy does not allow `exec sleep`; set RS201 allowExec: true if the image has a sleep binary, or give the webhook --kubernetes-version)",
                     f.one_line()
                 )));
                 return;
