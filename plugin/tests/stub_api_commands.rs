@@ -83,6 +83,17 @@ fn stub_api_update_happy_path_patch_carries_precondition_and_cause() -> TestResu
     );
     assert_eq!(cause_of(&d), cause);
     r.assert_stderr_has("rolled out");
+    // Pods are read by the Deployment's selector, never the whole namespace.
+    let pod_reads: Vec<_> = standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "pods" && matches!(r.verb, Verb::List | Verb::Watch))
+        .collect();
+    assert!(!pod_reads.is_empty());
+    assert!(
+        pod_reads.iter().all(|r| r.label_selector().is_some()),
+        "{pod_reads:#?}"
+    );
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 //! use rollout_safe_standin::{Standin, scenarios};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let standin = scenarios::shop(Standin::builder("api").kubernetes_controllers(), 3, "shop:1")?.start()?;
-//! let plugin = standin.plugin(env!("CARGO_MANIFEST_DIR")); // the binary under test
+//! // In an integration test: `env!("CARGO_BIN_EXE_kubectl-rollout_safe")`.
+//! let plugin = standin.plugin("target/debug/kubectl-rollout_safe");
 //! let run = plugin.run(&["status", "deploy/shop"])?;
 //! run.assert_code(0);
 //! assert!(standin.requests().iter().all(|r| r.resource != "pods" || r.label_selector().is_some()));

@@ -66,6 +66,9 @@ pub struct Options {
     pub resync_interval: Duration,
     /// An idle watch that allows bookmarks gets one this often.
     pub bookmark_interval: Duration,
+    /// Threads serving requests: 1 (the default) is plenty for a test; a load test may want
+    /// more.
+    pub worker_threads: usize,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             reaction_delay: Duration::ZERO,
             resync_interval: Duration::from_secs(1),
             bookmark_interval: Duration::from_secs(5),
+            worker_threads: 1,
         }
     }
 }
@@ -203,6 +207,11 @@ impl StandinBuilder {
         self
     }
 
+    pub fn worker_threads(mut self, n: usize) -> Self {
+        self.options.worker_threads = n;
+        self
+    }
+
     pub fn resync_interval(mut self, d: Duration) -> Self {
         self.options.resync_interval = d;
         self
@@ -253,7 +262,14 @@ impl StandinBuilder {
         let addr = listener
             .local_addr()
             .map_err(StandinError::io("read its address"))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let mut runtime = if self.options.worker_threads > 1 {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(self.options.worker_threads);
+            b
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        let runtime = runtime
             .enable_all()
             .build()
             .map_err(StandinError::io("start its runtime"))?;
