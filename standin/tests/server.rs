@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rollout_safe_standin::controllers::deployment::NAME as DEPLOYMENT_CONTROLLER;
 use rollout_safe_standin::recording::{Recording, files};
-use rollout_safe_standin::{Fault, StaleAnswer, Standin, Times, Verb, scenarios, seed};
+use rollout_safe_standin::{
+    Fault, StaleAnswer, Standin, StandinBuilder, Times, Verb, scenarios, seed,
+};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -89,6 +91,18 @@ fn get(standin: &Standin, target: &str) -> Reply {
     call(standin, "GET", target, "", "")
 }
 
+/// A merge patch of Deployment `shop`'s replicas.
+fn scale_shop(standin: &Standin, replicas: i64) -> Reply {
+    let patch = json!({"spec": {"replicas": replicas}}).to_string();
+    call(
+        standin,
+        "PATCH",
+        &format!("{DEPLOYMENTS}/shop"),
+        MERGE_PATCH,
+        &patch,
+    )
+}
+
 fn items(reply: &Reply) -> Vec<String> {
     reply.json()["items"]
         .as_array()
@@ -104,14 +118,19 @@ fn items(reply: &Reply) -> Vec<String> {
 }
 
 fn shop() -> Standin {
-    scenarios::shop(
+    shop_with(3, |b| b)
+}
+
+/// Deployment `shop` (`replicas` pods of `shop:1`) behind Service `shop`, the builder's
+/// options set by `configure`.
+fn shop_with(replicas: i64, configure: impl FnOnce(StandinBuilder) -> StandinBuilder) -> Standin {
+    let builder = scenarios::shop(
         Standin::builder("api").kubernetes_controllers(),
-        3,
+        replicas,
         "shop:1",
     )
-    .expect("the shop scenario")
-    .start()
-    .expect("the stand-in starts")
+    .expect("the shop scenario");
+    configure(builder).start().expect("the stand-in starts")
 }
 
 #[test]
@@ -441,21 +460,12 @@ fn controllers_roll_out_crash_loop_and_collect_garbage() -> TestResult {
 
 #[test]
 fn watches_stream_changes_filtered_with_bookmarks() -> TestResult {
-    let standin = scenarios::shop(
-        Standin::builder("api").kubernetes_controllers(),
-        1,
-        "shop:1",
-    )?
-    .bookmark_interval(Duration::from_millis(100))
-    .start()?;
+    let standin = shop_with(1, |b| {
+        b.bookmark_interval(Duration::from_millis(100))
+            .worker_threads(2)
+    });
     let rv = standin.read(|s| s.resource_version());
-    call(
-        &standin,
-        "PATCH",
-        &format!("{DEPLOYMENTS}/shop"),
-        MERGE_PATCH,
-        r#"{"spec":{"replicas":2}}"#,
-    );
+    scale_shop(&standin, 2);
     let watch = get(
         &standin,
         &format!(
@@ -590,20 +600,8 @@ fn faults_stuck_controllers_and_the_request_log() -> TestResult {
 
 #[test]
 fn a_reaction_delay_lets_clients_see_the_write_before_its_effect() -> TestResult {
-    let standin = scenarios::shop(
-        Standin::builder("api").kubernetes_controllers(),
-        1,
-        "shop:1",
-    )?
-    .reaction_delay(Duration::from_millis(300))
-    .start()?;
-    call(
-        &standin,
-        "PATCH",
-        &format!("{DEPLOYMENTS}/shop"),
-        MERGE_PATCH,
-        r#"{"spec":{"replicas":2}}"#,
-    );
+    let standin = shop_with(1, |b| b.reaction_delay(Duration::from_millis(300)));
+    scale_shop(&standin, 2);
     assert_eq!(standin.pods_of("shop").len(), 1, "not yet");
     standin.wait_until(Duration::from_secs(5), "the second pod", |s| {
         s.pods_of_deployment("api", "shop").len() == 2
