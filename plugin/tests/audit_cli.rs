@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use rollout_safe_testkit::ChildGuard;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kubectl-rollout_safe"))
 }
@@ -18,21 +20,25 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn run_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = bin()
-        .current_dir(repo())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Guarded: a failed write cannot leave the plugin running.
+    let mut child = ChildGuard::new(
+        bin()
+            .current_dir(repo())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     child
+        .child_mut()
         .stdin
         .take()
         .unwrap()
         .write_all(input.as_bytes())
         .unwrap();
-    child.wait_with_output().unwrap()
+    child.into_inner().wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {

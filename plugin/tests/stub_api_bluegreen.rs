@@ -1,88 +1,56 @@
-//! `blue-green` against the stub API server (see `stub_api_bluegreen_server/mod.rs`): the real
-//! binary, a kubeconfig pointing at the stub, and assertions on what the Service could send
-//! traffic to at every moment (the stub records each selector and set of ready endpoints).
+//! `blue-green` against the stand-in API server (`rollout-safe-standin`): the real binary, a
+//! kubeconfig pointing at the stand-in, and assertions on what the Service could send traffic to
+//! at every moment (replayed from the stand-in's log of Service and EndpointSlice changes).
 
-mod stub_api_bluegreen_server;
+mod common;
 
 use std::time::Duration;
 
-use serde_json::Value;
-use stub_api_bluegreen_server::{
-    COLOR, Stub, annotation, assert_never_without_endpoints, finish, image, interrupt, replicas,
-    selector_of,
+use common::{
+    COLOR, TestResult, annotation, assert_never_without_endpoints, assert_no_traffic_before_switch,
+    blue_green, color_of_selector, deployment, first_selecting, image, phase, replicas,
+    selector_of, service, shop, spawn_until, traffic, writes,
 };
+use rollout_safe_standin::controllers::endpointslice::NAME as ENDPOINTSLICE_CONTROLLER;
+use rollout_safe_standin::{Fault, LoggedRequest, StaleAnswer, Times, Verb};
+use serde_json::json;
 
 const V1: &str = "registry.example.com/team/shop:1.0.0";
 const V2: &str = "registry.example.com/team/shop:2.0.0";
 const V3: &str = "registry.example.com/team/shop:3.0.0";
 const UNREADY: &str = "registry.example.com/team/shop:2.0.0-unready";
+const KEEP_UNTIL: &str = "rollout-safe.dev/blue-green-keep-until";
+const PREVIOUS: &str = "rollout-safe.dev/blue-green-previous";
+const WAIT: Duration = Duration::from_secs(30);
 
-fn color_of_selector(svc: &Value) -> Option<String> {
-    selector_of(svc).get(COLOR).cloned()
+/// Indices of the PATCHes of Service `shop` that switch its selector to `color`.
+fn switches_to(reqs: &[LoggedRequest], color: &str) -> Vec<usize> {
+    let needle = format!(r#""{COLOR}":"{color}""#);
+    reqs.iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.method == "PATCH" && r.uri().contains("/services/shop") && r.body.contains(&needle)
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
-fn phase(svc: &Value) -> Option<String> {
-    annotation(svc, "rollout-safe.dev/blue-green-phase")
-}
-
-/// Index of the first recorded view whose selector selects `color`.
-fn first_selecting(stub: &Stub, color: &str) -> Option<usize> {
-    stub.history("shop")
-        .iter()
-        .position(|v| v.selector.get(COLOR).map(String::as_str) == Some(color))
-}
-
-/// Before the Service selected `color`, no pod of that colour was ever a ready endpoint.
-fn assert_no_traffic_before_switch(stub: &Stub, color: &str) {
-    let h = stub.history("shop");
-    let until = first_selecting(stub, color).unwrap_or(h.len());
-    for (i, v) in h[..until].iter().enumerate() {
-        assert!(
-            v.ready.values().all(|c| c != color),
-            "a {color} pod was a ready endpoint at step {i}, before the switch: {h:#?}"
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_bluegreen_switch_verifies_endpoints_and_alternates() {
-    let stub = Stub::shop(3, V1);
-    let s = stub.serve().await;
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V2}"),
-            "--bake",
-            "1s",
-            "--keep-old",
-            "0s",
-            "-n",
-            "api",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("selector narrowed from app=shop to app=shop,rollout-safe.dev/color=blue"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("endpoints verified: 3 ready (3 green)"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stdout.contains("blue-green done"), "{}", r.stdout);
+#[test]
+fn stub_api_bluegreen_switch_verifies_endpoints_and_alternates() -> TestResult {
+    let (standin, plugin) = shop(3, V1)?;
+    let r = plugin.run(&blue_green(V2, "1s", "0s", &["-n", "api"]))?;
+    r.assert_code(0)
+        .assert_stderr_has(
+            "selector narrowed from app=shop to app=shop,rollout-safe.dev/color=blue",
+        )
+        .assert_stderr_has("endpoints verified: 3 ready (3 green)")
+        .assert_stdout_has("blue-green done");
 
     // The original Deployment is blue by its pod labels only: its selector is untouched.
-    let blue = stub.get("deployments", "shop").unwrap();
+    let blue = deployment(&standin, "shop");
     assert_eq!(
         blue["spec"]["selector"]["matchLabels"],
-        serde_json::json!({"app": "shop"})
+        json!({"app": "shop"})
     );
     assert_eq!(
         blue["spec"]["template"]["metadata"]["labels"][COLOR],
@@ -94,41 +62,31 @@ async fn stub_api_bluegreen_switch_verifies_endpoints_and_alternates() {
         Some("3")
     );
     assert_eq!(image(&blue), V1);
-    let green = stub.get("deployments", "shop-green").unwrap();
+    let green = deployment(&standin, "shop-green");
     assert_eq!(
         green["spec"]["selector"]["matchLabels"],
-        serde_json::json!({"app": "shop", COLOR: "green"})
+        json!({"app": "shop", COLOR: "green"})
     );
-    assert_eq!(replicas(&green), 3);
-    assert_eq!(image(&green), V2);
-    let svc = stub.get("services", "shop").unwrap();
+    assert_eq!((replicas(&green), image(&green)), (3, V2.to_owned()));
+    let svc = service(&standin);
     assert_eq!(color_of_selector(&svc).as_deref(), Some("green"));
     assert_eq!(phase(&svc).as_deref(), Some("finished"));
     assert_eq!(
         annotation(&svc, "rollout-safe.dev/blue-green-active").as_deref(),
         Some("green")
     );
-    assert_eq!(
-        annotation(&svc, "rollout-safe.dev/blue-green-previous").as_deref(),
-        Some("blue")
-    );
+    assert_eq!(annotation(&svc, PREVIOUS).as_deref(), Some("blue"));
     assert!(annotation(&svc, "rollout-safe.dev/blue-green-switched-at").is_some());
-    assert!(annotation(&svc, "rollout-safe.dev/blue-green-keep-until").is_some());
+    assert!(annotation(&svc, KEEP_UNTIL).is_some());
 
     // The switch was ONE merge patch, guarded by the resourceVersion, carrying the state.
-    let reqs = stub.requests();
-    let switches: Vec<_> = reqs
-        .iter()
-        .filter(|r| {
-            r.method == "PATCH"
-                && r.uri.contains("/services/shop")
-                && r.body.contains(r#""rollout-safe.dev/color":"green""#)
-        })
-        .collect();
+    let reqs = standin.requests();
+    let switches = switches_to(&reqs, "green");
     assert_eq!(switches.len(), 1, "{switches:#?}");
-    let body: Value = serde_json::from_str(&switches[0].body).unwrap();
+    let switch = &reqs[switches[0]];
+    let body = switch.json_body().expect("a JSON body");
     assert!(
-        switches[0]
+        switch
             .content_type
             .starts_with("application/merge-patch+json")
     );
@@ -137,132 +95,74 @@ async fn stub_api_bluegreen_switch_verifies_endpoints_and_alternates() {
         body["metadata"]["annotations"]["rollout-safe.dev/blue-green-phase"],
         "switched"
     );
-    assert_eq!(
-        body["spec"]["selector"],
-        serde_json::json!({COLOR: "green"})
-    );
+    assert_eq!(body["spec"]["selector"], json!({COLOR: "green"}));
     // …and it was verified through the EndpointSlices afterwards.
-    let at = reqs
-        .iter()
-        .position(|r| std::ptr::eq(r, switches[0]))
-        .unwrap();
     assert!(
-        reqs[at..].iter().any(|r| r.method == "GET"
-            && r.uri.contains("/endpointslices?")
-            && r.uri.contains("kubernetes.io%2Fservice-name%3Dshop")),
+        reqs[switches[0]..].iter().any(|r| r.verb == Verb::List
+            && r.uri().contains("/endpointslices?")
+            && r.uri().contains("kubernetes.io%2Fservice-name%3Dshop")),
         "no EndpointSlice read after the switch"
     );
-    assert_never_without_endpoints(&stub.history("shop"));
-    assert_no_traffic_before_switch(&stub, "green");
+    assert_never_without_endpoints(&traffic(&standin));
+    assert_no_traffic_before_switch(&traffic(&standin), "green");
 
     // Re-running the same command is a no-op.
-    let writes = stub
-        .requests()
-        .iter()
-        .filter(|r| r.method != "GET" && r.method != "WATCH")
-        .count();
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V2}"),
-            "--bake",
-            "1s",
-            "--keep-old",
-            "0s",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("nothing to do"), "{}", r.stdout);
-    assert_eq!(
-        writes,
-        stub.requests()
-            .iter()
-            .filter(|r| r.method != "GET" && r.method != "WATCH")
-            .count()
-    );
+    let written = standin.writes().len();
+    plugin
+        .run(&blue_green(V2, "1s", "0s", &[]))?
+        .assert_code(0)
+        .assert_stdout_has("nothing to do");
+    assert_eq!(written, standin.writes().len());
 
     // The next blue-green goes into the idle colour: blue (the original Deployment) again.
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V3}"),
-            "--bake",
-            "0s",
-            "--keep-old",
-            "0s",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let blue = stub.get("deployments", "shop").unwrap();
+    plugin.run(&blue_green(V3, "0s", "0s", &[]))?.assert_code(0);
+    let blue = deployment(&standin, "shop");
     assert_eq!((replicas(&blue), image(&blue)), (3, V3.to_owned()));
-    let green = stub.get("deployments", "shop-green").unwrap();
-    assert_eq!(replicas(&green), 0);
-    let svc = stub.get("services", "shop").unwrap();
+    assert_eq!(replicas(&deployment(&standin, "shop-green")), 0);
+    let svc = service(&standin);
     assert_eq!(color_of_selector(&svc).as_deref(), Some("blue"));
-    assert_eq!(
-        annotation(&svc, "rollout-safe.dev/blue-green-previous").as_deref(),
-        Some("green")
-    );
-    assert_never_without_endpoints(&stub.history("shop"));
+    assert_eq!(annotation(&svc, PREVIOUS).as_deref(), Some("green"));
+    assert_never_without_endpoints(&traffic(&standin));
     // Every ready endpoint after the last switch is blue and runs V3.
-    let last = stub.history("shop").last().cloned().unwrap();
+    let last = traffic(&standin)
+        .last()
+        .cloned()
+        .expect("a traffic history");
     assert_eq!(last.ready.len(), 3);
     assert!(last.ready.values().all(|c| c == "blue"));
 
     // status, as data.
-    let r = s
-        .run(&["blue-green", "status", "deploy/shop", "-o", "json"])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let st: Value = serde_json::from_str(&r.stdout).unwrap();
+    let r = plugin.run(&["blue-green", "status", "deploy/shop", "-o", "json"])?;
+    let st = r.assert_code(0).json()?;
     assert_eq!(st["live"], "blue");
     assert_eq!(st["phase"], "finished");
     assert_eq!(st["endpoints"]["readyLive"], 3);
     assert_eq!(st["colors"][1]["deployment"], "shop-green");
-    let r = s.run(&["blue-green", "status", "deploy/shop-green"]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("behind service/shop") && r.stdout.contains("← live"),
-        "{}",
-        r.stdout
-    );
+    let r = plugin.run(&["blue-green", "status", "deploy/shop-green"])?;
+    r.assert_code(0)
+        .assert_stdout_has("behind service/shop")
+        .assert_stdout_has("← live");
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_bluegreen_conflict_on_switch_rereads_and_retries() {
-    let stub = Stub::shop(2, V1);
-    stub.with(|st| st.service_conflicts = 1);
-    let s = stub.serve().await;
-    // The narrowing write is the first selector write: make the switch the conflicting one.
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V2}"),
-            "--bake",
-            "0s",
-            "--keep-old",
-            "0s",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let reqs = stub.requests();
+#[test]
+fn stub_api_bluegreen_conflict_on_switch_rereads_and_retries() -> TestResult {
+    let (standin, plugin) = shop(2, V1)?;
+    let selector_writer = || Fault::ConcurrentWrite {
+        resource: "services".into(),
+        body_contains: Some("\"selector\"".into()),
+        answer: StaleAnswer::Evaluate,
+    };
+    // The narrowing write is the first selector write: it meets the other writer.
+    standin.inject(selector_writer(), Times::Next(1));
+    let r = plugin.run(&blue_green(V2, "0s", "0s", &[]))?;
+    r.assert_code(0);
+    let reqs = standin.requests();
     let selector_writes: Vec<_> = reqs
         .iter()
         .filter(|r| {
             r.method == "PATCH"
-                && r.uri.contains("/services/shop")
+                && r.uri().contains("/services/shop")
                 && r.body.contains("\"selector\"")
         })
         .collect();
@@ -271,19 +171,16 @@ async fn stub_api_bluegreen_conflict_on_switch_rereads_and_retries() {
         "the first selector write met the other writer: {selector_writes:#?}"
     );
     assert_eq!(selector_writes[1].status, 200);
-    let a: Value = serde_json::from_str(&selector_writes[0].body).unwrap();
-    let b: Value = serde_json::from_str(&selector_writes[1].body).unwrap();
+    let (a, b) = (
+        selector_writes[0].json_body().unwrap(),
+        selector_writes[1].json_body().unwrap(),
+    );
     assert_ne!(
         a["metadata"]["resourceVersion"], b["metadata"]["resourceVersion"],
         "re-read before retrying"
     );
-    assert!(
-        r.stderr
-            .contains("conflict: service/shop changed since it was read"),
-        "{}",
-        r.stderr
-    );
-    let svc = stub.get("services", "shop").unwrap();
+    r.assert_stderr_has("conflict: service/shop changed since it was read");
+    let svc = service(&standin);
     assert_eq!(color_of_selector(&svc).as_deref(), Some("green"));
     assert!(
         annotation(&svc, "example.com/other-writer").is_some(),
@@ -291,369 +188,209 @@ async fn stub_api_bluegreen_conflict_on_switch_rereads_and_retries() {
     );
 
     // Now on the switch proper.
-    stub.with(|st| st.service_conflicts = 1);
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V3}"),
-            "--bake",
-            "0s",
-            "--keep-old",
-            "0s",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("after 2 attempts"), "{}", r.stderr);
-    let svc = stub.get("services", "shop").unwrap();
-    assert_eq!(color_of_selector(&svc).as_deref(), Some("blue"));
-    assert_never_without_endpoints(&stub.history("shop"));
+    standin.inject(selector_writer(), Times::Next(1));
+    plugin
+        .run(&blue_green(V3, "0s", "0s", &[]))?
+        .assert_code(0)
+        .assert_stderr_has("after 2 attempts");
+    assert_eq!(
+        color_of_selector(&service(&standin)).as_deref(),
+        Some("blue")
+    );
+    assert_never_without_endpoints(&traffic(&standin));
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_bluegreen_never_ready_colour_is_never_switched() {
-    let stub = Stub::shop(3, V1);
-    let s = stub.serve().await;
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={UNREADY}"),
-            "--bake",
-            "1s",
-            "--keep-old",
-            "0s",
-            "--readiness-budget",
-            "2s",
-            "--timeout",
-            "60s",
-        ])
-        .await;
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("NeverReady"), "{}", r.stderr);
-    assert!(r.stderr.contains("blue-green abandoned"), "{}", r.stderr);
+#[test]
+fn stub_api_bluegreen_never_ready_colour_is_never_switched() -> TestResult {
+    let (standin, plugin) = shop(3, V1)?;
+    let r = plugin.run(&blue_green(
+        UNREADY,
+        "1s",
+        "0s",
+        &["--readiness-budget", "2s", "--timeout", "60s"],
+    ))?;
+    r.assert_code(1)
+        .assert_stderr_has("NeverReady")
+        .assert_stderr_has("blue-green abandoned");
     // The Service never selected green, and no green pod was ever a ready endpoint.
-    assert_eq!(
-        first_selecting(&stub, "green"),
-        None,
-        "{:#?}",
-        stub.history("shop")
-    );
+    let history = traffic(&standin);
+    assert_eq!(first_selecting(&history, "green"), None, "{history:#?}");
     assert!(
-        stub.history("shop")
+        history
             .iter()
             .all(|v| v.ready.values().all(|c| c != "green"))
     );
-    assert_never_without_endpoints(&stub.history("shop"));
-    let svc = stub.get("services", "shop").unwrap();
+    assert_never_without_endpoints(&history);
+    let svc = service(&standin);
     assert_eq!(color_of_selector(&svc).as_deref(), Some("blue"));
     assert_eq!(phase(&svc).as_deref(), Some("abandoned"));
-    assert_eq!(replicas(&stub.get("deployments", "shop-green").unwrap()), 0);
-    assert_eq!(replicas(&stub.get("deployments", "shop").unwrap()), 3);
-    assert!(stub.pods_of("shop-green").is_empty());
+    assert_eq!(replicas(&deployment(&standin, "shop-green")), 0);
+    assert_eq!(replicas(&deployment(&standin, "shop")), 3);
+    assert!(standin.pods_of("shop-green").is_empty());
 
     // A rollback now has nothing to switch; a fixed image goes through.
-    let r = s.run(&["blue-green", "rollback", "deploy/shop"]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("nothing to roll back"), "{}", r.stdout);
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V2}"),
-            "--bake",
-            "0s",
-            "--keep-old",
-            "0s",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = plugin.run(&["blue-green", "rollback", "deploy/shop"])?;
+    r.assert_code(0).assert_stdout_has("nothing to roll back");
+    plugin.run(&blue_green(V2, "0s", "0s", &[]))?.assert_code(0);
     assert_eq!(
-        color_of_selector(&stub.get("services", "shop").unwrap()).as_deref(),
+        color_of_selector(&service(&standin)).as_deref(),
         Some("green")
     );
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_bluegreen_interrupted_runs_resume_from_annotations() {
-    let stub = Stub::shop(2, V1);
-    let s = stub.serve().await;
-    let args = |bake: &'static str, keep: &'static str| {
-        vec![
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            "app=registry.example.com/team/shop:2.0.0",
-            "--bake",
-            bake,
-            "--keep-old",
-            keep,
-        ]
-    };
+#[test]
+fn stub_api_bluegreen_interrupted_runs_resume_from_annotations() -> TestResult {
+    let (standin, plugin) = shop(2, V1)?;
     // 1. Ctrl-C while the new colour bakes: nothing switched, state says deploying.
-    let child = s.spawn(&args("1h", "0s"));
-    child
-        .wait_stderr(
-            "deployment/shop-green: all 2 new pods ready; holding until",
-            Duration::from_secs(30),
-        )
-        .await;
-    interrupt(&child);
-    let r = finish(child).await;
-    assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("interrupted: while deployment/shop-green (green) was baking"),
-        "{}",
-        r.stderr
-    );
-    let svc = stub.get("services", "shop").unwrap();
+    let child = spawn_until(
+        &plugin,
+        &blue_green(V2, "1h", "0s", &[]),
+        "deployment/shop-green: all 2 new pods ready; holding until",
+    )?;
+    child.interrupt()?;
+    let r = child.finish()?;
+    r.assert_code(4)
+        .assert_stderr_has("interrupted: while deployment/shop-green (green) was baking");
+    let svc = service(&standin);
     assert_eq!(phase(&svc).as_deref(), Some("deploying"));
     assert_eq!(color_of_selector(&svc).as_deref(), Some("blue"));
-    let green_rv = stub.get("deployments", "shop-green").unwrap()["metadata"]["generation"].clone();
+    let green_generation = deployment(&standin, "shop-green")["metadata"]["generation"].clone();
 
     // 2. Re-run: resumes (green is not created again), switches; Ctrl-C in the rollback window.
-    let child = s.spawn(&args("0s", "1h"));
-    child
-        .wait_stderr(
-            "keeping deployment/shop (blue) scaled for a rollback until",
-            Duration::from_secs(30),
-        )
-        .await;
+    let child = spawn_until(
+        &plugin,
+        &blue_green(V2, "0s", "1h", &[]),
+        "keeping deployment/shop (blue) scaled for a rollback until",
+    )?;
     assert_eq!(
-        color_of_selector(&stub.get("services", "shop").unwrap()).as_deref(),
+        color_of_selector(&service(&standin)).as_deref(),
         Some("green"),
         "switched (and verified) before the rollback window"
     );
-    interrupt(&child);
-    let r = finish(child).await;
-    assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(
-            "resuming: deployment/shop-green (green) was being brought up beside deployment/shop (blue)"
-        ) && !r.stderr.contains("deployment/shop-green created"),
-        "resumed, and green was not created again: {}",
-        r.stderr
-    );
-    assert!(
-        r.stderr
-            .contains("interrupted: traffic is on deployment/shop-green (green)"),
-        "{}",
-        r.stderr
-    );
+    child.interrupt()?;
+    let r = child.finish()?;
+    // Resumed, and green was not created again.
+    r.assert_code(4)
+        .assert_stderr_has("resuming: deployment/shop-green (green) was being brought up beside deployment/shop (blue)")
+        .assert_stderr_lacks("deployment/shop-green created")
+        .assert_stderr_has("interrupted: traffic is on deployment/shop-green (green)");
     assert_eq!(
-        stub.get("deployments", "shop-green").unwrap()["metadata"]["generation"],
-        green_rv
+        deployment(&standin, "shop-green")["metadata"]["generation"],
+        green_generation
     );
-    let svc = stub.get("services", "shop").unwrap();
-    assert_eq!(phase(&svc).as_deref(), Some("switched"));
+    assert_eq!(phase(&service(&standin)).as_deref(), Some("switched"));
     assert_eq!(
-        replicas(&stub.get("deployments", "shop").unwrap()),
+        replicas(&deployment(&standin, "shop")),
         2,
         "blue is kept in the window"
     );
 
     // 3. The window ends (as if time passed): a re-run verifies and scales blue down.
-    stub.with(|st| {
-        let mut svc = st.get("services", "shop").cloned().unwrap();
-        svc["metadata"]["annotations"]["rollout-safe.dev/blue-green-keep-until"] =
-            serde_json::json!("2020-01-01T00:00:00Z");
-        st.put("services", svc);
-    });
-    let r = s.run(&args("0s", "1h")).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("resuming: service/shop was already switched"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("endpoints verified"), "{}", r.stderr);
-    assert_eq!(replicas(&stub.get("deployments", "shop").unwrap()), 0);
+    standin.modify(|s| {
+        let mut svc = s
+            .get("services", "api", "shop")
+            .cloned()
+            .expect("service/shop exists");
+        svc["metadata"]["annotations"][KEEP_UNTIL] = json!("2020-01-01T00:00:00Z");
+        s.put("services", svc)
+    })?;
+    let r = plugin.run(&blue_green(V2, "0s", "1h", &[]))?;
+    r.assert_code(0)
+        .assert_stderr_has("resuming: service/shop was already switched")
+        .assert_stderr_has("endpoints verified");
+    assert_eq!(replicas(&deployment(&standin, "shop")), 0);
+    assert_eq!(phase(&service(&standin)).as_deref(), Some("finished"));
     assert_eq!(
-        phase(&stub.get("services", "shop").unwrap()).as_deref(),
-        Some("finished")
+        switches_to(&standin.requests(), "green").len(),
+        1,
+        "switched exactly once across the three runs"
     );
-    let switches = stub
-        .requests()
-        .iter()
-        .filter(|r| {
-            r.method == "PATCH"
-                && r.uri.contains("/services/shop")
-                && r.body.contains(r#""rollout-safe.dev/color":"green""#)
-        })
-        .count();
-    assert_eq!(switches, 1, "switched exactly once across the three runs");
-    assert_never_without_endpoints(&stub.history("shop"));
-    assert_no_traffic_before_switch(&stub, "green");
+    assert_never_without_endpoints(&traffic(&standin));
+    assert_no_traffic_before_switch(&traffic(&standin), "green");
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_bluegreen_rollback_within_and_after_the_window() {
-    let stub = Stub::shop(2, V1);
-    let s = stub.serve().await;
-    // In the window (blue still scaled): rollback switches straight back.
-    let child = s.spawn(&[
-        "blue-green",
-        "deploy/shop",
-        "--service",
-        "shop",
-        "--image",
-        &format!("app={V2}"),
-        "--bake",
-        "0s",
-        "--keep-old",
-        "1h",
-    ]);
-    // Once it waits out the rollback window…
-    child
-        .wait_stderr(
-            "keeping deployment/shop (blue) scaled for a rollback until",
-            Duration::from_secs(30),
-        )
-        .await;
+#[test]
+fn stub_api_bluegreen_rollback_within_and_after_the_window() -> TestResult {
+    let (standin, plugin) = shop(2, V1)?;
+    // In the window (blue still scaled): rollback switches straight back. Once the run waits
+    // out the rollback window…
+    let child = spawn_until(
+        &plugin,
+        &blue_green(V2, "0s", "1h", &[]),
+        "keeping deployment/shop (blue) scaled for a rollback until",
+    )?;
     // …the waiting run notices the rollback done elsewhere and ends.
-    let r = s.run(&["blue-green", "rollback", "deploy/shop"]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout
-            .contains("rolled back: service/shop sends traffic to deployment/shop (blue)"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        !r.stderr.contains("scaling back up"),
-        "blue was still scaled: {}",
-        r.stderr
-    );
-    let first = finish(child).await;
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    assert!(
-        first.stdout.contains("ended meanwhile (phase rolled-back)"),
-        "{}",
-        first.stdout
-    );
-    let svc = stub.get("services", "shop").unwrap();
+    let r = plugin.run(&["blue-green", "rollback", "deploy/shop"])?;
+    r.assert_code(0)
+        .assert_stdout_has("rolled back: service/shop sends traffic to deployment/shop (blue)")
+        // Blue was still scaled.
+        .assert_stderr_lacks("scaling back up");
+    let first = child.finish()?;
+    first
+        .assert_code(0)
+        .assert_stdout_has("ended meanwhile (phase rolled-back)");
+    let svc = service(&standin);
     assert_eq!(color_of_selector(&svc).as_deref(), Some("blue"));
     assert_eq!(phase(&svc).as_deref(), Some("rolled-back"));
-    assert_eq!(replicas(&stub.get("deployments", "shop-green").unwrap()), 0);
-    assert_eq!(replicas(&stub.get("deployments", "shop").unwrap()), 2);
+    assert_eq!(replicas(&deployment(&standin, "shop-green")), 0);
+    assert_eq!(replicas(&deployment(&standin, "shop")), 2);
     // Idempotent.
-    let r = s.run(&["blue-green", "rollback", "deploy/shop"]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("already rolled back"), "{}", r.stdout);
+    let r = plugin.run(&["blue-green", "rollback", "deploy/shop"])?;
+    r.assert_code(0).assert_stdout_has("already rolled back");
 
     // After the window (`finish` scaled the old colour to 0): rollback scales it back up first.
-    let child = s.spawn(&[
-        "blue-green",
-        "deploy/shop",
-        "--service",
-        "shop",
-        "--image",
-        &format!("app={V3}"),
-        "--bake",
-        "0s",
-        "--keep-old",
-        "1h",
-    ]);
-    stub.wait_for(Duration::from_secs(30), "the second switch", |st| {
-        st.get("services", "shop").is_some_and(|s| {
-            s["metadata"]["annotations"]["rollout-safe.dev/blue-green-phase"] == "switched"
-        })
-    })
-    .await;
-    let r = s.run(&["blue-green", "finish", "deploy/shop"]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("deployment/shop (blue) is scaled to 0"),
-        "{}",
-        r.stdout
-    );
-    let first = finish(child).await;
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    assert_eq!(replicas(&stub.get("deployments", "shop").unwrap()), 0);
-    assert_eq!(image(&stub.get("deployments", "shop-green").unwrap()), V3);
-    let r = s.run(&["blue-green", "finish", "deploy/shop"]).await;
-    assert_eq!(r.code, 0, "finish is idempotent: {}", r.stderr);
+    let child = plugin.spawn(&blue_green(V3, "0s", "1h", &[]))?;
+    standin.wait_until(WAIT, "the second switch", |s| {
+        s.get("services", "api", "shop")
+            .is_some_and(|s| phase(s).as_deref() == Some("switched"))
+    })?;
+    let r = plugin.run(&["blue-green", "finish", "deploy/shop"])?;
+    r.assert_code(0)
+        .assert_stdout_has("deployment/shop (blue) is scaled to 0");
+    child.finish()?.assert_code(0);
+    assert_eq!(replicas(&deployment(&standin, "shop")), 0);
+    assert_eq!(image(&deployment(&standin, "shop-green")), V3);
+    // `finish` is idempotent.
+    plugin
+        .run(&["blue-green", "finish", "deploy/shop"])?
+        .assert_code(0);
 
-    let r = s.run(&["blue-green", "rollback", "deploy/shop"]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("deployment/shop (blue): scaling back up to 2"),
-        "{}",
-        r.stderr
+    let r = plugin.run(&["blue-green", "rollback", "deploy/shop"])?;
+    r.assert_code(0)
+        .assert_stderr_has("deployment/shop (blue): scaling back up to 2");
+    assert_eq!(
+        color_of_selector(&service(&standin)).as_deref(),
+        Some("blue")
     );
-    let svc = stub.get("services", "shop").unwrap();
-    assert_eq!(color_of_selector(&svc).as_deref(), Some("blue"));
-    let blue = stub.get("deployments", "shop").unwrap();
+    let blue = deployment(&standin, "shop");
     assert_eq!((replicas(&blue), image(&blue)), (2, V1.to_owned()));
-    assert_eq!(replicas(&stub.get("deployments", "shop-green").unwrap()), 0);
+    assert_eq!(replicas(&deployment(&standin, "shop-green")), 0);
     // Blue was ready before the Service was switched back to it: never without endpoints.
-    assert_never_without_endpoints(&stub.history("shop"));
-    let last = stub.history("shop").last().cloned().unwrap();
+    assert_never_without_endpoints(&traffic(&standin));
+    let last = traffic(&standin)
+        .last()
+        .cloned()
+        .expect("a traffic history");
     assert!(
         last.ready.len() == 2 && last.ready.values().all(|c| c == "blue"),
         "{last:?}"
     );
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_bluegreen_unverified_switch_is_switched_back() {
-    let stub = Stub::shop(2, V1);
-    let s = stub.serve().await;
+#[test]
+fn stub_api_bluegreen_unverified_switch_is_switched_back() -> TestResult {
+    let (standin, plugin) = shop(2, V1)?;
     // Label and narrow first (a finished blue-green), then freeze the EndpointSlice controller.
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V2}"),
-            "--bake",
-            "0s",
-            "--keep-old",
-            "0s",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    stub.with(|st| st.freeze_endpoints = true);
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V3}"),
-            "--bake",
-            "0s",
-            "--keep-old",
-            "0s",
-            "--verify-timeout",
-            "2s",
-        ])
-        .await;
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("its endpoints are still not only blue pods"),
-        "{}",
-        r.stderr
-    );
-    let svc = stub.get("services", "shop").unwrap();
+    plugin.run(&blue_green(V2, "0s", "0s", &[]))?.assert_code(0);
+    standin.set_stuck(ENDPOINTSLICE_CONTROLLER, true)?;
+    let r = plugin.run(&blue_green(V3, "0s", "0s", &["--verify-timeout", "2s"]))?;
+    r.assert_code(1)
+        .assert_stderr_has("its endpoints are still not only blue pods");
+    let svc = service(&standin);
     assert_eq!(
         color_of_selector(&svc).as_deref(),
         Some("green"),
@@ -661,88 +398,64 @@ async fn stub_api_bluegreen_unverified_switch_is_switched_back() {
     );
     assert_eq!(phase(&svc).as_deref(), Some("abandoned"));
     assert_eq!(
-        replicas(&stub.get("deployments", "shop").unwrap()),
+        replicas(&deployment(&standin, "shop")),
         0,
         "the unverified colour is scaled down"
     );
     assert_eq!(
-        replicas(&stub.get("deployments", "shop-green").unwrap()),
+        replicas(&deployment(&standin, "shop-green")),
         2,
         "the live colour was never touched"
     );
+    Ok(())
 }
 
-/// Requests that change something.
-fn writes(stub: &Stub) -> Vec<String> {
-    stub.requests()
-        .iter()
-        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
-        .map(|r| format!("{} {}", r.method, r.uri))
-        .collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_bluegreen_refuses_an_unsafe_spec_before_writing_anything() {
-    let stub = Stub::shop(2, V1);
-    let s = stub.serve().await;
+#[test]
+fn stub_api_bluegreen_refuses_an_unsafe_spec_before_writing_anything() -> TestResult {
+    let (standin, plugin) = shop(2, V1)?;
     // An unsafe image under a stricter policy (`--policy`): an unpinned tag is enforced.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let policy = dir.path().join("policy.yaml");
     std::fs::write(
         &policy,
         "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nmetadata: {name: strict}\n\
          spec:\n  rules:\n    RS501: enforce\n",
-    )
-    .unwrap();
-    let r = s
-        .run(&[
+    )?;
+    let policy = policy.to_str().expect("a UTF-8 path");
+    let r = plugin.run(&common::with(
+        &[
             "blue-green",
             "deploy/shop",
             "--service",
             "shop",
             "--image",
             "app=registry.example.com/team/shop:latest",
-            "--policy",
-            policy.to_str().unwrap(),
-        ])
-        .await;
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("RS501")
-            && r.stderr
-                .contains("refusing to bring up deployment/shop-green (green)"),
-        "{}",
-        r.stderr
-    );
-    assert_eq!(writes(&stub), Vec::<String>::new(), "nothing is written");
+        ],
+        &["--policy", policy],
+    ))?;
+    r.assert_code(3)
+        .assert_stderr_has("RS501")
+        .assert_stderr_has("refusing to bring up deployment/shop-green (green)");
+    assert_eq!(writes(&standin), Vec::<String>::new(), "nothing is written");
 
     // An unsafe spec under the default policy: no readiness probe.
-    stub.with(|st| {
-        let mut d = st.get("deployments", "shop").cloned().unwrap();
-        d["spec"]["template"]["spec"]["containers"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("readinessProbe");
-        st.put("deployments", d);
-    });
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V2}"),
-        ])
-        .await;
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("RS101"), "{}", r.stderr);
-    assert_eq!(writes(&stub), Vec::<String>::new(), "nothing is written");
-    let svc = stub.get("services", "shop").unwrap();
+    standin.modify(|s| common::drop_readiness_probe(s, "shop"))?;
+    let r = plugin.run(&[
+        "blue-green",
+        "deploy/shop",
+        "--service",
+        "shop",
+        "--image",
+        &format!("app={V2}"),
+    ])?;
+    r.assert_code(3).assert_stderr_has("RS101");
+    let written: Vec<String> = writes(&standin);
+    assert_eq!(written, Vec::<String>::new(), "nothing is written");
     assert_eq!(
-        selector_of(&svc).get(COLOR),
+        selector_of(&service(&standin)).get(COLOR),
         None,
         "the Service is untouched"
     );
-    assert!(stub.get("deployments", "shop-green").is_none());
+    assert!(standin.get("deployments", "shop-green").is_none());
+    Ok(())
 }

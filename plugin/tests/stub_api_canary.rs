@@ -1,112 +1,85 @@
-//! `canary` against the stub API server (see `stub_api_bluegreen_server/mod.rs`).
+//! `canary` against the stand-in API server (`rollout-safe-standin`).
 
-mod stub_api_bluegreen_server;
+mod common;
 
 use std::time::Duration;
 
-use serde_json::Value;
-use stub_api_bluegreen_server::{Stub, annotation, finish, image, interrupt, replicas};
+use common::{
+    COLOR, TestResult, annotation, blue_green, canary, deployment, image, min_ready, replicas,
+    shop, spawn_until, traffic, writes,
+};
+use rollout_safe_standin::store::EventType;
+use rollout_safe_standin::traffic::service_history;
+use rollout_safe_standin::{Standin, Verb};
+use serde_json::json;
 
 const V1: &str = "registry.example.com/team/shop:1.0.0";
 const V2: &str = "registry.example.com/team/shop:2.0.0";
 const CRASH: &str = "registry.example.com/team/shop:2.0.0-crash";
+const PHASE: &str = "rollout-safe.dev/canary-phase";
+const WAIT: Duration = Duration::from_secs(30);
 
 /// `(canary replicas, stable replicas)` each time either Deployment's spec.replicas changed.
-fn replica_steps(stub: &Stub) -> Vec<(i64, i64)> {
-    let st = stub.state.lock().unwrap();
-    let mut canary = 0;
-    let mut stable = -1;
-    let mut out: Vec<(i64, i64)> = Vec::new();
-    for (_, resource, t, o) in &st.log {
-        if *resource != "deployments" {
-            continue;
-        }
-        let r = if *t == "DELETED" { 0 } else { replicas(o) };
-        match o["metadata"]["name"].as_str() {
-            Some("shop-canary") => canary = r,
-            Some("shop") => stable = r,
-            _ => continue,
-        }
-        if out.last() != Some(&(canary, stable)) {
-            out.push((canary, stable));
-        }
-    }
-    out
-}
-
-fn min_ready(stub: &Stub) -> usize {
-    let h = stub.history("shop");
-    h.iter()
-        .skip_while(|v| v.ready.is_empty())
-        .map(|v| v.ready.len())
-        .min()
-        .unwrap_or(0)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_canary_steps_then_promotes_with_the_safe_update() {
-    let stub = Stub::shop(4, V1);
-    let s = stub.serve().await;
-    let r = s
-        .run(&[
-            "canary",
-            "deploy/shop",
-            "--image",
-            &format!("app={V2}"),
-            "--steps",
-            "25,50,100",
-            "--interval",
-            "1s",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    for line in [
-        "step 25%: canary 1, stable 3 (of 4)",
-        "step 50%: canary 2, stable 2 (of 4)",
-        "step 100%: canary 4, stable 0 (of 4)",
-    ] {
-        assert!(r.stderr.contains(line), "{line}: {}", r.stderr);
-    }
-    assert!(r.stdout.contains("canary promoted"), "{}", r.stdout);
-    // Canary up first, stable down after: the total never drops below 4.
-    let steps = replica_steps(&stub);
-    let canary_sizes: Vec<i64> =
-        steps
+fn replica_steps(standin: &Standin) -> Vec<(i64, i64)> {
+    standin.read(|s| {
+        let mut canary = 0;
+        let mut stable = -1;
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        for change in s
+            .log()
             .iter()
-            .map(|s| s.0)
-            .filter(|c| *c > 0)
-            .fold(Vec::new(), |mut v, c| {
-                if v.last() != Some(&c) {
-                    v.push(c);
-                }
-                v
-            });
+            .filter(|c| c.resource.plural == "deployments")
+        {
+            let r = if change.event == EventType::Deleted {
+                0
+            } else {
+                replicas(&change.object)
+            };
+            match change.name() {
+                "shop-canary" => canary = r,
+                "shop" => stable = r,
+                _ => continue,
+            }
+            if out.last() != Some(&(canary, stable)) {
+                out.push((canary, stable));
+            }
+        }
+        out
+    })
+}
+
+#[test]
+fn stub_api_canary_steps_then_promotes_with_the_safe_update() -> TestResult {
+    let (standin, plugin) = shop(4, V1)?;
+    let r = plugin.run(&canary("deploy/shop", V2, "1s", &["--steps", "25,50,100"]))?;
+    r.assert_code(0)
+        .assert_stderr_has("step 25%: canary 1, stable 3 (of 4)")
+        .assert_stderr_has("step 50%: canary 2, stable 2 (of 4)")
+        .assert_stderr_has("step 100%: canary 4, stable 0 (of 4)")
+        .assert_stdout_has("canary promoted");
+    // Canary up first, stable down after: the total never drops below 4.
+    let steps = replica_steps(&standin);
+    let mut canary_sizes: Vec<i64> = steps.iter().map(|s| s.0).filter(|c| *c > 0).collect();
+    canary_sizes.dedup();
     assert_eq!(canary_sizes, [1, 2, 4], "{steps:?}");
     assert!(steps.iter().skip(1).all(|(c, s)| c + s >= 4), "{steps:?}");
-    assert!(min_ready(&stub) >= 4, "{:#?}", stub.history("shop"));
+    assert!(min_ready(&standin) >= 4, "{:#?}", traffic(&standin));
     // The canary's pods carry every label the Service selects, plus the track label.
-    let stable = stub.get("deployments", "shop").unwrap();
+    let stable = deployment(&standin, "shop");
     assert_eq!((replicas(&stable), image(&stable)), (4, V2.to_owned()));
+    assert!(common::cause_of(&stable).contains("canary promoted"));
+    assert_eq!(annotation(&stable, PHASE).as_deref(), Some("done"));
     assert!(
-        annotation(&stable, "kubernetes.io/change-cause")
-            .unwrap()
-            .contains("canary promoted")
-    );
-    assert_eq!(
-        annotation(&stable, "rollout-safe.dev/canary-phase").as_deref(),
-        Some("done")
-    );
-    assert!(
-        stub.get("deployments", "shop-canary").is_none(),
+        standin.get("deployments", "shop-canary").is_none(),
         "canary deleted"
     );
-    assert!(stub.pods_of("shop-canary").is_empty());
+    assert!(standin.pods_of("shop-canary").is_empty());
     // The promotion went through `update`: a JSON Patch guarded by the resourceVersion.
-    let promoted = stub
+    let promoted = standin
         .requests()
         .into_iter()
         .find(|r| {
-            r.method == "PATCH" && r.uri.contains("/deployments/shop?") && r.body.contains(V2)
+            r.method == "PATCH" && r.uri().contains("/deployments/shop?") && r.body.contains(V2)
         })
         .expect("the stable Deployment was patched to the new image");
     assert!(
@@ -114,288 +87,153 @@ async fn stub_api_canary_steps_then_promotes_with_the_safe_update() {
             .content_type
             .starts_with("application/json-patch+json")
     );
-    let ops: Value = serde_json::from_str(&promoted.body).unwrap();
+    let ops = promoted.json_body().expect("a JSON body");
     assert_eq!(ops[0]["op"], "test");
     assert_eq!(ops[0]["path"], "/metadata/resourceVersion");
     // The created canary selected its own pods only.
-    let created = stub
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST")
-        .unwrap();
-    let c: Value = serde_json::from_str(&created.body).unwrap();
+    let created = standin.requests_with(Verb::Create);
+    let c = created[0].json_body().expect("a JSON body");
     assert_eq!(
         c["spec"]["selector"]["matchLabels"],
-        serde_json::json!({"app": "shop", "rollout-safe.dev/track": "canary"})
+        json!({"app": "shop", "rollout-safe.dev/track": "canary"})
     );
     assert_eq!(c["spec"]["template"]["metadata"]["labels"]["app"], "shop");
 
     // Same images again: nothing to do.
-    let r = s
-        .run(&[
-            "canary",
-            "deploy/shop",
-            "--image",
-            &format!("app={V2}"),
-            "--interval",
-            "1s",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("nothing to canary"), "{}", r.stdout);
+    let r = plugin.run(&canary("deploy/shop", V2, "1s", &[]))?;
+    r.assert_code(0).assert_stdout_has("nothing to canary");
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_canary_failing_step_aborts() {
-    let stub = Stub::shop(4, V1);
-    let s = stub.serve().await;
-    let r = s
-        .run(&[
-            "canary",
-            "deploy/shop",
-            "--image",
-            &format!("app={CRASH}"),
-            "--steps",
-            "10,50,100",
-            "--interval",
-            "1s",
-            "--timeout",
-            "60s",
-        ])
-        .await;
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("CrashLoopBackOff"), "{}", r.stderr);
-    assert!(r.stderr.contains("canary aborted"), "{}", r.stderr);
-    let stable = stub.get("deployments", "shop").unwrap();
+#[test]
+fn stub_api_canary_failing_step_aborts() -> TestResult {
+    let (standin, plugin) = shop(4, V1)?;
+    let r = plugin.run(&canary(
+        "deploy/shop",
+        CRASH,
+        "1s",
+        &["--steps", "10,50,100", "--timeout", "60s"],
+    ))?;
+    r.assert_code(1)
+        .assert_stderr_has("CrashLoopBackOff")
+        .assert_stderr_has("canary aborted");
+    let stable = deployment(&standin, "shop");
     assert_eq!((replicas(&stable), image(&stable)), (4, V1.to_owned()));
-    assert_eq!(
-        annotation(&stable, "rollout-safe.dev/canary-phase").as_deref(),
-        Some("aborted")
-    );
+    assert_eq!(annotation(&stable, PHASE).as_deref(), Some("aborted"));
     assert!(annotation(&stable, "rollout-safe.dev/canary-total").is_none());
-    assert!(stub.get("deployments", "shop-canary").is_none());
+    assert!(standin.get("deployments", "shop-canary").is_none());
+    let steps = replica_steps(&standin);
     assert!(
-        replica_steps(&stub).iter().all(|(c, _)| *c <= 1),
-        "never past the first step: {:?}",
-        replica_steps(&stub)
+        steps.iter().all(|(c, _)| *c <= 1),
+        "never past the first step: {steps:?}"
     );
-    assert!(min_ready(&stub) >= 4);
+    assert!(min_ready(&standin) >= 4);
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_canary_interrupt_resume_and_abort() {
-    let stub = Stub::shop(4, V1);
-    let s = stub.serve().await;
-    let start = |interval: &'static str| {
-        vec![
-            "canary",
-            "deploy/shop",
-            "--image",
-            "app=registry.example.com/team/shop:2.0.0",
-            "--steps",
-            "25,50,100",
-            "--interval",
-            interval,
-        ]
-    };
+#[test]
+fn stub_api_canary_interrupt_resume_and_abort() -> TestResult {
+    let (standin, plugin) = shop(4, V1)?;
+    let start = |interval: &str| canary("deploy/shop", V2, interval, &["--steps", "25,50,100"]);
     // Ctrl-C while the first step holds: the state stays, resumable.
-    let child = s.spawn(&start("1h"));
-    child
-        .wait_stderr(
-            "deployment/shop-canary: all 1 new pods ready; holding until",
-            Duration::from_secs(30),
-        )
-        .await;
-    assert_eq!(replicas(&stub.get("deployments", "shop").unwrap()), 3);
-    interrupt(&child);
-    let r = finish(child).await;
-    assert_eq!(r.code, 4, "{}", r.stderr);
-    let stable = stub.get("deployments", "shop").unwrap();
-    assert_eq!(
-        annotation(&stable, "rollout-safe.dev/canary-phase").as_deref(),
-        Some("running")
-    );
+    let child = spawn_until(
+        &plugin,
+        &start("1h"),
+        "deployment/shop-canary: all 1 new pods ready; holding until",
+    )?;
+    assert_eq!(replicas(&deployment(&standin, "shop")), 3);
+    child.interrupt()?;
+    child.finish()?.assert_code(4);
+    let stable = deployment(&standin, "shop");
+    assert_eq!(annotation(&stable, PHASE).as_deref(), Some("running"));
     assert_eq!(
         annotation(&stable, "rollout-safe.dev/canary-total").as_deref(),
         Some("4")
     );
 
     // Other images while it is under way: refused.
-    let r = s
-        .run(&[
-            "canary",
-            "deploy/shop",
-            "--image",
-            "app=other:1",
-            "--interval",
-            "1s",
-        ])
-        .await;
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("under way"), "{}", r.stderr);
+    let r = plugin.run(&canary("deploy/shop", "other:1", "1s", &[]))?;
+    r.assert_code(2).assert_stderr_has("under way");
 
     // Resume (step 25% was not passed: it is held again, 3s from when its pod became ready),
     // Ctrl-C again while step 50% holds.
-    let child = s.spawn(&start("3s"));
-    stub.wait_for(Duration::from_secs(30), "step 50% on resume", |st| {
-        st.get("deployments", "shop").is_some_and(|d| {
+    let child = plugin.spawn(&start("3s"))?;
+    standin.wait_until(WAIT, "step 50% on resume", |s| {
+        s.get("deployments", "api", "shop").is_some_and(|d| {
             d["metadata"]["annotations"]["rollout-safe.dev/canary-step"] == "25"
                 && d["spec"]["replicas"] == 2
         })
-    })
-    .await;
-    interrupt(&child);
-    let r = finish(child).await;
-    assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("resuming the canary of deployment/shop"),
-        "{}",
-        r.stderr
+    })?;
+    child.interrupt()?;
+    let r = child.finish()?;
+    r.assert_code(4)
+        .assert_stderr_has("resuming the canary of deployment/shop")
+        // The canary is reused.
+        .assert_stderr_lacks("shop-canary created");
+    assert_eq!(
+        standin.requests_with(Verb::Create).len(),
+        1,
+        "the canary was created once"
     );
-    assert!(
-        !r.stderr.contains("shop-canary created"),
-        "the canary is reused: {}",
-        r.stderr
-    );
-    let posts = stub
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .count();
-    assert_eq!(posts, 1, "the canary was created once");
 
     // Abort: the stable Deployment gets its 4 replicas back, the canary goes.
-    let r = s.run(&["canary", "abort", "deploy/shop"]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let stable = stub.get("deployments", "shop").unwrap();
+    plugin
+        .run(&["canary", "abort", "deploy/shop"])?
+        .assert_code(0);
+    let stable = deployment(&standin, "shop");
     assert_eq!((replicas(&stable), image(&stable)), (4, V1.to_owned()));
-    assert_eq!(
-        annotation(&stable, "rollout-safe.dev/canary-phase").as_deref(),
-        Some("aborted")
-    );
-    assert!(stub.get("deployments", "shop-canary").is_none());
-    assert!(min_ready(&stub) >= 4, "{:#?}", stub.history("shop"));
+    assert_eq!(annotation(&stable, PHASE).as_deref(), Some("aborted"));
+    assert!(standin.get("deployments", "shop-canary").is_none());
+    assert!(min_ready(&standin) >= 4, "{:#?}", traffic(&standin));
     // Idempotent.
-    let r = s.run(&["canary", "abort", "deploy/shop"]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("no canary"), "{}", r.stdout);
+    let r = plugin.run(&["canary", "abort", "deploy/shop"])?;
+    r.assert_code(0).assert_stdout_has("no canary");
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_canary_and_blue_green_do_not_mix() {
-    let stub = Stub::shop(2, V1);
-    let s = stub.serve().await;
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            &format!("app={V2}"),
-            "--bake",
-            "0s",
-            "--keep-old",
-            "0s",
-        ])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+#[test]
+fn stub_api_canary_and_blue_green_do_not_mix() -> TestResult {
+    let (standin, plugin) = shop(2, V1)?;
+    plugin.run(&blue_green(V2, "0s", "0s", &[]))?.assert_code(0);
     // The original Deployment is now the idle blue colour: no canary there.
-    let r = s
-        .run(&[
-            "canary",
-            "deploy/shop",
-            "--image",
-            "app=shop:3",
-            "--interval",
-            "1s",
-        ])
-        .await;
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("idle blue colour"), "{}", r.stderr);
+    let r = plugin.run(&canary("deploy/shop", "shop:3", "1s", &[]))?;
+    r.assert_code(2).assert_stderr_has("idle blue colour");
     // On the live colour, the canary's pods join the Service's endpoints…
-    let child = s.spawn(&[
-        "canary",
+    let child = plugin.spawn(&canary(
         "deploy/shop-green",
-        "--image",
-        "app=shop:3",
-        "--steps",
-        "50,100",
-        "--interval",
+        "shop:3",
         "1h",
-    ]);
-    stub.wait_for(Duration::from_secs(30), "the canary in the Service", |st| {
-        st.history
-            .get("shop")
-            .and_then(|h| h.last())
+        &["--steps", "50,100"],
+    ))?;
+    standin.wait_until(WAIT, "the canary in the Service", |s| {
+        service_history(s, "api", "shop", COLOR)
+            .last()
             .is_some_and(|v| v.ready.keys().any(|p| p.starts_with("shop-green-canary-")))
-    })
-    .await;
+    })?;
     // …and no blue-green starts meanwhile.
-    let r = s
-        .run(&[
-            "blue-green",
-            "deploy/shop",
-            "--service",
-            "shop",
-            "--image",
-            "app=shop:3",
-            "--bake",
-            "0s",
-            "--keep-old",
-            "0s",
-        ])
-        .await;
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("canary under way"), "{}", r.stderr);
-    interrupt(&child);
-    assert_eq!(finish(child).await.code, 4);
-    let r = s
-        .run(&["canary", "abort", "deploy/shop-green-canary"])
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let green = stub.get("deployments", "shop-green").unwrap();
+    let r = plugin.run(&blue_green("shop:3", "0s", "0s", &[]))?;
+    r.assert_code(2).assert_stderr_has("canary under way");
+    child.interrupt()?;
+    child.finish()?.assert_code(4);
+    plugin
+        .run(&["canary", "abort", "deploy/shop-green-canary"])?
+        .assert_code(0);
+    let green = deployment(&standin, "shop-green");
     assert_eq!((replicas(&green), image(&green)), (2, V2.to_owned()));
-    assert!(stub.get("deployments", "shop-green-canary").is_none());
-    assert!(min_ready(&stub) >= 2, "{:#?}", stub.history("shop"));
+    assert!(standin.get("deployments", "shop-green-canary").is_none());
+    assert!(min_ready(&standin) >= 2, "{:#?}", traffic(&standin));
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stub_api_canary_refuses_an_unsafe_spec_before_writing_anything() {
-    let stub = Stub::shop(4, V1);
-    stub.with(|st| {
-        let mut d = st.get("deployments", "shop").cloned().unwrap();
-        d["spec"]["template"]["spec"]["containers"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("readinessProbe");
-        st.put("deployments", d);
-    });
-    let s = stub.serve().await;
-    let r = s
-        .run(&[
-            "canary",
-            "deploy/shop",
-            "--image",
-            &format!("app={V2}"),
-            "--interval",
-            "1s",
-        ])
-        .await;
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("RS101")
-            && r.stderr
-                .contains("refusing to start a canary of deployment/shop"),
-        "{}",
-        r.stderr
-    );
-    let writes: Vec<String> = stub
-        .requests()
-        .iter()
-        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
-        .map(|r| format!("{} {}", r.method, r.uri))
-        .collect();
-    assert_eq!(writes, Vec::<String>::new(), "nothing is written");
-    assert!(stub.get("deployments", "shop-canary").is_none());
+#[test]
+fn stub_api_canary_refuses_an_unsafe_spec_before_writing_anything() -> TestResult {
+    let (standin, plugin) = shop(4, V1)?;
+    standin.modify(|s| common::drop_readiness_probe(s, "shop"))?;
+    let r = plugin.run(&canary("deploy/shop", V2, "1s", &[]))?;
+    r.assert_code(3)
+        .assert_stderr_has("RS101")
+        .assert_stderr_has("refusing to start a canary of deployment/shop");
+    assert_eq!(writes(&standin), Vec::<String>::new(), "nothing is written");
+    assert!(standin.get("deployments", "shop-canary").is_none());
+    Ok(())
 }
