@@ -15,6 +15,7 @@ pub mod mutate;
 pub mod plan;
 pub mod rule;
 pub mod selector;
+pub mod strategy;
 pub mod workload;
 
 pub use admission::{AdmissionInput, ClusterLookups, NoLookups, Operation, Verdict};
