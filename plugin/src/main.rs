@@ -1,8 +1,9 @@
 use clap::Parser;
-use kubectl_rollout_safe::{Exit, cli::Cli};
+use kubectl_rollout_safe::commands::app::{self, App};
+use kubectl_rollout_safe::exit::Exit;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = App::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ROLLOUT_SAFE_LOG")
@@ -21,12 +22,6 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(Exit::Cluster as u8);
         }
     };
-    let code = match runtime.block_on(kubectl_rollout_safe::run(cli)) {
-        Ok(exit) => exit,
-        Err(f) => {
-            eprintln!("error: {f}");
-            f.exit
-        }
-    };
-    std::process::ExitCode::from(code as u8)
+    let result = runtime.block_on(app::run(cli));
+    std::process::ExitCode::from(kubectl_rollout_safe::conclude(&result) as u8)
 }

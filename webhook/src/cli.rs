@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -162,37 +161,4 @@ pub fn init_tracing(format: LogFormat) {
             .try_init(),
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
-}
-
-/// The binary's whole `main`: parse, log, serve until SIGTERM/SIGINT, exit 0 after draining.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => {
-            init_tracing(args.log.log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("rollout-safe-webhook: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            // The signal handlers exist before anything slow (certificate loading, version
-            // discovery, binding), so an early SIGTERM still ends in a clean exit 0.
-            let served = runtime.block_on(async {
-                let shutdown = crate::server::shutdown_signal();
-                crate::server::serve(args, shutdown).await
-            });
-            match served {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "rollout-safe-webhook cannot serve");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-    }
 }
