@@ -282,7 +282,9 @@ fn named_paths(code: &str) -> Named {
             let len = tail
                 .find(|ch: char| !(is_ident(ch) || ch == ':'))
                 .unwrap_or(tail.len());
-            named.uses.push(tail[..len].trim_end_matches(':').to_owned());
+            named
+                .uses
+                .push(tail[..len].trim_end_matches(':').to_owned());
         }
     }
     named
@@ -543,7 +545,10 @@ fn the_checker_sees_what_it_must() {
     assert_eq!(g["c"], BTreeSet::from(["b::inner".to_owned()]));
     assert!(g[""].is_empty(), "{:?}", g[""]);
     let found = cycles(&g);
-    assert_eq!(found, [vec!["a", "b", "a"], vec!["b::inner", "c", "b::inner"]]);
+    assert_eq!(
+        found,
+        [vec!["a", "b", "a"], vec!["b::inner", "c", "b::inner"]]
+    );
     assert_eq!(
         violations(&g, "b", &["c"]),
         [("b::inner".to_owned(), "c".to_owned())]
