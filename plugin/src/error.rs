@@ -160,6 +160,8 @@ pub enum Error {
         #[source]
         source: Cause,
     },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     /// An error already printed where it happened (before the clean-up that followed it); it
     /// ends the command as the error itself would.
     #[error("{0}")]

@@ -75,7 +75,8 @@ fn error_exit(e: &Error) -> Exit {
         | Error::Selector { .. }
         | Error::Deleted { .. }
         | Error::WatchesEnded { .. }
-        | Error::Encode { .. } => Exit::Cluster,
+        | Error::Encode { .. }
+        | Error::Runtime(_) => Exit::Cluster,
         Error::Reported(inner) => error_exit(inner),
     }
 }

@@ -1,6 +1,6 @@
 use clap::Parser;
 use kubectl_rollout_safe::commands::app::{self, App};
-use kubectl_rollout_safe::exit::Exit;
+use kubectl_rollout_safe::error::Error;
 
 fn main() -> std::process::ExitCode {
     let cli = App::parse();
@@ -11,17 +11,11 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(Exit::Cluster as u8);
-        }
-    };
-    let result = runtime.block_on(app::run(cli));
+        .map_err(Error::Runtime)
+        .and_then(|runtime| runtime.block_on(app::run(cli)));
     std::process::ExitCode::from(kubectl_rollout_safe::conclude(&result) as u8)
 }

@@ -9,7 +9,7 @@
 
 use tokio::sync::watch;
 
-use crate::exit::Exit;
+use crate::exit::{Outcome, exit_code};
 use crate::interrupt::Interrupt;
 
 /// Starts listening for Ctrl-C. Must be called inside the runtime, once.
@@ -21,7 +21,7 @@ pub fn install() -> Interrupt {
                 eprintln!(
                     "interrupted again: exiting now, in the middle of the step; re-run the command to see where things stand"
                 );
-                std::process::exit(Exit::Timeout as i32);
+                std::process::exit(exit_code(&Ok(Outcome::Interrupted)) as i32);
             }
         }
     });
