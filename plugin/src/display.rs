@@ -1,36 +1,18 @@
 //! What the user sees while a rollout is watched: on a terminal (stderr), a live view redrawn in
 //! place (indicatif, whose steady tick keeps the spinner going); otherwise plain timestamped
-//! lines, printed only when something changed.
-//! Also the failure report and the JSON form of a verdict.
+//! lines, printed only when something changed. Also the JSON form of a verdict.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use k8s_openapi::jiff::Timestamp;
-use rollout_safe_policy::judge::{Failure, Progress, RolloutState, Verdict};
+use rollout_safe_policy::judge::{Progress, RolloutState, Verdict};
 use serde_json::{Value, json};
 
-/// Problems shown at most in the live view / per plain update.
-const MAX_PROBLEMS_SHOWN: usize = 5;
-
-/// `2026-11-22T23:10:24Z`
-pub fn now_text() -> String {
-    ts_text(Timestamp::now())
-}
-
-/// RFC 3339, whole seconds, truncated: a time shown or recorded is never later than the moment
-/// (rounding could print a failure half a second in the future).
-pub fn ts_text(t: Timestamp) -> String {
-    Timestamp::from_second(t.as_second())
-        .unwrap_or(t)
-        .to_string()
-}
-
-/// Seconds with one decimal: `1.4s`.
-pub fn secs(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
-}
+use crate::cluster::watch::WatchView;
+use crate::ops::session::Views;
+use crate::text::{counts, now_text, problem_lines, ts_text};
 
 pub struct Display {
     title: String,
@@ -125,6 +107,26 @@ impl Display {
     }
 }
 
+impl WatchView for Display {
+    fn update(&mut self, verdict: &Verdict, state: &RolloutState) {
+        Display::update(self, verdict, state);
+    }
+
+    fn note(&mut self, line: &str) {
+        Display::note(self, line);
+    }
+}
+
+/// Views of watches on the terminal (stderr): [`Display`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TerminalViews;
+
+impl Views for TerminalViews {
+    fn watch(&self, title: String) -> Box<dyn WatchView> {
+        Box::new(Display::new(title))
+    }
+}
+
 impl Drop for Display {
     fn drop(&mut self) {
         self.finish();
@@ -133,14 +135,6 @@ impl Drop for Display {
 
 fn secs_whole(d: Duration) -> String {
     format!("{}s", d.as_secs())
-}
-
-/// `desired 4 · updated 2 · ready 3 · available 3`
-pub fn counts(p: &Progress) -> String {
-    format!(
-        "desired {} · updated {} · ready {} · available {}",
-        p.desired, p.updated, p.ready, p.available
-    )
 }
 
 /// `pods: 2 new (web-7bd446db9, revision 3), 3 old, 1 terminating`
@@ -172,65 +166,6 @@ fn pod_counts(p: &Progress, state: &RolloutState) -> String {
         s.push_str(&format!(", {} terminating", p.terminating_pods));
     }
     s
-}
-
-fn problem_lines(p: &Progress) -> Vec<String> {
-    let mut out: Vec<String> = p
-        .problems
-        .iter()
-        .take(MAX_PROBLEMS_SHOWN)
-        .map(|q| {
-            let mark = if q.fatal { "✗" } else { "…" };
-            let who = match &q.container {
-                Some(c) => format!("{} {c}", q.pod),
-                None => q.pod.clone(),
-            };
-            let mut line = format!("{mark} {who}: {} ({})", q.message, q.reason);
-            if !q.fatal
-                && let Some(at) = q.fails_at
-            {
-                line.push_str(&format!(", counts as failed at {}", ts_text(at)));
-            }
-            line
-        })
-        .collect();
-    if p.problems.len() > MAX_PROBLEMS_SHOWN {
-        out.push(format!(
-            "… and {} more",
-            p.problems.len() - MAX_PROBLEMS_SHOWN
-        ));
-    }
-    out
-}
-
-/// The failure, told for people: reason, pod, container, message, failing pods, recent events.
-pub fn failure_report(f: &Failure) -> String {
-    let mut out = format!("rollout failed: {}\n", f.reason);
-    match (&f.pod, &f.container) {
-        (Some(p), Some(c)) => out.push_str(&format!("  pod:       {p}\n  container: {c}\n")),
-        (Some(p), None) => out.push_str(&format!("  pod:       {p}\n")),
-        _ => {}
-    }
-    out.push_str(&format!(
-        "  reason:    {}\n  message:   {}\n",
-        f.reason, f.message
-    ));
-    if let Some(t) = f.first_seen {
-        out.push_str(&format!("  since:     {}\n", ts_text(t)));
-    }
-    if f.failing_pods.len() > 1 {
-        out.push_str(&format!(
-            "  failing pods of the new revision: {}\n",
-            f.failing_pods.join(", ")
-        ));
-    }
-    if !f.events.is_empty() {
-        out.push_str("  recent events:\n");
-        for e in &f.events {
-            out.push_str(&format!("    {e}\n"));
-        }
-    }
-    out.trim_end().to_owned()
 }
 
 fn ts_json(t: Option<Timestamp>) -> Value {
@@ -278,33 +213,4 @@ pub fn verdict_json(workload: &str, namespace: &str, v: &Verdict) -> Value {
         "problems": problems,
         "failure": failure,
     })
-}
-
-/// The verdict for people (`status` without `-o`).
-pub fn verdict_text(workload: &str, v: &Verdict) -> String {
-    let p = v.progress();
-    let mut out = format!(
-        "{workload}: {}\n  {}\n  {}\n",
-        v.label(),
-        p.message,
-        counts(p)
-    );
-    let new_rs_known = p.new_replica_set.is_some()
-        || p.kind != Some(rollout_safe_policy::WorkloadKind::Deployment);
-    if let Some(rev) = p.new_revision.as_ref().filter(|_| new_rs_known) {
-        out.push_str(&format!("  new revision {rev}"));
-        if let Some(rs) = &p.new_replica_set {
-            out.push_str(&format!(" ({rs})"));
-        }
-        out.push_str(&format!(", {} old replica(s)\n", p.old_replicas));
-    }
-    if let Some(f) = v.failure() {
-        out.push_str(&failure_report(f));
-        out.push('\n');
-    } else {
-        for line in problem_lines(p) {
-            out.push_str(&format!("  {line}\n"));
-        }
-    }
-    out.trim_end().to_owned()
 }

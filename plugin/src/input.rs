@@ -3,25 +3,26 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use rollout_safe_policy::{Document, DocumentError, RolloutPolicy, parse_documents};
 
-use crate::exit::{Exit, Failure};
+use crate::error::Error;
 
 /// Files larger than this are refused (a manifest set is kilobytes to a few megabytes).
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Loads `--policy`, or the built-in defaults. A bad file is a usage error naming file, line and column.
-pub fn load_policy(path: Option<&Path>) -> Result<RolloutPolicy, Failure> {
+pub fn load_policy(path: Option<&Path>) -> Result<RolloutPolicy, Error> {
     let Some(path) = path else {
         return Ok(RolloutPolicy::default());
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read policy file {}", path.display()))
-        .map_err(|e| Failure::new(Exit::Usage, e))?;
-    RolloutPolicy::from_yaml(&text)
-        .with_context(|| format!("in {}", path.display()))
-        .map_err(|e| Failure::new(Exit::Usage, e))
+    let text = std::fs::read_to_string(path).map_err(|source| Error::PolicyUnreadable {
+        path: path.display().to_string(),
+        source,
+    })?;
+    RolloutPolicy::from_yaml(&text).map_err(|source| Error::PolicyInvalid {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Everything read from `-f` arguments: the objects, and what could not be read.

@@ -1,8 +1,9 @@
 use clap::Parser;
-use kubectl_rollout_safe::{Exit, cli::Cli};
+use kubectl_rollout_safe::commands::app::{self, App};
+use kubectl_rollout_safe::error::Error;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = App::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ROLLOUT_SAFE_LOG")
@@ -10,23 +11,11 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(Exit::Cluster as u8);
-        }
-    };
-    let code = match runtime.block_on(kubectl_rollout_safe::run(cli)) {
-        Ok(exit) => exit,
-        Err(f) => {
-            eprintln!("error: {f}");
-            f.exit
-        }
-    };
-    std::process::ExitCode::from(code as u8)
+        .map_err(Error::Runtime)
+        .and_then(|runtime| runtime.block_on(app::run(cli)));
+    std::process::ExitCode::from(kubectl_rollout_safe::conclude(&result) as u8)
 }

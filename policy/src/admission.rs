@@ -102,6 +102,14 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Sorts findings as admission does: enforced ones (errors) deny, the rest warn.
+    pub fn from_findings(findings: Vec<Finding>) -> Verdict {
+        let (denied, warnings) = findings
+            .into_iter()
+            .partition(|f| f.severity == Severity::Error);
+        Verdict { denied, warnings }
+    }
+
     pub fn allowed(&self) -> bool {
         self.denied.is_empty()
     }

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar};
 use crate::workload::Workload;
 
 pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
 
 /// Whether the pod template differs (a scale, pause or annotation change does not count).
 pub fn template_changed(old: &Workload, new: &Workload) -> bool {

@@ -1,4 +1,4 @@
-//! What a rule reports.
+//! What a rule reports ([`Finding`]) and what a fix did ([`Mutation`]).
 
 use serde::Serialize;
 
@@ -28,4 +28,13 @@ impl Finding {
     pub fn one_line(&self) -> String {
         format!("{} {} Fix: {}", self.rule, self.message, self.fix)
     }
+}
+
+/// One fix that was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mutation {
+    pub rule: RuleId,
+    /// The field written, e.g. `spec.template.spec.containers[0].lifecycle.preStop`.
+    pub field: String,
+    pub description: String,
 }

@@ -9,6 +9,7 @@ pub mod change_cause;
 pub mod check;
 pub mod config;
 pub mod documents;
+pub mod facts;
 pub mod finding;
 pub mod judge;
 pub mod mutate;
@@ -16,6 +17,9 @@ pub mod plan;
 pub mod rule;
 pub mod rules;
 pub mod selector;
+pub mod server_info;
+pub mod skip;
+pub mod strategy;
 pub mod view;
 pub mod workload;
 

@@ -6,7 +6,7 @@ use std::ops::Deref;
 
 use serde_json::Value;
 
-use crate::check::Skip;
+use crate::skip::Skip;
 use crate::workload::{AppContainer, ObjectRef, Workload};
 
 /// A workload as the rules read it.

@@ -1,19 +1,40 @@
-//! The Kubernetes client, configured from the flags kubectl would honour itself
-//! (`--kubeconfig`, `--context`, `-n`, `-A`: kubectl does not parse a plugin's flags for it).
+//! The Kubernetes client, configured from what kubectl would honour itself (`--kubeconfig`,
+//! `--context`, `-n`, `-A`: kubectl does not parse a plugin's flags for it).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::cli::KubeArgs;
-use crate::exit::{Exit, Failure};
+use crate::error::{ApiOp, Error};
 
 /// The field manager every write of the plugin uses.
 pub const FIELD_MANAGER: &str = "kubectl-rollout-safe";
+
+/// Where to connect, as the command line says.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// A kubeconfig path list (like `$KUBECONFIG`); `None`: `$KUBECONFIG` or `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The context (and cluster/user overrides) to use.
+    pub config: KubeConfigOptions,
+    /// `None`: the context's namespace, else `default`.
+    pub namespace: Option<String>,
+    pub all_namespaces: bool,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("kubeconfig", &self.kubeconfig)
+            .field("context", &self.config.context)
+            .field("namespace", &self.namespace)
+            .field("all_namespaces", &self.all_namespaces)
+            .finish_non_exhaustive()
+    }
+}
 
 /// A connected client and where it points.
 #[derive(Clone)]
@@ -43,41 +64,38 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn kubeconfig_error(e: KubeconfigError) -> Failure {
-    Failure::new(Exit::Cluster, anyhow!("cannot load the kubeconfig: {e}"))
-}
-
-/// Reads `--kubeconfig` (a path list like `$KUBECONFIG`, merged kubectl-style), else `$KUBECONFIG`
-/// or `~/.kube/config`.
-fn read_kubeconfig(flag: Option<&Path>) -> Result<Kubeconfig, Failure> {
-    let Some(flag) = flag else {
-        return Kubeconfig::read().map_err(kubeconfig_error);
-    };
-    let paths: Vec<PathBuf> = std::env::split_paths(flag.as_os_str())
-        .filter(|p| !p.as_os_str().is_empty())
-        .collect();
+/// Reads the kubeconfig path list (merged kubectl-style), else `$KUBECONFIG` or
+/// `~/.kube/config`.
+fn read_kubeconfig(paths: Option<&Path>) -> Result<Kubeconfig, Error> {
+    let paths: Vec<PathBuf> = paths
+        .map(|p| {
+            std::env::split_paths(p.as_os_str())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     if paths.is_empty() {
-        return Kubeconfig::read().map_err(kubeconfig_error);
+        return Kubeconfig::read().map_err(Error::Kubeconfig);
     }
     let mut merged = Kubeconfig::default();
     for p in &paths {
         merged = merged
-            .merge(Kubeconfig::read_from(p).map_err(kubeconfig_error)?)
-            .map_err(kubeconfig_error)?;
+            .merge(Kubeconfig::read_from(p).map_err(Error::Kubeconfig)?)
+            .map_err(Error::Kubeconfig)?;
     }
     Ok(merged)
 }
 
 impl Cluster {
-    /// Builds the client. An unknown `--context` is a usage error (exit 2); an unreadable
+    /// Builds the client. An unknown context is a usage error (exit 2); an unreadable
     /// kubeconfig a cluster error (exit 5). Nothing is sent to the server yet.
-    pub async fn connect(args: &KubeArgs) -> Result<Cluster, Failure> {
-        let kubeconfig = read_kubeconfig(args.kubeconfig.as_deref())?;
-        let context_name = args
-            .context
+    pub async fn connect(opts: &ConnectOptions) -> Result<Cluster, Error> {
+        let kubeconfig = read_kubeconfig(opts.kubeconfig.as_deref())?;
+        let wanted = opts.config.context.clone();
+        let context_name = wanted
             .clone()
             .or_else(|| kubeconfig.current_context.clone());
-        if let Some(wanted) = &args.context
+        if let Some(wanted) = &wanted
             && !kubeconfig.contexts.iter().any(|c| &c.name == wanted)
         {
             let known: Vec<&str> = kubeconfig
@@ -85,7 +103,7 @@ impl Cluster {
                 .iter()
                 .map(|c| c.name.as_str())
                 .collect();
-            return Err(Failure::usage(format!(
+            return Err(Error::usage(format!(
                 "context {wanted:?} is not in the kubeconfig (contexts: {})",
                 if known.is_empty() {
                     "none".to_owned()
@@ -95,49 +113,53 @@ impl Cluster {
             )));
         }
         if context_name.is_none() {
-            return Err(Failure::new(
-                Exit::Cluster,
-                anyhow!("the kubeconfig has no current-context; pass --context NAME"),
-            ));
+            return Err(Error::NoCurrentContext);
         }
         let username = username_of(&kubeconfig, context_name.as_deref());
-        let options = KubeConfigOptions {
-            context: args.context.clone(),
-            ..KubeConfigOptions::default()
-        };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &opts.config)
             .await
-            .map_err(kubeconfig_error)?;
-        let namespace = args
+            .map_err(Error::Kubeconfig)?;
+        let namespace = opts
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
         let server = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).map_err(|e| {
-            Failure::new(
-                Exit::Cluster,
-                anyhow!("cannot build a client for {server}: {e}"),
-            )
+        let client = kube::Client::try_from(config).map_err(|source| Error::Client {
+            server: server.clone(),
+            source,
         })?;
         Ok(Cluster {
             client,
             namespace,
-            all_namespaces: args.all_namespaces,
+            all_namespaces: opts.all_namespaces,
             username,
             server,
             context: context_name,
-            context_flag: args.context.clone(),
+            context_flag: wanted,
         })
     }
 
     /// `-A` only means something to `audit --cluster`.
-    pub fn reject_all_namespaces(&self, command: &str) -> Result<(), Failure> {
+    pub fn reject_all_namespaces(&self, command: &str) -> Result<(), Error> {
         if self.all_namespaces {
-            return Err(Failure::usage(format!(
+            return Err(Error::usage(format!(
                 "{command} acts on one workload in one namespace; -A/--all-namespaces is for `audit --cluster`"
             )));
         }
         Ok(())
+    }
+
+    /// A request about to be made, for its error: `verb` on `resource` (`name`) in the
+    /// namespace, at this server.
+    pub fn op(&self, verb: &'static str, resource: &'static str, name: Option<&str>) -> ApiOp {
+        ApiOp {
+            verb,
+            resource,
+            name: name.map(str::to_owned),
+            namespace: self.namespace.clone(),
+            server: self.server.clone(),
+            user_input: false,
+        }
     }
 
     pub fn deployments(&self) -> Api<Deployment> {
@@ -156,6 +178,9 @@ impl Cluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
     pub fn events(&self) -> Api<Event> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+    pub fn services(&self) -> Api<Service> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
@@ -199,6 +224,7 @@ fn username_of(kc: &Kubeconfig, context: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::{Exit, exit_code};
 
     const KC: &str = r#"
 apiVersion: v1
@@ -219,12 +245,15 @@ users:
   user: {token: t}
 "#;
 
-    fn args(dir: &tempfile::TempDir, context: Option<&str>, ns: Option<&str>) -> KubeArgs {
+    fn opts(dir: &tempfile::TempDir, context: Option<&str>, ns: Option<&str>) -> ConnectOptions {
         let p = dir.path().join("config");
         std::fs::write(&p, KC).unwrap();
-        KubeArgs {
+        ConnectOptions {
             kubeconfig: Some(p),
-            context: context.map(str::to_owned),
+            config: KubeConfigOptions {
+                context: context.map(str::to_owned),
+                ..KubeConfigOptions::default()
+            },
             namespace: ns.map(str::to_owned),
             all_namespaces: false,
         }
@@ -233,40 +262,45 @@ users:
     #[tokio::test]
     async fn context_namespace_and_user() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Cluster::connect(&args(&dir, None, None)).await.unwrap();
+        let c = Cluster::connect(&opts(&dir, None, None)).await.unwrap();
         assert_eq!(c.namespace, "shop");
         assert_eq!(c.username, "alice");
         assert_eq!(c.context.as_deref(), Some("dev"));
-        let c = Cluster::connect(&args(&dir, Some("prod"), None))
+        let c = Cluster::connect(&opts(&dir, Some("prod"), None))
             .await
             .unwrap();
         assert_eq!(c.namespace, "default");
         assert_eq!(c.username, "bob");
         assert!(c.flags().contains("--context prod"));
-        let c = Cluster::connect(&args(&dir, Some("prod"), Some("api")))
+        let c = Cluster::connect(&opts(&dir, Some("prod"), Some("api")))
             .await
             .unwrap();
         assert_eq!(c.namespace, "api");
+        let op = c.op("get", "deployments.apps", Some("web"));
+        assert_eq!(op.object(), "deployments.apps \"web\" in namespace \"api\"");
+        assert_eq!(op.server, c.server);
     }
 
     #[tokio::test]
     async fn unknown_context_is_usage() {
         let dir = tempfile::tempdir().unwrap();
-        let e = Cluster::connect(&args(&dir, Some("nope"), None))
+        let e = Cluster::connect(&opts(&dir, Some("nope"), None))
             .await
             .unwrap_err();
-        assert_eq!(e.exit, Exit::Usage);
         assert!(e.to_string().contains("dev, prod"), "{e}");
+        assert_eq!(exit_code(&Err(e)), Exit::Usage);
     }
 
     #[tokio::test]
     async fn missing_kubeconfig_is_cluster_error() {
-        let a = KubeArgs {
+        let o = ConnectOptions {
             kubeconfig: Some("/nonexistent/kubeconfig".into()),
-            ..KubeArgs::default()
+            ..ConnectOptions::default()
         };
-        let e = Cluster::connect(&a).await.unwrap_err();
-        assert_eq!(e.exit, Exit::Cluster);
-        assert!(e.to_string().contains("kubeconfig"), "{e}");
+        let e = Cluster::connect(&o).await.unwrap_err();
+        let chain = crate::error::chain(&e);
+        assert!(chain.contains("kubeconfig"), "{chain}");
+        assert!(chain.contains("/nonexistent/kubeconfig"), "{chain}");
+        assert_eq!(exit_code(&Err(e)), Exit::Cluster);
     }
 }

@@ -1,52 +1,8 @@
 //! API errors, told the way an operator needs them: what was refused, and what to do.
 
-use anyhow::anyhow;
 use kube::core::Status;
 
-use crate::exit::{Exit, Failure};
-
-/// What the plugin was doing when the API answered with an error.
-#[derive(Debug, Clone, Copy)]
-pub struct Op<'a> {
-    /// RBAC verb: `get`, `list`, `watch`, `patch`.
-    pub verb: &'a str,
-    /// `deployments.apps`, `replicasets.apps`, `pods`, `events`.
-    pub resource: &'a str,
-    pub name: Option<&'a str>,
-    pub namespace: &'a str,
-    /// A 422 on this request comes from what the user asked for (exit 2) rather than from the
-    /// cluster (exit 5).
-    pub user_input: bool,
-}
-
-impl<'a> Op<'a> {
-    pub fn new(
-        verb: &'a str,
-        resource: &'a str,
-        name: Option<&'a str>,
-        namespace: &'a str,
-    ) -> Self {
-        Op {
-            verb,
-            resource,
-            name,
-            namespace,
-            user_input: false,
-        }
-    }
-
-    pub fn user_input(mut self) -> Self {
-        self.user_input = true;
-        self
-    }
-
-    fn object(&self) -> String {
-        match self.name {
-            Some(n) => format!("{} {n:?} in namespace {:?}", self.resource, self.namespace),
-            None => format!("{} in namespace {:?}", self.resource, self.namespace),
-        }
-    }
-}
+use crate::error::{ApiOp, Error, Refused};
 
 /// The `Status` of an API error, if the error is one.
 pub fn status(e: &kube::Error) -> Option<&Status> {
@@ -88,132 +44,148 @@ pub fn invalid_detail(s: &Status) -> String {
     out
 }
 
-/// Turns an API error into the exit code and message the user sees:
-/// 404 → "not found" (5), 403 → "forbidden: you need VERB on RESOURCE" (5), 401 → credentials (5),
-/// 409 → conflict (5; the write paths retry before it gets here), 422 → the server's message with
-/// its field causes (2 when it is about the user's input, else 5), an admission webhook's denial
-/// (whatever its code) → 3, anything else → 5.
-pub fn api_failure(e: kube::Error, op: Op<'_>) -> Failure {
+/// Turns an API error into the plugin's error:
+/// 404 → "not found", 403 → "forbidden: you need VERB on RESOURCE", 401 → credentials,
+/// 409 → conflict (the write paths retry before it gets here), 422 → the server's message with
+/// its field causes, an admission webhook's denial (whatever its code) → denied by admission;
+/// no answer at all → what was asked, of which server, with the whole cause chain (TLS,
+/// connection). `exit::exit_code` decides the exit codes.
+pub fn api_error(e: kube::Error, op: ApiOp) -> Error {
     let Some(s) = status(&e) else {
-        return Failure::new(
-            Exit::Cluster,
-            anyhow!("cannot {} {}: {e}", op.verb, op.object()),
-        );
+        return Error::ApiUnreachable {
+            op: Box::new(op),
+            source: e,
+        };
     };
-    if s.is_not_found() {
-        let what = match op.name {
+    let (refused, message) = if s.is_not_found() {
+        let what = match &op.name {
             Some(n) => format!(
                 "{} {n:?} not found in namespace {:?}",
                 op.resource, op.namespace
             ),
             None => format!("{} not found: {}", op.resource, s.message),
         };
-        return Failure::new(Exit::Cluster, anyhow!("{what}"));
-    }
-    if s.message.contains("admission webhook") && s.message.contains("denied the request") {
+        (Refused::NotFound, what)
+    } else if s.message.contains("admission webhook") && s.message.contains("denied the request") {
         // A policy webhook (rollout-safe's own, or another) refused the write: whatever code it
         // chose (often 400 or 403), this is not missing RBAC.
-        return Failure::new(
-            Exit::Violations,
-            anyhow!(
+        (
+            Refused::AdmissionDenied,
+            format!(
                 "the change to {} was denied by admission: {}",
                 op.object(),
                 s.message
             ),
-        );
-    }
-    if s.is_forbidden() {
-        return Failure::new(
-            Exit::Cluster,
-            anyhow!(
+        )
+    } else if s.is_forbidden() {
+        (
+            Refused::Forbidden,
+            format!(
                 "forbidden: you need {} on {} in namespace {:?} (the API server said: {})",
-                op.verb,
-                op.resource,
-                op.namespace,
-                s.message
+                op.verb, op.resource, op.namespace, s.message
             ),
-        );
-    }
-    if s.code == 401 || s.reason == "Unauthorized" {
-        return Failure::new(
-            Exit::Cluster,
-            anyhow!(
+        )
+    } else if s.code == 401 || s.reason == "Unauthorized" {
+        (
+            Refused::Unauthorized,
+            format!(
                 "unauthorized: the API server rejected the kubeconfig's credentials ({})",
                 s.message
             ),
-        );
-    }
-    if s.is_conflict() {
-        return Failure::new(
-            Exit::Cluster,
-            anyhow!("conflict writing {}: {}", op.object(), s.message),
-        );
-    }
-    if s.is_invalid() {
-        let exit = if op.user_input {
-            Exit::Usage
-        } else {
-            Exit::Cluster
-        };
-        return Failure::new(
-            exit,
-            anyhow!(
+        )
+    } else if s.is_conflict() {
+        (
+            Refused::Conflict,
+            format!("conflict writing {}: {}", op.object(), s.message),
+        )
+    } else if s.is_invalid() {
+        (
+            Refused::Invalid,
+            format!(
                 "the API server rejected the change to {}: {}",
                 op.object(),
                 invalid_detail(s)
             ),
-        );
+        )
+    } else {
+        (
+            Refused::Other,
+            format!(
+                "cannot {} {}: {} ({} {})",
+                op.verb,
+                op.object(),
+                if s.message.is_empty() {
+                    "error"
+                } else {
+                    s.message.as_str()
+                },
+                s.code,
+                s.reason
+            ),
+        )
+    };
+    Error::ApiStatus {
+        op: Box::new(op),
+        refused,
+        message,
     }
-    Failure::new(
-        Exit::Cluster,
-        anyhow!(
-            "cannot {} {}: {} ({} {})",
-            op.verb,
-            op.object(),
-            if s.message.is_empty() {
-                "error"
-            } else {
-                s.message.as_str()
-            },
-            s.code,
-            s.reason
-        ),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::{Exit, exit_code};
     use kube::core::response::{StatusCause, StatusDetails};
 
     fn err(code: u16, reason: &str, message: &str) -> kube::Error {
         kube::Error::Api(Box::new(Status::failure(message, reason).with_code(code)))
     }
 
+    fn op(verb: &'static str) -> ApiOp {
+        ApiOp {
+            verb,
+            resource: "deployments.apps",
+            name: Some("good".into()),
+            namespace: "api".into(),
+            server: "https://127.0.0.1:6443/".into(),
+            user_input: false,
+        }
+    }
+
+    fn exit(e: Error) -> Exit {
+        exit_code(&Err(e))
+    }
+
     #[test]
     fn mapping() {
-        let op = Op::new("get", "deployments.apps", Some("good"), "api");
-        let f = api_failure(
+        let f = api_error(
             err(404, "NotFound", "deployments.apps \"good\" not found"),
-            op,
+            op("get"),
         );
-        assert_eq!(f.exit, Exit::Cluster);
         assert!(f.to_string().contains("not found"));
-        let f = api_failure(
+        assert_eq!(exit(f), Exit::Cluster);
+        let f = api_error(
             err(
                 403,
                 "Forbidden",
                 "admission webhook \"validate.rollout-safe.dev\" denied the request: RS101 ...",
             ),
-            Op::new("patch", "deployments.apps", Some("good"), "api"),
+            op("patch"),
         );
-        assert_eq!(f.exit, Exit::Violations);
         assert!(f.to_string().contains("denied by admission"), "{f}");
-        let f = api_failure(err(403, "Forbidden", "nope"), op);
+        assert_eq!(exit(f), Exit::Violations);
+        let f = api_error(err(403, "Forbidden", "nope"), op("get"));
         assert!(
             f.to_string()
                 .starts_with("forbidden: you need get on deployments.apps"),
             "{f}"
+        );
+        let f = api_error(err(401, "Unauthorized", "who?"), op("get"));
+        assert!(f.to_string().starts_with("unauthorized:"), "{f}");
+        let f = api_error(err(500, "InternalError", ""), op("get"));
+        assert_eq!(
+            f.to_string(),
+            "cannot get deployments.apps \"good\" in namespace \"api\": error (500 InternalError)"
         );
         let mut s =
             Status::failure("Deployment.apps \"good\" is invalid", "Invalid").with_code(422);
@@ -229,19 +201,31 @@ mod tests {
             }],
             retry_after_seconds: 0,
         });
-        let f = api_failure(
+        let f = api_error(
             kube::Error::Api(Box::new(s.clone())),
-            Op::new("patch", "deployments.apps", Some("good"), "api").user_input(),
+            op("patch").user_input(),
         );
-        assert_eq!(f.exit, Exit::Usage);
         assert!(
             f.to_string().contains("spec.selector: field is immutable"),
             "{f}"
         );
-        let f = api_failure(
-            kube::Error::Api(Box::new(s)),
-            Op::new("patch", "deployments.apps", Some("good"), "api"),
+        assert_eq!(exit(f), Exit::Usage);
+        let f = api_error(kube::Error::Api(Box::new(s)), op("patch"));
+        assert_eq!(exit(f), Exit::Cluster);
+    }
+
+    #[test]
+    fn no_answer_names_the_server_and_keeps_the_cause() {
+        let io = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        let f = api_error(kube::Error::ReadEvents(io), op("get"));
+        let text = crate::error::chain(&f);
+        assert!(
+            text.starts_with(
+                "cannot get deployments.apps \"good\" in namespace \"api\" (API server https://127.0.0.1:6443/)"
+            ),
+            "{text}"
         );
-        assert_eq!(f.exit, Exit::Cluster);
+        assert!(text.contains("UnknownIssuer"), "{text}");
+        assert_eq!(exit(f), Exit::Cluster);
     }
 }

@@ -1,66 +1,16 @@
 //! Everything that talks to the Kubernetes API: the client, workload references, API errors,
-//! precondition-guarded writes, revisions, and the watch loop that drives the rollout judge.
+//! precondition-guarded writes, Deployments and Services, revisions, and the watch loop that
+//! feeds the rollout judge. No decisions (those are in `rollout_safe_policy`) and nothing
+//! from the layers above: it takes a cancellation token and a view instead.
 
 pub mod client;
-pub mod colors;
+pub mod deployments;
 pub mod errors;
-pub mod gate;
+pub mod facts;
+pub mod inventory;
 pub mod patch;
 pub mod refs;
 pub mod revisions;
 pub mod rollback;
+pub mod services;
 pub mod watch;
-
-pub use client::{Cluster, FIELD_MANAGER};
-pub use refs::WorkloadRef;
-
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::Api;
-use kube::api::ListParams;
-use rollout_safe_policy::{Facts, Workload};
-
-use crate::exit::Failure;
-use errors::{Op, api_failure};
-
-/// Reads a Deployment; 404/403 become the plugin's messages (exit 5).
-pub async fn get_deployment(cluster: &Cluster, name: &str) -> Result<Deployment, Failure> {
-    cluster.deployments().get(name).await.map_err(|e| {
-        api_failure(
-            e,
-            Op::new("get", "deployments.apps", Some(name), &cluster.namespace),
-        )
-    })
-}
-
-/// What the policy needs to know about the workload's surroundings ([`Facts::gather`] over the
-/// namespace's HPAs and PDBs), looked up best-effort: a list the user may not do leaves the fact
-/// unknown (no HPA counted; PDB coverage unknown, so RS601 is skipped).
-pub async fn facts_for(cluster: &Cluster, w: &Workload) -> Facts {
-    let hpas: Api<HorizontalPodAutoscaler> =
-        Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let pdbs: Api<PodDisruptionBudget> =
-        Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let hpas = hpas
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
-    let pdbs = pdbs.list(&ListParams::default()).await.map(|l| l.items);
-    let targets = hpas.iter().map(|h| {
-        (
-            h.spec.scale_target_ref.kind.as_str(),
-            h.spec.scale_target_ref.name.as_str(),
-        )
-    });
-    let selectors = pdbs
-        .iter()
-        .flatten()
-        .filter_map(|p| p.spec.as_ref()?.selector.as_ref());
-    let mut facts = Facts::gather(w, selectors, targets);
-    if pdbs.is_err() {
-        facts.pdb_covered = None;
-    }
-    facts
-}

@@ -1,6 +1,6 @@
 //! Writes guarded by a resourceVersion precondition, recomputed on conflict, never clobbering:
 //! one loop ([`guarded_write`]) for Deployments (JSON Patch) and Services (merge patch, see
-//! `colors::write_service`).
+//! `services::write_service`).
 //!
 //! Every write is a JSON Patch whose first operation is
 //! `{"op":"test","path":"/metadata/resourceVersion","value":RV}` followed by the minimal
@@ -19,7 +19,6 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use anyhow::anyhow;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{PatchOperation, TestOperation};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -30,8 +29,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::client::{Cluster, FIELD_MANAGER};
-use super::errors::{Op, api_failure, is_conflict, is_invalid};
-use crate::exit::{Exit, Failure};
+use super::errors::{api_error, is_conflict, is_invalid};
+use crate::error::Error;
 
 /// How many times a write is computed and sent before giving up on an object that keeps changing.
 pub const MAX_ATTEMPTS: usize = 5;
@@ -80,9 +79,8 @@ pub struct Written<K> {
     pub attempts: usize,
 }
 
-fn value(d: &Deployment) -> Result<serde_json::Value, Failure> {
-    serde_json::to_value(d)
-        .map_err(|e| Failure::new(Exit::Cluster, anyhow!("cannot encode {}: {e}", named(d))))
+fn value(d: &Deployment) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(d).map_err(|e| Error::encode(named(d), e))
 }
 
 /// The patch that turns `before` into `after`, guarded by `before`'s resourceVersion.
@@ -90,17 +88,15 @@ fn value(d: &Deployment) -> Result<serde_json::Value, Failure> {
 pub fn precondition_patch(
     before: &Deployment,
     after: &Deployment,
-) -> Result<Option<json_patch::Patch>, Failure> {
-    let rv = before.metadata.resource_version.clone().ok_or_else(|| {
-        Failure::new(
-            Exit::Cluster,
-            anyhow!(
-                "{} in namespace {:?} as read has no resourceVersion to guard the write with",
-                named(before),
-                before.metadata.namespace.as_deref().unwrap_or_default()
-            ),
-        )
-    })?;
+) -> Result<Option<json_patch::Patch>, Error> {
+    let rv = before
+        .metadata
+        .resource_version
+        .clone()
+        .ok_or_else(|| Error::NoResourceVersion {
+            what: named(before),
+            namespace: before.metadata.namespace.clone().unwrap_or_default(),
+        })?;
     let mut ops = json_patch::diff(&value(before)?, &value(after)?).0;
     // Never carry the server-managed fields of the read object into the write.
     ops.retain(|op| {
@@ -132,9 +128,9 @@ pub async fn guarded_write<K, W>(
     first: K,
     dry_run: bool,
     user_input: bool,
-    mut build: impl FnMut(&K, usize) -> Result<Option<W>, Failure>,
-    encode: impl Fn(&K, &W) -> Result<Option<Patch<serde_json::Value>>, Failure>,
-) -> Result<Option<Written<K>>, Failure>
+    mut build: impl FnMut(&K, usize) -> Result<Option<W>, Error>,
+    encode: impl Fn(&K, &W) -> Result<Option<Patch<serde_json::Value>>, Error>,
+) -> Result<Option<Written<K>>, Error>
 where
     K: Guarded,
 {
@@ -148,7 +144,7 @@ where
     };
     params.dry_run = dry_run;
     let op = {
-        let o = Op::new("patch", K::RESOURCE, Some(&name), &cluster.namespace);
+        let o = cluster.op("patch", K::RESOURCE, Some(&name));
         if user_input { o.user_input() } else { o }
     };
     for attempt in 1..=MAX_ATTEMPTS {
@@ -170,18 +166,16 @@ where
             Err(e) => e,
         };
         if !is_conflict(&err) && !is_invalid(&err) {
-            return Err(api_failure(err, op));
+            return Err(api_error(err, op));
         }
-        let fresh = api.get(&name).await.map_err(|e| {
-            api_failure(
-                e,
-                Op::new("get", K::RESOURCE, Some(&name), &cluster.namespace),
-            )
-        })?;
+        let fresh = api
+            .get(&name)
+            .await
+            .map_err(|e| api_error(e, cluster.op("get", K::RESOURCE, Some(&name))))?;
         let fresh_rv = fresh.meta().resource_version.clone().unwrap_or_default();
         if fresh_rv == sent_rv {
             // Not a stale precondition: the change itself was refused.
-            return Err(api_failure(err, op));
+            return Err(api_error(err, op));
         }
         if attempt < MAX_ATTEMPTS {
             eprintln!(
@@ -193,13 +187,10 @@ where
         }
         current = fresh;
     }
-    Err(Failure::new(
-        Exit::Cluster,
-        anyhow!(
-            "gave up after {MAX_ATTEMPTS} conflicting writes: {what} keeps changing under us \
-             (another controller or user is writing to it); nothing was written"
-        ),
-    ))
+    Err(Error::KeepsChanging {
+        what,
+        attempts: MAX_ATTEMPTS,
+    })
 }
 
 /// [`guarded_write`] for a Deployment: `build` returns the wanted Deployment; the difference goes
@@ -210,9 +201,9 @@ pub async fn write_deployment<F>(
     dry_run: bool,
     user_input: bool,
     build: F,
-) -> Result<Option<Written<Deployment>>, Failure>
+) -> Result<Option<Written<Deployment>>, Error>
 where
-    F: FnMut(&Deployment, usize) -> Result<Option<Deployment>, Failure>,
+    F: FnMut(&Deployment, usize) -> Result<Option<Deployment>, Error>,
 {
     guarded_write(cluster, first, dry_run, user_input, build, |cur, wanted| {
         Ok(precondition_patch(cur, wanted)?.map(Patch::Json))

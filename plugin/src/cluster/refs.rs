@@ -4,7 +4,7 @@ use std::fmt;
 
 use rollout_safe_policy::WorkloadKind;
 
-use crate::exit::Failure;
+use crate::error::Error;
 
 /// A workload named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,20 +38,28 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl WorkloadRef {
+    /// A Deployment by name.
+    pub fn deployment(name: &str) -> Self {
+        WorkloadRef {
+            kind: WorkloadKind::Deployment,
+            name: name.to_owned(),
+        }
+    }
+
     /// Parses `TYPE/NAME`. A bad reference is a usage error (exit 2) that says what is accepted.
-    pub fn parse(s: &str) -> Result<Self, Failure> {
+    pub fn parse(s: &str) -> Result<Self, Error> {
         let Some((kind, name)) = s.split_once('/') else {
-            return Err(Failure::usage(format!(
+            return Err(Error::usage(format!(
                 "{s:?}: expected TYPE/NAME such as deploy/{s} (types: {TYPES_HELP})"
             )));
         };
         let Some(kind) = kind_of(kind) else {
-            return Err(Failure::usage(format!(
+            return Err(Error::usage(format!(
                 "{s:?}: unknown workload type {kind:?} (types: {TYPES_HELP})"
             )));
         };
         if !valid_name(name) {
-            return Err(Failure::usage(format!(
+            return Err(Error::usage(format!(
                 "{s:?}: {name:?} is not a valid object name (lower-case letters, digits, '-' and '.')"
             )));
         }
@@ -61,12 +69,19 @@ impl WorkloadRef {
         })
     }
 
-    /// `update`, `undo`, `history`, `pause`, `resume` work on Deployments only.
-    pub fn require_deployment(&self, command: &str) -> Result<(), Failure> {
+    /// Parses `TYPE/NAME` and requires a Deployment (`update`, `undo`, `history`, `pause`,
+    /// `resume`, `plan`, `blue-green`, `canary` work on Deployments only).
+    pub fn parse_deployment(s: &str, command: &str) -> Result<Self, Error> {
+        let r = Self::parse(s)?;
+        r.require_deployment(command)?;
+        Ok(r)
+    }
+
+    pub fn require_deployment(&self, command: &str) -> Result<(), Error> {
         if self.kind == WorkloadKind::Deployment {
             return Ok(());
         }
-        Err(Failure::usage(format!(
+        Err(Error::usage(format!(
             "{command} works on Deployments only ({self} is a {}); `status` watches StatefulSets and DaemonSets",
             self.kind.as_str()
         )))
@@ -102,7 +117,6 @@ impl fmt::Display for WorkloadRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::Exit;
 
     #[test]
     fn kubectl_spellings() {
@@ -132,6 +146,7 @@ mod tests {
             WorkloadRef::parse("daemonset/agent").unwrap().to_string(),
             "daemonset/agent"
         );
+        assert_eq!(WorkloadRef::deployment("web").to_string(), "deployment/web");
     }
 
     #[test]
@@ -145,14 +160,15 @@ mod tests {
             "svc/web",
         ] {
             let e = WorkloadRef::parse(s).unwrap_err();
-            assert_eq!(e.exit, Exit::Usage, "{s}");
+            assert!(matches!(e, Error::Usage(_)), "{s}");
         }
         let e = WorkloadRef::parse("web").unwrap_err();
         assert!(e.to_string().contains("deploy/web"), "{e}");
-        let e = WorkloadRef::parse("sts/db")
-            .unwrap()
-            .require_deployment("undo")
-            .unwrap_err();
-        assert_eq!(e.exit, Exit::Usage);
+        let e = WorkloadRef::parse_deployment("sts/db", "undo").unwrap_err();
+        assert!(matches!(e, Error::Usage(_)));
+        assert!(
+            e.to_string().starts_with("undo works on Deployments only"),
+            "{e}"
+        );
     }
 }

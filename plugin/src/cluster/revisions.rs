@@ -1,6 +1,5 @@
 //! A Deployment's revisions, from the ReplicaSets it controls, and kubectl's undo algorithm.
 
-use anyhow::anyhow;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -11,9 +10,11 @@ use rollout_safe_policy::judge::{
     REVISION_ANNOTATION, controlled_by, equal_ignore_hash, normalized_template,
 };
 
+use rollout_safe_policy::strategy::edit::{images_text, template_images};
+
 use super::client::Cluster;
-use super::errors::{Op, api_failure};
-use crate::exit::{Exit, Failure};
+use super::errors::api_error;
+use crate::error::Error;
 
 /// One revision of a Deployment.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,39 +48,13 @@ impl Revision {
     }
 }
 
-pub fn images_text(images: &[(String, String)]) -> String {
-    if images.is_empty() {
-        return "no containers".to_owned();
-    }
-    let list: Vec<String> = images.iter().map(|(c, i)| format!("{c}={i}")).collect();
-    format!("image {}", list.join(" "))
-}
-
-pub fn template_images(t: &PodTemplateSpec) -> Vec<(String, String)> {
-    t.spec
-        .iter()
-        .flat_map(|s| {
-            s.init_containers
-                .iter()
-                .flatten()
-                .chain(s.containers.iter())
-        })
-        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
-        .collect()
-}
-
 /// A label selector as a query string (`app=web,tier in (a,b)`). `owner` (`deployment/web`) and
 /// `namespace` name whose selector it is, for the error.
-pub fn selector_string(
-    sel: &LabelSelector,
-    owner: &str,
-    namespace: &str,
-) -> Result<String, Failure> {
-    let s = kube::core::Selector::try_from(sel.clone()).map_err(|e| {
-        Failure::new(
-            Exit::Cluster,
-            anyhow!("the selector of {owner} in namespace {namespace:?} cannot be used: {e}"),
-        )
+pub fn selector_string(sel: &LabelSelector, owner: &str, namespace: &str) -> Result<String, Error> {
+    let s = kube::core::Selector::try_from(sel.clone()).map_err(|e| Error::Selector {
+        owner: owner.to_owned(),
+        namespace: namespace.to_owned(),
+        source: Box::new(e),
     })?;
     Ok(s.to_string())
 }
@@ -100,7 +75,7 @@ fn owned_by(rs: &ReplicaSet, d: &Deployment) -> bool {
 pub async fn owned_replica_sets(
     cluster: &Cluster,
     d: &Deployment,
-) -> Result<Vec<ReplicaSet>, Failure> {
+) -> Result<Vec<ReplicaSet>, Error> {
     let selector = selector_string(
         &d.spec.selector,
         &format!(
@@ -113,12 +88,7 @@ pub async fn owned_replica_sets(
         .replicasets()
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|e| {
-            api_failure(
-                e,
-                Op::new("list", "replicasets.apps", None, &cluster.namespace),
-            )
-        })?;
+        .map_err(|e| api_error(e, cluster.op("list", "replicasets.apps", None)))?;
     Ok(list
         .items
         .into_iter()
@@ -169,12 +139,12 @@ pub fn undo_target(
     name: &str,
     revisions: &[Revision],
     to_revision: Option<i64>,
-) -> Result<Revision, Failure> {
+) -> Result<Revision, Error> {
     match to_revision {
-        Some(n) if n < 0 => Err(Failure::usage(format!("revision {n} is not valid; revisions count from 1"))),
+        Some(n) if n < 0 => Err(Error::usage(format!("revision {n} is not valid; revisions count from 1"))),
         Some(n) if n > 0 => revisions.iter().find(|r| r.number == n).cloned().ok_or_else(|| {
             let known: Vec<String> = revisions.iter().map(|r| r.number.to_string()).collect();
-            Failure::usage(format!(
+            Error::usage(format!(
                 "unable to find revision {n} in the history of deployment/{name} (revisions: {})",
                 if known.is_empty() { "none".to_owned() } else { known.join(", ") }
             ))
@@ -183,7 +153,7 @@ pub fn undo_target(
             let mut sorted: Vec<&Revision> = revisions.iter().collect();
             sorted.sort_by_key(|r| std::cmp::Reverse(r.number));
             sorted.get(1).map(|r| (*r).clone()).ok_or_else(|| {
-                Failure::usage(format!("no previous revision found for deployment/{name}: nothing to roll back to"))
+                Error::usage(format!("no previous revision found for deployment/{name}: nothing to roll back to"))
             })
         }
     }
@@ -245,14 +215,14 @@ mod tests {
             undo_target("web", &revs, Some(1)).unwrap().replica_set,
             "web-a"
         );
-        assert_eq!(
-            undo_target("web", &revs, Some(4)).unwrap_err().exit,
-            Exit::Usage
-        );
-        assert_eq!(
-            undo_target("web", &revs[2..], None).unwrap_err().exit,
-            Exit::Usage
-        );
+        assert!(matches!(
+            undo_target("web", &revs, Some(4)),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            undo_target("web", &revs[2..], None),
+            Err(Error::Usage(_))
+        ));
         assert_eq!(
             rollback_cause(9, &prev.describe()),
             "rollback to revision 9 (cause 9)"

@@ -1,6 +1,5 @@
 //! Putting a previous pod template back: `undo`, and the automatic rollback after a failed update.
 
-use anyhow::anyhow;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
@@ -8,7 +7,7 @@ use rollout_safe_policy::judge::equal_ignore_hash;
 
 use super::client::Cluster;
 use super::patch::{Written, write_deployment};
-use crate::exit::{Exit, Failure};
+use crate::error::Error;
 
 /// What to put back.
 #[derive(Debug, Clone)]
@@ -43,10 +42,10 @@ pub fn planned(
     cluster: &Cluster,
     cur: &Deployment,
     plan: &RollbackPlan,
-) -> Result<Option<Deployment>, Failure> {
+) -> Result<Option<Deployment>, Error> {
     let name = cur.metadata.name.clone().unwrap_or_default();
     if cur.spec.paused == Some(true) {
-        return Err(Failure::usage(format!(
+        return Err(Error::usage(format!(
             "deployment/{name} is paused: a rollback would not roll out; resume first ({})",
             cluster.suggest("resume", &format!("deployment/{name}"), "")
         )));
@@ -54,13 +53,10 @@ pub fn planned(
     if let Some(expected) = &plan.only_if_template
         && !equal_ignore_hash(expected, &cur.spec.template)
     {
-        return Err(Failure::new(
-            Exit::RolloutFailed,
-            anyhow!(
-                "not rolling back deployment/{name}: its pod template was changed by someone else since the update \
-                 (their change is left in place)"
-            ),
-        ));
+        return Err(Error::RolloutFailed(format!(
+            "not rolling back deployment/{name}: its pod template was changed by someone else since the update \
+             (their change is left in place)"
+        )));
     }
     if equal_ignore_hash(&plan.template, &cur.spec.template) {
         return Ok(None);
@@ -76,7 +72,7 @@ pub async fn write_rollback(
     current: Deployment,
     plan: &RollbackPlan,
     dry_run: bool,
-) -> Result<Option<Written<Deployment>>, Failure> {
+) -> Result<Option<Written<Deployment>>, Error> {
     write_deployment(cluster, current, dry_run, false, |cur, _| {
         planned(cluster, cur, plan)
     })

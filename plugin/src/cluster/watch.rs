@@ -6,7 +6,9 @@
 //! new pods will have been Ready long enough).
 //!
 //! Used by `update`, `undo` (and the automatic rollback), `status --watch`, and every wait of
-//! `blue-green` and `canary` (with the hold for `--bake` and `--interval`).
+//! `blue-green` and `canary` (with the readiness hold for `--bake` and `--interval`). What the
+//! user sees is up to the caller's [`WatchView`]; Ctrl-C arrives through the [`Interrupt`] in
+//! the options.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
@@ -23,18 +25,25 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use rollout_safe_policy::WorkloadKind;
 use rollout_safe_policy::judge::{
-    self, FailureReason, JudgeConfig, Object, Progress, RolloutState, Verdict, event_time, key,
+    self, JudgeConfig, Object, Progress, RolloutState, Verdict, event_time, key,
 };
+use rollout_safe_policy::strategy::hold::{HoldCheck, ReadyClock, check_new_pods};
 use serde::de::DeserializeOwned;
 
 use super::client::Cluster;
-use super::errors::{Op, api_failure, is_forbidden, is_not_found};
-use super::gate::{GateCheck, ReadyClock, gate_check};
+use super::errors::{api_error, is_forbidden, is_not_found};
 use super::refs::WorkloadRef;
 use super::revisions::selector_string;
-use crate::display::Display;
-use crate::exit::Failure;
-use crate::signals;
+use crate::error::Error;
+use crate::interrupt::Interrupt;
+
+/// What the user sees of a watch: every verdict, and lines worth keeping.
+pub trait WatchView {
+    /// The judge's verdict after a batch of events (or at a time it named).
+    fn update(&mut self, verdict: &Verdict, state: &RolloutState);
+    /// A line that stays (a retried watch, the hold's progress).
+    fn note(&mut self, line: &str);
+}
 
 /// How to watch.
 #[derive(Debug, Clone)]
@@ -48,6 +57,8 @@ pub struct WatchOptions {
     /// ReplicaSet (`spec.replicas` of them) has been Ready for this long, with no container
     /// restarted more than `judge.max_restarts` times (a restart then fails the watch).
     pub hold: Option<Duration>,
+    /// Ctrl-C: the watch ends as [`Ending::Interrupted`].
+    pub interrupt: Interrupt,
 }
 
 /// How a watch ended.
@@ -162,13 +173,8 @@ fn strip(o: &mut Object) {
 pub async fn workload_selector(
     cluster: &Cluster,
     target: &WorkloadRef,
-) -> Result<LabelSelector, Failure> {
-    let op = Op::new(
-        "get",
-        target.resource(),
-        Some(&target.name),
-        &cluster.namespace,
-    );
+) -> Result<LabelSelector, Error> {
+    let op = cluster.op("get", target.resource(), Some(&target.name));
     let sel = match target.kind {
         WorkloadKind::Deployment => cluster
             .deployments()
@@ -186,7 +192,7 @@ pub async fn workload_selector(
             .await
             .map(|d| d.spec.selector),
     }
-    .map_err(|e| api_failure(e, op))?;
+    .map_err(|e| api_error(e, op))?;
     Ok(sel)
 }
 
@@ -410,33 +416,6 @@ async fn with_pod_events(
     }
 }
 
-/// What the hold says about the state, once the judge called the rollout complete.
-fn hold_check(
-    state: &RolloutState,
-    hold: Duration,
-    max_restarts: i32,
-    now: Timestamp,
-    clock: &mut ReadyClock,
-) -> GateCheck {
-    let Some(judge::Workload::Deployment(d)) = state.workload() else {
-        return GateCheck::Pass;
-    };
-    // Terminating pods neither count nor fail it.
-    let pods: Vec<&Pod> = state
-        .new_pods()
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .collect();
-    gate_check(
-        &pods,
-        d.spec.replicas.unwrap_or(1),
-        hold,
-        max_restarts,
-        now,
-        clock,
-    )
-}
-
 /// Watches `target` until the judge says it is complete (and, with [`WatchOptions::hold`], its
 /// new pods stayed Ready long enough), failed, or (with [`WatchOptions::stop_when_paused`])
 /// paused; or until the timeout or Ctrl-C (at once if Ctrl-C was pressed before).
@@ -444,13 +423,13 @@ pub async fn watch_rollout(
     cluster: &Cluster,
     target: &WorkloadRef,
     opts: &WatchOptions,
-    display: &mut Display,
-) -> Result<Ending, Failure> {
+    view: &mut dyn WatchView,
+) -> Result<Ending, Error> {
     let selector = workload_selector(cluster, target).await?;
     let selector = selector_string(&selector, &target.to_string(), &cluster.namespace)?;
     let mut feeds = feeds(cluster, target, &selector);
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let ctrl_c = signals::interrupt();
+    let ctrl_c = opts.interrupt.wait();
     tokio::pin!(ctrl_c);
     let mut tracker = Tracker::new(target.kind);
     let mut verdict = waiting();
@@ -472,7 +451,7 @@ pub async fn watch_rollout(
             _ = tokio::time::sleep_until(deadline) => return Ok(Ending::TimedOut(verdict)),
             item = feeds.next() => {
                 let Some(item) = item else {
-                    return Err(Failure::from(anyhow::anyhow!("every watch of {target} ended")));
+                    return Err(Error::WatchesEnded { workload: target.to_string() });
                 };
                 let mut batch = vec![item];
                 while let Some(Some(more)) = feeds.next().now_or_never() {
@@ -487,20 +466,20 @@ pub async fn watch_rollout(
                         Err(e) => {
                             let api = watcher_api_error(&e);
                             if which == Feed::Events && api.is_some_and(is_forbidden) {
-                                display.note("note: events are not readable here (forbidden); failures are reported without them");
+                                view.note("note: events are not readable here (forbidden); failures are reported without them");
                                 tracker.synced.insert(Feed::Events);
                                 tracker.events_readable = false;
                                 continue;
                             }
                             if let Some(api) = api.filter(|a| is_forbidden(a) || is_not_found(a)) {
                                 let verb = if matches!(e, watcher::Error::InitialListFailed(_)) { "list" } else { "watch" };
-                                let op = Op::new(verb, which.resource(target.kind), None, &cluster.namespace);
+                                let op = cluster.op(verb, which.resource(target.kind), None);
                                 let kube_err = clone_api_error(api);
-                                return Err(api_failure(kube_err, op));
+                                return Err(api_error(kube_err, op));
                             }
                             let msg = format!("watch of {} interrupted: {e}; retrying", which.resource(target.kind));
                             if msg != last_error {
-                                display.note(&msg);
+                                view.note(&msg);
                                 last_error = msg;
                             }
                         }
@@ -518,46 +497,33 @@ pub async fn watch_rollout(
         }
         let now = Timestamp::now();
         verdict = judge::judge(&tracker.state, now, &opts.judge);
-        display.update(&verdict, &tracker.state);
+        view.update(&verdict, &tracker.state);
         hold_until = None;
         match verdict {
             Verdict::Complete(_) => {
                 let Some(hold) = opts.hold else {
                     return Ok(Ending::Complete(verdict));
                 };
-                match hold_check(
+                match check_new_pods(
                     &tracker.state,
                     hold,
                     opts.judge.max_restarts,
                     now,
                     &mut clock,
                 ) {
-                    GateCheck::Pass => return Ok(Ending::Complete(verdict)),
-                    GateCheck::Fail {
-                        pod,
-                        container,
-                        message,
-                    } => {
+                    HoldCheck::Pass => return Ok(Ending::Complete(verdict)),
+                    HoldCheck::Fail(failure) => {
                         return Ok(Ending::Failed {
-                            failure: Box::new(judge::Failure {
-                                reason: FailureReason::TooManyRestarts,
-                                pod: Some(pod.clone()),
-                                container: Some(container),
-                                message,
-                                events: Vec::new(),
-                                first_seen: None,
-                                failing_pods: vec![pod],
-                                progress: verdict.progress().clone(),
-                            }),
+                            failure: Box::new(failure.into_failure(verdict.progress().clone())),
                             detected: now,
                         });
                     }
-                    GateCheck::Wait { why, at } => {
+                    HoldCheck::Wait { why, at } => {
                         hold_until = at;
                         // One line per reason to wait, not per second of it.
                         let shown = why.split(" (").next().unwrap_or_default().to_owned();
                         if shown != last_hold {
-                            display.note(&format!("{target}: {why}"));
+                            view.note(&format!("{target}: {why}"));
                             last_hold = shown;
                         }
                     }
@@ -585,13 +551,8 @@ fn clone_api_error(e: &kube::Error) -> kube::Error {
 }
 
 /// The state as it is now, read with plain GET/LIST requests (for `status` without `--watch`).
-pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<RolloutState, Failure> {
-    let op = Op::new(
-        "get",
-        target.resource(),
-        Some(&target.name),
-        &cluster.namespace,
-    );
+pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<RolloutState, Error> {
+    let op = cluster.op("get", target.resource(), Some(&target.name));
     let mut state = RolloutState::new();
     let selector = match target.kind {
         WorkloadKind::Deployment => {
@@ -599,7 +560,7 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
                 .deployments()
                 .get(&target.name)
                 .await
-                .map_err(|e| api_failure(e, op))?;
+                .map_err(|e| api_error(e, op))?;
             let s = d.spec.selector.clone();
             state.upsert(d.into());
             s
@@ -609,7 +570,7 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
                 .statefulsets()
                 .get(&target.name)
                 .await
-                .map_err(|e| api_failure(e, op))?;
+                .map_err(|e| api_error(e, op))?;
             let s = d.spec.selector.clone();
             state.upsert(d.into());
             s
@@ -619,7 +580,7 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
                 .daemonsets()
                 .get(&target.name)
                 .await
-                .map_err(|e| api_failure(e, op))?;
+                .map_err(|e| api_error(e, op))?;
             let s = d.spec.selector.clone();
             state.upsert(d.into());
             s
@@ -630,13 +591,12 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
         &target.to_string(),
         &cluster.namespace,
     )?);
-    let ns = &cluster.namespace;
     if target.kind == WorkloadKind::Deployment {
         let rss = cluster
             .replicasets()
             .list(&lp)
             .await
-            .map_err(|e| api_failure(e, Op::new("list", "replicasets.apps", None, ns)))?;
+            .map_err(|e| api_error(e, cluster.op("list", "replicasets.apps", None)))?;
         for rs in rss.items {
             state.upsert(Object::from(rs as ReplicaSet));
         }
@@ -645,7 +605,7 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
         .pods()
         .list(&lp)
         .await
-        .map_err(|e| api_failure(e, Op::new("list", "pods", None, ns)))?;
+        .map_err(|e| api_error(e, cluster.op("list", "pods", None)))?;
     for p in pods.items {
         state.upsert(Object::from(p as Pod));
     }

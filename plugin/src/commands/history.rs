@@ -1,14 +1,27 @@
 //! `kubectl rollout-safe history`: a Deployment's revisions with change-causes, images and times.
 
-use anyhow::anyhow;
+use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::{Value, json};
 
-use crate::cli::{DataFormat, HistoryArgs, KubeArgs};
+use super::args::{DataFormat, DataOutput, WorkloadArg, json_text, yaml_text};
+use super::context::Context;
+use crate::cluster::deployments::get_deployment;
+use crate::cluster::refs::WorkloadRef;
 use crate::cluster::revisions::{Revision, owned_replica_sets, revisions};
-use crate::cluster::{self, Cluster, WorkloadRef};
-use crate::display::ts_text;
-use crate::exit::{CmdResult, Exit, Failure};
+use crate::error::Error;
+use crate::exit::Outcome;
+use crate::text::ts_text;
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub target: WorkloadArg,
+    #[arg(long)]
+    pub revision: Option<i64>,
+    #[command(flatten)]
+    pub output: DataOutput,
+}
 
 fn revision_json(r: &Revision, with_template: bool) -> Value {
     let images: Vec<Value> = r
@@ -31,19 +44,17 @@ fn revision_json(r: &Revision, with_template: bool) -> Value {
     v
 }
 
-pub async fn run(kube: &KubeArgs, args: HistoryArgs) -> CmdResult {
-    let target = WorkloadRef::parse(&args.target.workload)?;
-    target.require_deployment("history")?;
-    let cluster = Cluster::connect(kube).await?;
-    cluster.reject_all_namespaces("history")?;
-    let d = cluster::get_deployment(&cluster, &target.name).await?;
+pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
+    let target = WorkloadRef::parse_deployment(&args.target.workload, "history")?;
+    let cluster = ctx.kube.connect_one_namespace("history").await?;
+    let d = get_deployment(&cluster, &target.name).await?;
     let rss = owned_replica_sets(&cluster, &d).await?;
     let revs = revisions(&d, &rss);
     let shown: Vec<&Revision> = match args.revision {
         Some(n) => {
             let r = revs.iter().find(|r| r.number == n).ok_or_else(|| {
                 let known: Vec<String> = revs.iter().map(|r| r.number.to_string()).collect();
-                Failure::usage(format!(
+                Error::usage(format!(
                     "unable to find revision {n} in the history of {target} (revisions: {})",
                     if known.is_empty() {
                         "none".to_owned()
@@ -57,7 +68,7 @@ pub async fn run(kube: &KubeArgs, args: HistoryArgs) -> CmdResult {
         None => revs.iter().collect(),
     };
     let detail = args.revision.is_some();
-    match args.output {
+    match args.output.output {
         DataFormat::Json => {
             let v: Vec<Value> = shown.iter().map(|r| revision_json(r, detail)).collect();
             let out = if detail {
@@ -65,10 +76,7 @@ pub async fn run(kube: &KubeArgs, args: HistoryArgs) -> CmdResult {
             } else {
                 Value::Array(v)
             };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&out).map_err(anyhow::Error::from)?
-            );
+            println!("{}", json_text(&out)?);
         }
         DataFormat::Yaml => {
             let v: Vec<Value> = shown.iter().map(|r| revision_json(r, detail)).collect();
@@ -77,10 +85,7 @@ pub async fn run(kube: &KubeArgs, args: HistoryArgs) -> CmdResult {
             } else {
                 Value::Array(v)
             };
-            print!(
-                "{}",
-                serde_saphyr::to_string(&out).map_err(|e| anyhow!("{e}"))?
-            );
+            print!("{}", yaml_text(&out)?);
         }
         DataFormat::Table if detail => {
             let r = shown[0];
@@ -104,7 +109,7 @@ pub async fn run(kube: &KubeArgs, args: HistoryArgs) -> CmdResult {
             for (c, i) in &r.images {
                 println!("  image:        {c}={i}");
             }
-            let template = serde_saphyr::to_string(&r.template).map_err(|e| anyhow!("{e}"))?;
+            let template = yaml_text(&r.template)?;
             println!("  pod template:");
             for line in template.lines() {
                 println!("    {line}");
@@ -114,7 +119,7 @@ pub async fn run(kube: &KubeArgs, args: HistoryArgs) -> CmdResult {
             println!("{target} (namespace {})", cluster.namespace);
             if shown.is_empty() {
                 println!("no revisions found (no ReplicaSet controlled by it carries a revision)");
-                return Ok(Exit::Success);
+                return Ok(Outcome::Succeeded);
             }
             let mut t = Table::new();
             t.load_preset(presets::UTF8_FULL_CONDENSED)
@@ -136,5 +141,5 @@ pub async fn run(kube: &KubeArgs, args: HistoryArgs) -> CmdResult {
             println!("{t}");
         }
     }
-    Ok(Exit::Success)
+    Ok(Outcome::Succeeded)
 }

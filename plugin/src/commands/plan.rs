@@ -1,22 +1,36 @@
 //! `kubectl rollout-safe plan`: how a rolling update will proceed.
 
+use std::path::PathBuf;
+
+use clap::Args;
 use comfy_table::{Table, presets};
 use rollout_safe_policy::Workload;
 use rollout_safe_policy::plan::{RolloutPlan, plan_for};
 
-use crate::cli::{DataFormat, KubeArgs, PlanArgs};
-use crate::cluster::{self, Cluster, WorkloadRef};
-use crate::exit::{CmdResult, Exit, Failure};
+use super::args::{DataFormat, DataOutput, json_text, yaml_text};
+use super::context::Context;
+use crate::cluster::deployments::get_deployment;
+use crate::cluster::refs::WorkloadRef;
+use crate::error::Error;
+use crate::exit::Outcome;
 use crate::input;
 
-pub async fn run(kube: &KubeArgs, args: PlanArgs) -> CmdResult {
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A Deployment in the cluster (deploy/NAME).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub workload: Option<String>,
+    /// A manifest file holding Deployments (`-` for stdin).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: DataOutput,
+}
+
+pub async fn run(ctx: &Context, args: PlanArgs) -> Result<Outcome, Error> {
+    let format = args.output.output;
     let Some(file) = args.file else {
-        return from_cluster(
-            kube,
-            args.workload.as_deref().unwrap_or_default(),
-            args.output,
-        )
-        .await;
+        return from_cluster(ctx, args.workload.as_deref().unwrap_or_default(), format).await;
     };
     let m = input::read_manifests(std::slice::from_ref(&file), false);
     let mut plans = Vec::new();
@@ -34,12 +48,12 @@ pub async fn run(kube: &KubeArgs, args: PlanArgs) -> CmdResult {
         eprintln!("error: {e}");
     }
     if plans.is_empty() {
-        return Err(Failure::usage(format!(
+        return Err(Error::usage(format!(
             "{}: no Deployment found",
             file.display()
         )));
     }
-    match args.output {
+    match format {
         DataFormat::Table => {
             for (name, p) in &plans {
                 println!("{}", render(name, p));
@@ -50,52 +64,42 @@ pub async fn run(kube: &KubeArgs, args: PlanArgs) -> CmdResult {
                 .iter()
                 .map(|(n, p)| serde_json::json!({"object": n, "plan": p}))
                 .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?
-            );
+            println!("{}", json_text(&v)?);
         }
         DataFormat::Yaml => {
             for (n, p) in &plans {
                 let v = serde_json::json!({"object": n, "plan": p});
-                println!(
-                    "---\n{}",
-                    serde_saphyr::to_string(&v).map_err(|e| anyhow::anyhow!("{e}"))?
-                );
+                println!("---\n{}", yaml_text(&v)?);
             }
         }
     }
     Ok(if m.errors.is_empty() {
-        Exit::Success
+        Outcome::Succeeded
     } else {
-        Exit::Usage
+        Outcome::UnreadableInput
     })
 }
 
 /// `plan WORKLOAD`: the plan of a live Deployment.
-async fn from_cluster(kube: &KubeArgs, workload: &str, output: DataFormat) -> CmdResult {
-    let target = WorkloadRef::parse(workload)?;
-    target.require_deployment("plan")?;
-    let cluster = Cluster::connect(kube).await?;
-    cluster.reject_all_namespaces("plan")?;
-    let d = cluster::get_deployment(&cluster, &target.name).await?;
+async fn from_cluster(ctx: &Context, workload: &str, format: DataFormat) -> Result<Outcome, Error> {
+    let target = WorkloadRef::parse_deployment(workload, "plan")?;
+    let cluster = ctx.kube.connect_one_namespace("plan").await?;
+    let d = get_deployment(&cluster, &target.name).await?;
     let w = Workload::Deployment(Box::new(d));
-    let p = plan_for(&w).map_err(|e| Failure::usage(format!("{target}: {e}")))?;
+    let p = plan_for(&w).map_err(|e| Error::usage(format!("{target}: {e}")))?;
     let name = w.object_ref().to_string();
-    match output {
+    match format {
         DataFormat::Table => println!("{}", render(&name, &p)),
         DataFormat::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!([{"object": name, "plan": p}]))
-                .map_err(anyhow::Error::from)?
+            json_text(&serde_json::json!([{"object": name, "plan": p}]))?
         ),
         DataFormat::Yaml => println!(
             "---\n{}",
-            serde_saphyr::to_string(&serde_json::json!({"object": name, "plan": p}))
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+            yaml_text(&serde_json::json!({"object": name, "plan": p}))?
         ),
     }
-    Ok(Exit::Success)
+    Ok(Outcome::Succeeded)
 }
 
 pub fn render(name: &str, p: &RolloutPlan) -> String {

@@ -1,29 +1,45 @@
 //! `kubectl rollout-safe status`: where a rollout stands, judged by its pods; `--watch` follows
 //! it to the end (observes only: it never rolls back — `update` and `undo` do).
 
-use anyhow::anyhow;
+use clap::Args;
 use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::WorkloadKind;
 use rollout_safe_policy::judge::{self, Verdict};
 
-use crate::cli::{DataFormat, KubeArgs, StatusArgs};
-use crate::cluster::watch::{Ending, snapshot, watch_rollout};
-use crate::cluster::{Cluster, WorkloadRef};
-use crate::commands::update::{judge_config, watch_options};
-use crate::display::{Display, verdict_json, verdict_text};
-use crate::exit::{CmdResult, Exit, Failure};
+use super::args::{DataFormat, DataOutput, WatchArgs, WorkloadArg, json_text, yaml_text};
+use super::context::Context;
+use crate::cluster::client::Cluster;
+use crate::cluster::refs::WorkloadRef;
+use crate::cluster::watch::{Ending, snapshot};
+use crate::display::verdict_json;
+use crate::error::Error;
+use crate::exit::Outcome;
+use crate::ops::session::{outcome_of, outcome_of_verdict};
+use crate::text::verdict_text;
 
-fn print(format: DataFormat, wl: &str, ns: &str, v: &Verdict) -> Result<(), Failure> {
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 complete (without --watch: also still progressing or paused); 1 failed \
+(status never rolls back; `undo` does); 2 bad input, or the workload's strategy has no rollout status (OnDelete); \
+4 --watch timed out or was interrupted with Ctrl-C; 5 cluster/API error."
+)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: WorkloadArg,
+    /// Keep watching until the rollout ends (default: report once).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub watch_args: WatchArgs,
+    #[command(flatten)]
+    pub output: DataOutput,
+}
+
+fn print(format: DataFormat, wl: &str, ns: &str, v: &Verdict) -> Result<(), Error> {
     match format {
         DataFormat::Table => println!("{}", verdict_text(wl, v)),
-        DataFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&verdict_json(wl, ns, v)).map_err(anyhow::Error::from)?
-        ),
-        DataFormat::Yaml => print!(
-            "{}",
-            serde_saphyr::to_string(&verdict_json(wl, ns, v)).map_err(|e| anyhow!("{e}"))?
-        ),
+        DataFormat::Json => println!("{}", json_text(&verdict_json(wl, ns, v))?),
+        DataFormat::Yaml => print!("{}", yaml_text(&verdict_json(wl, ns, v))?),
     }
     Ok(())
 }
@@ -38,50 +54,35 @@ fn undo_hint(cluster: &Cluster, target: &WorkloadRef) -> String {
     }
 }
 
-/// Exit codes: 0 complete / progressing / paused (without --watch); 1 failed; 4 timed out or
-/// interrupted; 2 when kubectl cannot report status for the workload (OnDelete strategy).
-pub async fn run(kube: &KubeArgs, args: StatusArgs) -> CmdResult {
+pub async fn run(ctx: &Context, args: StatusArgs) -> Result<Outcome, Error> {
     let target = WorkloadRef::parse(&args.target.workload)?;
-    let cluster = Cluster::connect(kube).await?;
-    cluster.reject_all_namespaces("status")?;
+    let cluster = ctx.kube.connect_one_namespace("status").await?;
     let wl = target.to_string();
     let ns = cluster.namespace.clone();
+    let format = args.output.output;
+    let watch = args.watch_args.settings();
     if !args.watch {
         let state = snapshot(&cluster, &target).await?;
-        let v = judge::judge(&state, Timestamp::now(), &judge_config(&args.watch_args));
-        print(args.output, &wl, &ns, &v)?;
-        return Ok(match v {
-            Verdict::Failed(_) => {
-                eprintln!("to roll back: {}", undo_hint(&cluster, &target));
-                Exit::RolloutFailed
-            }
-            Verdict::Unsupported(_) => Exit::Usage,
-            _ => Exit::Success,
-        });
-    }
-    let mut view = Display::new(wl.clone());
-    let ending = watch_rollout(
-        &cluster,
-        &target,
-        &watch_options(&args.watch_args),
-        &mut view,
-    )
-    .await?;
-    view.finish();
-    drop(view);
-    let exit = match &ending {
-        Ending::Complete(_) | Ending::Paused(_) => Exit::Success,
-        Ending::Failed { .. } => {
+        let v = judge::judge(&state, Timestamp::now(), &watch.judge());
+        print(format, &wl, &ns, &v)?;
+        let outcome = outcome_of_verdict(&v);
+        if outcome == Outcome::RolloutFailed {
             eprintln!("to roll back: {}", undo_hint(&cluster, &target));
-            Exit::RolloutFailed
         }
-        Ending::Unsupported(_) => Exit::Usage,
+        return Ok(outcome);
+    }
+    let session = ctx.session(cluster);
+    let cluster = &session.cluster;
+    let ending = session
+        .watch(&target, wl.clone(), &watch.options(&session.interrupt))
+        .await?;
+    let outcome = outcome_of(&ending, &wl, " while it was watched")?;
+    match &ending {
+        Ending::Failed { .. } => {
+            eprintln!("to roll back: {}", undo_hint(cluster, &target));
+        }
         Ending::TimedOut(_) => {
-            eprintln!(
-                "{wl}: timed out after {}s",
-                args.watch_args.timeout.as_secs()
-            );
-            Exit::Timeout
+            eprintln!("{wl}: timed out after {}s", watch.timeout.as_secs());
         }
         Ending::Interrupted(_) => {
             eprintln!("interrupted: stopped watching {wl}; nothing was changed.");
@@ -89,18 +90,12 @@ pub async fn run(kube: &KubeArgs, args: StatusArgs) -> CmdResult {
                 "  watch it again: {}",
                 cluster.suggest("status", &wl, "--watch")
             );
-            eprintln!("  roll it back:   {}", undo_hint(&cluster, &target));
-            Exit::Timeout
+            eprintln!("  roll it back:   {}", undo_hint(cluster, &target));
         }
-        Ending::Deleted => {
-            return Err(Failure::new(
-                Exit::Cluster,
-                anyhow!("{wl} was deleted while it was watched"),
-            ));
-        }
-    };
-    if let Some(v) = ending.into_verdict() {
-        print(args.output, &wl, &ns, &v)?;
+        Ending::Complete(_) | Ending::Paused(_) | Ending::Unsupported(_) | Ending::Deleted => {}
     }
-    Ok(exit)
+    if let Some(v) = ending.into_verdict() {
+        print(format, &wl, &ns, &v)?;
+    }
+    Ok(outcome)
 }

@@ -3,30 +3,31 @@
 //! its optional fix (JSON Patch operations, emitted directly), its "why" and "fix" texts, and a
 //! slot for its CEL form.
 //!
-//! Everything else is generated from the one list in the `registry!` invocation below: the
-//! [`RuleId`] enum, the policy file's per-rule sections and their parsing ([`RulesSection`]),
+//! Everything else is generated from the one list of registered rules
+//! (`with_registered_rules!` in `crate::rule`): the [`RuleId`] enum, the policy file's per-rule sections and their parsing ([`RulesSection`]),
 //! the parameter set ([`Params`]), the dispatch the engines use, and through [`catalogue`] the
 //! chart's `values.schema.json` rule section and `values.yaml` rules, the README rule table and
 //! `docs/rules.md` (a test fails when one of those files is stale).
 //!
 //! Adding a rule: write `rsNNN_what_it_checks.rs` (copy a similar rule), add one line to the
-//! registry, run `UPDATE_GENERATED=1 cargo test -p rollout-safe-policy --test generated`.
+//! list, run `UPDATE_GENERATED=1 cargo test -p rollout-safe-policy --test generated`.
 //! CONTRIBUTING.md walks through it.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::change_cause::Actor;
-use crate::check::Facts;
-use crate::finding::Finding;
-use crate::mutate::{Mutation, ServerInfo};
-use crate::rule::{Action, Severity, WorkloadKind};
+use crate::facts::Facts;
+use crate::finding::{Finding, Mutation};
+use crate::rule::{Action, Severity, WorkloadKind, with_registered_rules};
+use crate::server_info::ServerInfo;
 use crate::view::{ServiceView, WorkloadView};
+
+pub use crate::rule::{RuleId, UnknownRule};
 use crate::workload::{ObjectRef, Workload};
 
 pub mod catalogue;
@@ -511,26 +512,7 @@ macro_rules! registry {
         workload { $( $wid:ident => $wty:ty, )* }
         service { $( $sid:ident => $sty:ty, )* }
     ) => {
-        /// A rule's stable identifier, e.g. `RS101`.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum RuleId { $( $wid, )* $( $sid, )* }
-
-        // Each file's declared id is the one it is registered under.
-        $( const _: () = assert!(<$wty as Rule>::META.id as usize == RuleId::$wid as usize); )*
-        $( const _: () = assert!(<$sty as Rule>::META.id as usize == RuleId::$sid as usize); )*
-
         impl RuleId {
-            /// Every rule, in catalogue order.
-            pub const ALL: &'static [RuleId] = &[ $( RuleId::$wid, )* $( RuleId::$sid, )* ];
-            /// The rules about workloads, in the order they run.
-            pub const WORKLOAD_RULES: &'static [RuleId] = &[ $( RuleId::$wid, )* ];
-            /// The rules about Services.
-            pub const SERVICE_RULES: &'static [RuleId] = &[ $( RuleId::$sid, )* ];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $( RuleId::$wid => stringify!($wid), )* $( RuleId::$sid => stringify!($sid), )* }
-            }
-
             /// Everything the rule declares about itself.
             pub fn meta(self) -> &'static RuleMeta {
                 match self {
@@ -552,17 +534,6 @@ macro_rules! registry {
                 match self {
                     $( RuleId::$wid => <$wty as Rule>::cel(&params.$wid), )*
                     $( RuleId::$sid => <$sty as Rule>::cel(&params.$sid), )*
-                }
-            }
-        }
-
-        impl FromStr for RuleId {
-            type Err = UnknownRule;
-            fn from_str(s: &str) -> Result<Self, UnknownRule> {
-                match s.trim().to_ascii_uppercase().as_str() {
-                    $( stringify!($wid) => Ok(RuleId::$wid), )*
-                    $( stringify!($sid) => Ok(RuleId::$sid), )*
-                    _ => Err(UnknownRule(s.to_string())),
                 }
             }
         }
@@ -666,49 +637,12 @@ macro_rules! registry {
     };
 }
 
-/// The registered rules, in catalogue order: the one list everything else is generated from.
-/// `$extra` appends workload rules: the unit tests register an example rule this way, to show
-/// that a rule file plus its line here is all a rule needs.
-macro_rules! registered_rules {
-    ($($extra:tt)*) => {
-        registry! {
-            workload {
-                RS001 => rs001_skip_has_reason::SkipHasReason,
-                RS101 => rs101_readiness_probe::ReadinessProbe,
-                RS102 => rs102_liveness_probe::LivenessProbe,
-                RS103 => rs103_liveness_differs::LivenessDiffers,
-                RS104 => rs104_startup_time::StartupTime,
-                RS105 => rs105_probe_port_named::ProbePortNamed,
-                RS201 => rs201_prestop_hook::PreStopHook,
-                RS202 => rs202_grace_period::GracePeriod,
-                RS301 => rs301_change_cause::ChangeCause,
-                RS401 => rs401_max_unavailable::MaxUnavailable,
-                RS402 => rs402_no_recreate::NoRecreate,
-                RS403 => rs403_revision_history::RevisionHistory,
-                RS404 => rs404_progress_deadline::ProgressDeadline,
-                RS405 => rs405_replicas::Replicas,
-                RS501 => rs501_image_pinned::ImagePinned,
-                RS601 => rs601_pdb_covers::PdbCovers,
-                $($extra)*
-            }
-            service {
-                RS602 => rs602_selector_switch::SelectorSwitch,
-                RS603 => rs603_service_selects::ServiceSelects,
-            }
-        }
-    };
-}
-
 #[cfg(not(test))]
-registered_rules! {}
-
+with_registered_rules!(registry);
 #[cfg(test)]
-registered_rules! { RS900 => rs900_example::NameLength, }
+with_registered_rules!(registry RS900 => rs900_example::NameLength,);
 
 impl RuleId {
-    /// How many rules there are.
-    pub const COUNT: usize = RuleId::ALL.len();
-
     /// The one-line title shown in tables and SARIF rule metadata.
     pub fn title(self) -> &'static str {
         self.meta().title
@@ -729,43 +663,6 @@ impl RuleId {
         self.meta().mutation.is_some()
     }
 }
-
-impl fmt::Display for RuleId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for RuleId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for RuleId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// A rule ID that is not in the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownRule(pub String);
-
-impl fmt::Display for UnknownRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let known: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
-        write!(
-            f,
-            "unknown rule ID {:?} (known: {})",
-            self.0,
-            known.join(", ")
-        )
-    }
-}
-
-impl std::error::Error for UnknownRule {}
 
 #[cfg(test)]
 mod tests {

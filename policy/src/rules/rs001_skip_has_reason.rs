@@ -4,8 +4,8 @@ use super::{
     ALL_WORKLOADS, Applies, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext, WorkloadRule,
     rule_params,
 };
-use crate::check::{SKIP_ANNOTATION, SKIP_REASON_ANNOTATION};
 use crate::rule::Action;
+use crate::skip::{SKIP_ANNOTATION, SKIP_REASON_ANNOTATION};
 use crate::view::WorkloadView;
 
 pub struct SkipHasReason;

@@ -9,7 +9,7 @@ use super::{
     WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::finding::Finding;
-use crate::mutate::Mutation;
+use crate::finding::Mutation;
 use crate::rule::Action;
 use crate::view::WorkloadView;
 use crate::workload::defaults;

@@ -8,9 +8,9 @@ use super::{
     WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::change_cause;
-use crate::check::CHANGE_CAUSE_ANNOTATION;
+use crate::change_cause::CHANGE_CAUSE_ANNOTATION;
 use crate::finding::Finding;
-use crate::mutate::Mutation;
+use crate::finding::Mutation;
 use crate::rule::Action;
 use crate::view::WorkloadView;
 

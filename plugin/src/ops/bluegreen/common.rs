@@ -1,0 +1,205 @@
+//! One blue-green as the operations see it: the base Deployment, the Service, and what they
+//! share (finding them, naming the colours, telling the user how to go on).
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use rollout_safe_policy::RolloutPolicy;
+use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
+use rollout_safe_policy::strategy::bluegreen::{
+    BgState, Color, Refusal, base_of, color_deployment_name, refuse_during_canary, service_of,
+    service_selector,
+};
+use rollout_safe_policy::strategy::edit::{ImageSet, images_text, template_images};
+use rollout_safe_policy::strategy::schema::{COLOR_LABEL, ann, replicas};
+use rollout_safe_policy::strategy::siblings::{derived_template, sibling_deployment};
+use rollout_safe_policy::strategy::switch::Seen;
+
+use crate::cluster::client::Cluster;
+use crate::cluster::deployments::{get_deployment, try_get_deployment};
+use crate::cluster::refs::WorkloadRef;
+use crate::cluster::services::get_service;
+use crate::error::Error;
+use crate::exit::Outcome;
+use crate::ops::session::{Session, WatchSettings};
+
+/// One blue-green: the base Deployment's name and the Service.
+pub struct Bg<'a> {
+    pub s: &'a Session<'a>,
+    pub base: String,
+    pub service: String,
+}
+
+impl<'a> Bg<'a> {
+    /// Finds the blue-green the Deployment `name` belongs to: the base Deployment (the named
+    /// one, or the one its `blue-green-base` annotation names) and the Service (`service`, or
+    /// the one the first run recorded on the base Deployment). Returns the base Deployment too.
+    pub async fn locate(
+        s: &'a Session<'a>,
+        name: &str,
+        service: Option<&str>,
+    ) -> Result<(Bg<'a>, Deployment), Error> {
+        let named = get_deployment(&s.cluster, name).await?;
+        let base = base_of(name, &named).to_owned();
+        let base_dep = if base == name {
+            named
+        } else {
+            get_deployment(&s.cluster, &base).await?
+        };
+        let service = service_of(&base, &base_dep, service)?;
+        Ok((Bg { s, base, service }, base_dep))
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.s.cluster
+    }
+
+    pub fn name(&self, c: Color) -> String {
+        color_deployment_name(&self.base, c)
+    }
+
+    pub fn wref(&self, c: Color) -> WorkloadRef {
+        WorkloadRef::deployment(&self.name(c))
+    }
+
+    /// `deployment/shop-green (green)`
+    pub fn show(&self, c: Color) -> String {
+        format!("deployment/{} ({c})", self.name(c))
+    }
+
+    /// `kubectl rollout-safe blue-green ACTION deployment/BASE -n NS`
+    pub fn suggest(&self, action: &str) -> String {
+        self.cluster().suggest(
+            &format!("blue-green {action}"),
+            &format!("deployment/{}", self.base),
+            "",
+        )
+    }
+
+    pub async fn service(&self) -> Result<Service, Error> {
+        get_service(self.cluster(), &self.service).await
+    }
+
+    pub async fn deployment(&self, c: Color) -> Result<Deployment, Error> {
+        get_deployment(self.cluster(), &self.name(c)).await
+    }
+
+    pub async fn try_deployment(&self, c: Color) -> Result<Option<Deployment>, Error> {
+        try_get_deployment(self.cluster(), &self.name(c)).await
+    }
+
+    /// A canary of either colour must end before a blue-green starts (`canary abort` ends it).
+    pub fn refuse_during_canary(&self, d: &Deployment) -> Result<(), Error> {
+        refuse_during_canary(d).map_err(|refusal| {
+            let hint = match &refusal {
+                Refusal::CanaryUnderWay { deployment } => Some(self.cluster().suggest(
+                    "canary abort",
+                    &format!("deployment/{deployment}"),
+                    "",
+                )),
+                _ => None,
+            };
+            Error::blue_green(refusal, hint)
+        })
+    }
+
+    /// Ctrl-C: what stays as it is, and how to go on.
+    pub fn interrupted(&self, what: &str) -> Outcome {
+        eprintln!("interrupted: {what}");
+        eprintln!(
+            "  the state is kept on service/{}; re-run the same command to resume, or:",
+            self.service
+        );
+        eprintln!("  status:   {}", self.suggest("status"));
+        eprintln!("  rollback: {}", self.suggest("rollback"));
+        Outcome::Interrupted
+    }
+}
+
+/// The Service as the state machine reads it, handed to `f` (a `strategy::switch`
+/// transition).
+pub fn with_seen<T>(
+    service: &str,
+    svc: &Service,
+    f: impl FnOnce(Seen<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let selector = service_selector(svc)?;
+    let state = BgState::of(svc);
+    f(Seen {
+        service,
+        selector: &selector,
+        state: &state,
+    })
+}
+
+/// `blue-green deployment/NAME --service SVC --image …`, typed.
+#[derive(Debug, Clone)]
+pub struct BlueGreen {
+    /// The original Deployment (or either colour's).
+    pub name: String,
+    /// The Service whose selector is switched.
+    pub service: String,
+    pub images: Vec<ImageSet>,
+    /// How long every new pod must stay ready before the switch.
+    pub bake: Duration,
+    /// How long the old colour stays scaled after the switch (rollback window).
+    pub keep_old: Duration,
+    /// How long the Service's EndpointSlices may take to show only the new colour.
+    pub verify_timeout: Duration,
+    /// Bring up the new colour even when its spec violates enforced rules.
+    pub force: bool,
+    pub watch: WatchSettings,
+    pub policy: RolloutPolicy,
+}
+
+/// The colour with traffic and the one being brought up beside it.
+#[derive(Debug, Clone, Copy)]
+pub struct Colours {
+    pub active: Color,
+    pub target: Color,
+}
+
+/// The change-cause of the new colour.
+pub fn colour_cause(
+    bg: &Bg<'_>,
+    template_images_text: &str,
+    active: Color,
+    target: Color,
+) -> String {
+    format!(
+        "{}: blue-green {target} with {template_images_text} beside {active}",
+        bg.cluster().username
+    )
+}
+
+/// The new colour's Deployment as it should be: the active colour's spec with the new images and
+/// `target`'s colour label, at the active colour's replica count.
+pub fn new_colour(
+    bg: &Bg<'_>,
+    active_dep: &Deployment,
+    images: &[ImageSet],
+    active: Color,
+    target: Color,
+) -> Result<Deployment, Error> {
+    let template = derived_template(active_dep, images, COLOR_LABEL, target.as_str())?;
+    let cause = colour_cause(
+        bg,
+        &images_text(&template_images(&template)),
+        active,
+        target,
+    );
+    Ok(sibling_deployment(
+        active_dep,
+        &bg.name(target),
+        template,
+        (COLOR_LABEL, target.as_str()),
+        replicas(active_dep),
+        &[
+            (ann::BASE, &bg.base),
+            (ann::COLOR, target.as_str()),
+            (ann::SERVICE, &bg.service),
+            (CHANGE_CAUSE_ANNOTATION, &cause),
+        ],
+    ))
+}
