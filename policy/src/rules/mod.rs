@@ -30,6 +30,9 @@ use crate::view::{ServiceView, WorkloadView};
 use crate::workload::{ObjectRef, Workload};
 
 pub mod catalogue;
+pub mod cel;
+
+pub use cel::{CelForm, CelMutation, CelReads, CelVariable};
 
 pub mod rs001_skip_has_reason;
 pub mod rs101_readiness_probe;
@@ -113,8 +116,11 @@ pub trait Rule: 'static {
         Ok(())
     }
 
-    /// The rule as CEL, for in-cluster admission policies; `None` until it has one.
-    fn cel(_params: &Self::Params) -> Option<CelForm> {
+    /// The rule as CEL, for in-cluster admission policies (see [`cel`]); `None` when it
+    /// cannot be one. Parameters are not baked in here: the expressions read them as
+    /// `variables.<key>`, which the export defines from the policy file (per namespace when
+    /// overrides change them), so one text serves every policy file and the chart's templates.
+    fn cel() -> Option<CelForm> {
         None
     }
 }
@@ -144,17 +150,6 @@ pub trait WorkloadRule: Rule {
 /// A rule about Services.
 pub trait ServiceRule: Rule {
     fn check(s: &ServiceView, params: &Self::Params, cx: &ServiceContext<'_>, out: &mut Report<'_>);
-}
-
-/// A rule expressed in CEL (filled in by the admission-policy export).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CelForm {
-    /// A CEL expression over `object` (and `oldObject`) that is true when the object passes.
-    pub expression: String,
-    /// A CEL expression giving the message when it fails.
-    pub message_expression: String,
-    /// Where the CEL form is deliberately weaker than the engine's check, and how.
-    pub weaker: Option<&'static str>,
 }
 
 // ---- what a check reads and writes -------------------------------------------------------
@@ -547,11 +542,11 @@ macro_rules! registry {
                 }
             }
 
-            /// The rule as CEL with `params`, when it has a CEL form.
-            pub fn cel(self, params: &Params) -> Option<CelForm> {
+            /// The rule as CEL, when it has a CEL form (its parameters are `variables.<key>`).
+            pub fn cel(self) -> Option<CelForm> {
                 match self {
-                    $( RuleId::$wid => <$wty as Rule>::cel(&params.$wid), )*
-                    $( RuleId::$sid => <$sty as Rule>::cel(&params.$sid), )*
+                    $( RuleId::$wid => <$wty as Rule>::cel(), )*
+                    $( RuleId::$sid => <$sty as Rule>::cel(), )*
                 }
             }
         }
