@@ -44,7 +44,7 @@ pub struct CelForm {
 }
 
 /// `variables.<name>` of an admission policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CelVariable {
     pub name: String,
     pub expression: String,
@@ -106,6 +106,16 @@ pub fn lit(s: &str) -> String {
     out
 }
 
+/// A CEL literal of the regular expression `re`: raw (`r'...'`, backslashes as written) unless
+/// it holds a quote or a line break.
+pub fn re_lit(re: &str) -> String {
+    if re.contains(['\'', '\n', '\r']) {
+        lit(re)
+    } else {
+        format!("r'{re}'")
+    }
+}
+
 /// CEL giving the string `expr` quoted as Rust's `{:?}` writes it, for text without control
 /// characters: in double quotes, with `\` and `"` escaped.
 pub fn debug_quoted(expr: &str) -> String {
@@ -133,8 +143,9 @@ pub fn or_default(path: &str, default: &str) -> String {
 }
 
 /// A regular-expression class of the characters Rust's `str::trim` removes (Unicode
-/// White_Space), spelled out: RE2's `\s` is ASCII only and Rust's is not.
-pub const WHITE_SPACE: &str = r"[\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]";
+/// White_Space): RE2's `\s` is ASCII only (Rust's is Unicode), so the rest is spelled out.
+pub const WHITE_SPACE: &str =
+    r"[\s\x{0B}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]";
 
 /// The regular-expression class of the characters [`WHITE_SPACE`] does not match.
 pub fn not_white_space() -> String {
@@ -168,8 +179,8 @@ pub fn exempt(rule: RuleId, root: &str) -> String {
         "(has({ann}) && {skip} in {ann} && {reason} in {ann} && {ann}[{reason}].matches({not_blank}) && {ann}[{skip}].matches({entry}))",
         skip = lit(SKIP_ANNOTATION),
         reason = lit(SKIP_REASON_ANNOTATION),
-        not_blank = lit(&not_white_space()),
-        entry = lit(&entry),
+        not_blank = re_lit(&not_white_space()),
+        entry = re_lit(&entry),
     )
 }
 
@@ -192,7 +203,7 @@ pub fn container_lists(root: &str, prefix: &str) -> Vec<CelVariable> {
     vec![
         CelVariable::new(
             name("containers"),
-            format!("has({pod}) ? {pod}.containers : []"),
+            format!("{} ? {pod}.containers : []", has_path(&pod)),
         ),
         CelVariable::new(
             name("initContainers"),
@@ -259,7 +270,7 @@ impl AppContainerCheck {
     /// field is its path plus `field_suffix` (e.g. `.readinessProbe`, CEL text too).
     pub fn message(what: &str, field_suffix: &str) -> String {
         format!(
-            "variables.ref + ': container ' + {} + ' ' + {what} + ' (' + variables.firstField + {field_suffix} + ')'",
+            "variables.ref + ': container ' + {} + ' ' + ({what}) + ' (' + variables.firstField + {field_suffix} + ')'",
             debug_quoted("variables.first.name")
         )
     }
@@ -284,7 +295,7 @@ impl AppContainerCheck {
 /// `Report::object`'s message: `what` (CEL) about the object, at `field` (literal).
 pub fn object_message(what: &str, field: &str) -> String {
     format!(
-        "variables.ref + ': ' + {what} + {}",
+        "variables.ref + ': ' + ({what}) + {}",
         lit(&format!(" ({field})"))
     )
 }

@@ -332,6 +332,8 @@ pub trait RuleParams:
     type Set: for<'de> Deserialize<'de> + HasAction + Clone + PartialEq + fmt::Debug;
     /// Overlays what `set` names.
     fn apply(&mut self, set: &Self::Set);
+    /// The parameters `set` names, by key, with their values as JSON.
+    fn set_values(set: &Self::Set) -> Vec<(&'static str, Value)>;
     /// Each parameter's bounds: `(parameter key, problem)` for the first one out of bounds.
     fn check_bounds(&self) -> Result<(), (&'static str, String)>;
     /// Each parameter's key, type, bounds, default and description.
@@ -441,6 +443,15 @@ macro_rules! rule_params {
             #[allow(unused_variables)]
             fn apply(&mut self, set: &ParamsSet) {
                 $( if let Some(v) = &set.$field { self.$field = v.clone(); } )*
+            }
+
+            #[allow(unused_variables, unused_mut)]
+            fn set_values(set: &ParamsSet) -> Vec<(&'static str, serde_json::Value)> {
+                let mut out = Vec::new();
+                $( if let Some(v) = &set.$field {
+                    out.push(($key, serde_json::to_value(v).unwrap_or_default()));
+                } )*
+                out
             }
 
             fn check_bounds(&self) -> Result<(), (&'static str, String)> {
@@ -607,6 +618,19 @@ macro_rules! registry {
                 $( if let Some(a) = self.$wid.as_ref().and_then(|e| e.0.action()) { out.push((RuleId::$wid, a)); } )*
                 $( if let Some(a) = self.$sid.as_ref().and_then(|e| e.0.action()) { out.push((RuleId::$sid, a)); } )*
                 out
+            }
+
+            /// The action this section gives `rule`, if it names one.
+            pub(crate) fn action_of(&self, rule: RuleId) -> Option<Action> {
+                self.actions().into_iter().find(|(r, _)| *r == rule).map(|(_, a)| a)
+            }
+
+            /// The parameters this section sets for `rule`, by key, with their values.
+            pub(crate) fn params_of(&self, rule: RuleId) -> Vec<(&'static str, Value)> {
+                match rule {
+                    $( RuleId::$wid => self.$wid.as_ref().map(|Entry(e)| <<$wty as Rule>::Params as RuleParams>::set_values(e)).unwrap_or_default(), )*
+                    $( RuleId::$sid => self.$sid.as_ref().map(|Entry(e)| <<$sty as Rule>::Params as RuleParams>::set_values(e)).unwrap_or_default(), )*
+                }
             }
 
             /// Overlays the parameters each entry names.

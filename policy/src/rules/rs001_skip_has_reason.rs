@@ -1,6 +1,6 @@
 //! RS001: a `rollout-safe.dev/skip` annotation needs a `rollout-safe.dev/skip-reason`.
 
-use super::cel::{CelVariable, debug_quoted, has_path, lit, not_white_space, prefixed};
+use super::cel::{CelVariable, debug_quoted, has_path, lit, not_white_space, prefixed, re_lit};
 use super::{
     ALL_WORKLOADS, Applies, CelForm, CelReads, Input, Report, Rule, RuleId, RuleMeta,
     WorkloadContext, WorkloadRule, rule_params,
@@ -74,7 +74,7 @@ fn skip_variables(root: &str, prefix: &str) -> Vec<CelVariable> {
             n("hasReason"),
             format!(
                 "{reason} in {ann} && {ann}[{reason}].matches({})",
-                lit(&not_white_space())
+                re_lit(&not_white_space())
             ),
         ),
         CelVariable::new(

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Container;
 use serde_json::json;
 
 use super::cel::{
-    CelVariable, SIDECAR, container_lists, lit, not_white_space, object_message, or_default,
+    CelVariable, SIDECAR, container_lists, lit, not_white_space, object_message, or_default, re_lit,
 };
 use super::{
     ALL_WORKLOADS, Applies, CelForm, CelMutation, CelReads, FixContext, Fixes, Input, Report, Rule,
@@ -85,9 +85,9 @@ pub fn prestop_seconds_cel(c: &str) -> String {
     let cmd = format!("{pre}.exec.command");
     let max = MAX_KNOWN_PRESTOP_SECONDS;
     // One word (no white space) whose last path segment is `sleep`.
-    let program = lit(&format!("^({}*/)?sleep$", not_white_space()));
+    let program = re_lit(&format!("^({}*/)?sleep$", not_white_space()));
     format!(
-        "has({c}.lifecycle) && has({pre}) && has({pre}.sleep) ? ({secs} > {max} ? {max} : ({secs} < 0 ? 0 : {secs})) : (has({c}.lifecycle) && has({pre}) && has({pre}.exec) && has({cmd}) && size({cmd}) >= 2 && {cmd}[0].matches({program}) && {cmd}[1].matches('^[0-9]{{1,4}}$') && int({cmd}[1]) <= {max} ? int({cmd}[1]) : 0)"
+        "has({c}.lifecycle) && has({pre}) && has({pre}.sleep) ? ({secs} > {max} ? {max} : ({secs} < 0 ? 0 : {secs})) : (has({c}.lifecycle) && has({pre}) && has({pre}.exec) && has({cmd}) && size({cmd}) >= 2 && {cmd}[0].matches({program}) && {cmd}[1].matches(r'^[0-9]{{1,4}}$') && int({cmd}[1]) <= {max} ? int({cmd}[1]) : 0)"
     )
 }
 

@@ -2,7 +2,9 @@
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::cel::{CelVariable, WHITE_SPACE, debug_quoted, has_path, lit, or_default, prefixed};
+use super::cel::{
+    CelVariable, WHITE_SPACE, debug_quoted, has_path, lit, or_default, prefixed, re_lit,
+};
 use super::{
     ALL_WORKLOADS, Applies, CelForm, CelReads, Input, Report, Rule, RuleId, RuleMeta,
     WorkloadContext, WorkloadRule, rule_params,
@@ -53,7 +55,7 @@ pub const WEAKER: &str = "a percentage with 10 or more significant digits (which
 
 /// CEL: `v / 100` rounded down, as `i64::div_euclid` (CEL's `/` truncates towards zero).
 fn floor_div_100(v: &str) -> String {
-    format!("({v} >= 0 ? {v} / 100 : -((-({v}) + 99) / 100))")
+    format!("(({v}) >= 0 ? ({v}) / 100 : -((-({v}) + 99) / 100))")
 }
 
 /// CEL for [`scaled_value`] of the int-or-string `raw` against `total`, rounding up when the
@@ -61,8 +63,8 @@ fn floor_div_100(v: &str) -> String {
 fn scaled(raw: &str, total: &str, up: &str) -> (String, String) {
     let ws = WHITE_SPACE;
     // Up to 9 significant digits: |pct × total| stays far below 2^63.
-    let valid = lit(&format!("^{ws}*[+-]?0*[0-9]{{1,9}}{ws}*%$"));
-    let digits = lit(&format!("^{ws}*[+-]?[0-9]+{ws}*%$"));
+    let valid = re_lit(&format!("^{ws}*[+-]?0*[0-9]{{1,9}}{ws}*%$"));
+    let digits = re_lit(&format!("^{ws}*[+-]?[0-9]+{ws}*%$"));
     let q = debug_quoted(raw);
     let pct = format!("int({raw}.substring(0, size({raw}) - 1).trim())");
     let product = format!("{pct} * ({total})");

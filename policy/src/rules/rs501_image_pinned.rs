@@ -33,7 +33,9 @@ impl Rule for ImagePinned {
         let image = |c: &str| format!("(has({c}.image) ? {c}.image : '')");
         let unpinned = |c: &str| {
             let i = image(c);
-            format!("!({i}.contains('@') || ({i}.matches(':[^:/]+$') && !{i}.endsWith(':latest')))")
+            format!(
+                "!({i}.contains('@') || ({i}.matches(r':[^:/]+$') && !{i}.endsWith(':latest')))"
+            )
         };
         let mut variables = container_lists("object", "");
         variables.extend([
