@@ -60,6 +60,8 @@ pub enum Command {
     BlueGreen(BlueGreenArgs),
     /// Canary by replica ratio behind the same Service.
     Canary(CanaryArgs),
+    /// Export the policy for in-cluster use without the webhook (admission-policy).
+    Export(crate::commands::export::ExportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

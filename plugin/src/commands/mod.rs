@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bluegreen;
 pub mod canary;
+pub mod export;
 pub mod history;
 pub mod pause;
 pub mod plan;
@@ -36,5 +37,6 @@ pub async fn dispatch(cli: Cli) -> CmdResult {
         Command::Resume(w) => pause::run(&cli.kube, w, false).await,
         Command::BlueGreen(b) => bluegreen::run(&cli.kube, b).await,
         Command::Canary(c) => canary::run(&cli.kube, c).await,
+        Command::Export(e) => export::run(e),
     }
 }
