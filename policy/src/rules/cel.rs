@@ -192,8 +192,8 @@ pub fn ref_variable() -> CelVariable {
     )
 }
 
-/// The names a form's expressions may not use for their own variables.
-pub const RESERVED_VARIABLES: &[&str] = &["ref", "action"];
+/// The variables the export defines beside a form's own: a form may not name its own so.
+pub const RESERVED_VARIABLES: &[&str] = &["ref", "action", "grandfathered"];
 
 /// The variables `containers` and `initContainers` of `root` (empty lists when absent); with a
 /// `prefix`, `<prefix>Containers` and `<prefix>InitContainers`.
@@ -309,6 +309,37 @@ mod tests {
         assert_eq!(lit("a'b\\c"), r"'a\'b\\c'");
         assert_eq!(lit("x\ny\u{7}"), r"'x\ny\u0007'");
         assert_eq!(lit("× ≥"), "'× ≥'");
+    }
+
+    /// Every form's variables are CEL identifiers (as Kubernetes requires of variable names),
+    /// named once, and clash neither with the export's own nor with the rule's parameters.
+    #[test]
+    fn variable_names_are_identifiers_and_unique() {
+        let ident = |n: &str| {
+            n.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        for rule in RuleId::ALL {
+            let Some(form) = rule.cel() else { continue };
+            let params: Vec<&str> = rule.param_docs().iter().map(|p| p.key).collect();
+            let mut seen = std::collections::BTreeSet::new();
+            let own = form
+                .variables
+                .iter()
+                .chain(form.mutation.iter().flat_map(|m| &m.variables));
+            for v in own {
+                assert!(ident(&v.name), "{rule}: {:?} is not an identifier", v.name);
+                assert!(seen.insert(v.name.clone()), "{rule}: {} twice", v.name);
+                assert!(
+                    !RESERVED_VARIABLES.contains(&v.name.as_str()) && !params.contains(&v.name.as_str()),
+                    "{rule}: {} clashes with the export's variables or a parameter",
+                    v.name
+                );
+            }
+            for p in params {
+                assert!(ident(p), "{rule}: parameter {p:?} is not an identifier");
+            }
+        }
     }
 
     #[test]
