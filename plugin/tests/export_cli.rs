@@ -25,7 +25,10 @@ fn text(b: &[u8]) -> String {
 fn objects(yaml: &str) -> Vec<Value> {
     yaml.split("\n---\n")
         .map(|doc| doc.trim_start_matches("---\n"))
-        .filter(|doc| doc.lines().any(|l| !l.starts_with('#') && !l.trim().is_empty()))
+        .filter(|doc| {
+            doc.lines()
+                .any(|l| !l.starts_with('#') && !l.trim().is_empty())
+        })
         .map(|doc| serde_saphyr::from_str::<Value>(doc).unwrap_or_else(|e| panic!("{e}\n{doc}")))
         .collect()
 }
@@ -45,19 +48,42 @@ fn defaults_export_a_policy_and_binding_per_rule_and_action() {
     // The rules an admission policy cannot check are named, with why.
     for rule in ["RS405", "RS601", "RS602", "RS603"] {
         assert!(
-            yaml.lines().any(|l| l.starts_with("#   ") && l.contains(rule) && l.contains("needs")),
+            yaml.lines()
+                .any(|l| l.starts_with("#   ") && l.contains(rule) && l.contains("needs")),
             "{rule} not listed as left out:\n{yaml}"
         );
     }
     let objs = objects(&yaml);
     // RS101 is enforced: a Deny binding, and a Warn one for updates that change no template.
-    let deny = named(&objs, "ValidatingAdmissionPolicyBinding", "rollout-safe-rs101-enforce");
-    assert_eq!(deny["spec"]["validationActions"], serde_json::json!(["Deny", "Audit"]));
-    let warn = named(&objs, "ValidatingAdmissionPolicyBinding", "rollout-safe-rs501-warn");
-    assert_eq!(warn["spec"]["validationActions"], serde_json::json!(["Warn", "Audit"]));
+    let deny = named(
+        &objs,
+        "ValidatingAdmissionPolicyBinding",
+        "rollout-safe-rs101-enforce",
+    );
+    assert_eq!(
+        deny["spec"]["validationActions"],
+        serde_json::json!(["Deny", "Audit"])
+    );
+    let warn = named(
+        &objs,
+        "ValidatingAdmissionPolicyBinding",
+        "rollout-safe-rs501-warn",
+    );
+    assert_eq!(
+        warn["spec"]["validationActions"],
+        serde_json::json!(["Warn", "Audit"])
+    );
     // mutate exports as warn, never deny.
-    named(&objs, "ValidatingAdmissionPolicy", "rollout-safe-rs201-warn");
-    assert!(!objs.iter().any(|o| o["metadata"]["name"] == "rollout-safe-rs201-enforce"));
+    named(
+        &objs,
+        "ValidatingAdmissionPolicy",
+        "rollout-safe-rs201-warn",
+    );
+    assert!(
+        !objs
+            .iter()
+            .any(|o| o["metadata"]["name"] == "rollout-safe-rs201-enforce")
+    );
     for o in &objs {
         assert_eq!(o["apiVersion"], "admissionregistration.k8s.io/v1", "{o}");
         if o["kind"] == "ValidatingAdmissionPolicy" {
@@ -65,14 +91,21 @@ fn defaults_export_a_policy_and_binding_per_rule_and_action() {
         }
     }
     assert!(!objs.iter().any(|o| o["kind"] == "MutatingAdmissionPolicy"));
-    assert!(!objs.iter().any(|o| o["metadata"]["name"].as_str().unwrap().contains("rs405")));
+    assert!(
+        !objs
+            .iter()
+            .any(|o| o["metadata"]["name"].as_str().unwrap().contains("rs405"))
+    );
     // JSON is the same objects, as a List.
     let json = run(&["-o", "json"]);
     assert!(json.status.success());
     let list: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(list["kind"], "List");
     assert_eq!(list["items"].as_array().unwrap(), &objs);
-    assert!(text(&json.stderr).contains("RS601"), "notes go to stderr beside JSON");
+    assert!(
+        text(&json.stderr).contains("RS601"),
+        "notes go to stderr beside JSON"
+    );
 }
 
 #[test]
@@ -90,9 +123,19 @@ fn mutating_follows_the_kubernetes_version() {
     let objs = objects(&yaml);
     let map = named(&objs, "MutatingAdmissionPolicy", "rollout-safe-mutations");
     assert_eq!(map["apiVersion"], "admissionregistration.k8s.io/v1beta1");
-    assert_eq!(map["spec"]["mutations"].as_array().unwrap().len(), 4, "RS201, RS202, RS301, RS403");
-    let ga = objects(&text(&run(&["--mutating", "--kubernetes-version", "1.36"]).stdout));
-    let map = named(&ga, "MutatingAdmissionPolicyBinding", "rollout-safe-mutations");
+    assert_eq!(
+        map["spec"]["mutations"].as_array().unwrap().len(),
+        4,
+        "RS201, RS202, RS301, RS403"
+    );
+    let ga = objects(&text(
+        &run(&["--mutating", "--kubernetes-version", "1.36"]).stdout,
+    ));
+    let map = named(
+        &ga,
+        "MutatingAdmissionPolicyBinding",
+        "rollout-safe-mutations",
+    );
     assert_eq!(map["apiVersion"], "admissionregistration.k8s.io/v1");
 }
 
@@ -107,8 +150,16 @@ fn the_policy_file_decides_actions_parameters_and_namespaces() {
     let out = run(&["--policy", f.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let objs = objects(&text(&out.stdout));
-    assert!(!objs.iter().any(|o| o["metadata"]["name"].as_str().unwrap().contains("rs102")));
-    let rs104 = named(&objs, "ValidatingAdmissionPolicy", "rollout-safe-rs104-warn");
+    assert!(
+        !objs
+            .iter()
+            .any(|o| o["metadata"]["name"].as_str().unwrap().contains("rs102"))
+    );
+    let rs104 = named(
+        &objs,
+        "ValidatingAdmissionPolicy",
+        "rollout-safe-rs104-warn",
+    );
     assert!(
         rs104["spec"]["variables"]
             .as_array()
@@ -118,16 +169,26 @@ fn the_policy_file_decides_actions_parameters_and_namespaces() {
         "{rs104}"
     );
     // RS101 enforced except in dev-*: the enforce policy asks the namespace.
-    let rs101 = named(&objs, "ValidatingAdmissionPolicy", "rollout-safe-rs101-enforce");
+    let rs101 = named(
+        &objs,
+        "ValidatingAdmissionPolicy",
+        "rollout-safe-rs101-enforce",
+    );
     let conditions = rs101["spec"]["matchConditions"].to_string();
-    assert!(conditions.contains("dev-.*") && conditions.contains("kube-system"), "{conditions}");
+    assert!(
+        conditions.contains("dev-.*") && conditions.contains("kube-system"),
+        "{conditions}"
+    );
 
     let mut bad = tempfile::NamedTempFile::new().unwrap();
     write!(bad, "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  rules:\n    RS104: {{minStartupSecs: 3}}\n").unwrap();
     let out = run(&["--policy", bad.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("minStartupSecs") && err.contains("line 5"), "{err}");
+    assert!(
+        err.contains("minStartupSecs") && err.contains("line 5"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,6 +196,10 @@ fn bad_versions_are_usage_errors() {
     for (v, says) in [("1.29", "1.30"), ("latest", "MAJOR.MINOR")] {
         let out = run(&["--kubernetes-version", v]);
         assert_eq!(out.status.code(), Some(2), "{v}");
-        assert!(text(&out.stderr).contains(says), "{v}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(says),
+            "{v}: {}",
+            text(&out.stderr)
+        );
     }
 }

@@ -973,10 +973,8 @@ fn container(name: String, sidecar: Option<bool>) -> impl Strategy<Value = Json>
                 if let Some(p) = pre {
                     c["lifecycle"] = json!({"preStop": p});
                 }
-                if let Some(s) = sidecar {
-                    if s {
-                        c["restartPolicy"] = json!("Always");
-                    }
+                if sidecar == Some(true) {
+                    c["restartPolicy"] = json!("Always");
                 }
                 c
             },
@@ -1047,7 +1045,7 @@ prop_compose! {
             "selector": {"matchLabels": {"app": "w"}},
             "template": {"metadata": {"labels": {"app": "w"}}, "spec": pod},
         });
-        if kind != "DaemonSet" { if let Some(r) = replicas { spec["replicas"] = json!(r); } }
+        if kind != "DaemonSet" && let Some(r) = replicas { spec["replicas"] = json!(r); }
         if let Some(h) = history { spec["revisionHistoryLimit"] = json!(h); }
         match kind {
             "Deployment" => {

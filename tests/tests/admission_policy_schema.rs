@@ -89,7 +89,9 @@ fn exports_validate_against_every_supported_version() {
             std::thread::scope(|s| {
                 let handles: Vec<_> = pair
                     .iter()
-                    .map(|(v, objects)| s.spawn(move || schema::validate(objects, Some(&v.to_string()))))
+                    .map(|(v, objects)| {
+                        s.spawn(move || schema::validate(objects, Some(&v.to_string())))
+                    })
                     .collect();
                 handles
                     .into_iter()

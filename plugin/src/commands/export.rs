@@ -57,7 +57,8 @@ pub fn run(args: ExportArgs) -> CmdResult {
 
 fn admission_policy(args: AdmissionPolicyArgs) -> CmdResult {
     let policy = input::load_policy(args.policy.as_deref())?;
-    let usage = |e: rollout_safe_policy::admission_policy::ExportError| Failure::new(Exit::Usage, e);
+    let usage =
+        |e: rollout_safe_policy::admission_policy::ExportError| Failure::new(Exit::Usage, e);
     let kubernetes_version: KubeVersion = args.kubernetes_version.parse().map_err(usage)?;
     let exported = export(
         &policy,
@@ -79,8 +80,8 @@ fn admission_policy(args: AdmissionPolicyArgs) -> CmdResult {
             for note in &exported.notes {
                 eprintln!("# {note}");
             }
-            let mut json = serde_json::to_string_pretty(&exported.to_json())
-                .map_err(anyhow::Error::from)?;
+            let mut json =
+                serde_json::to_string_pretty(&exported.to_json()).map_err(anyhow::Error::from)?;
             json.push('\n');
             json
         }

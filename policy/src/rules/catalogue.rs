@@ -111,9 +111,7 @@ fn admission_short(rule: RuleId) -> String {
 /// `docs/rules.md`'s line on the rule's admission-policy form.
 fn admission_long(rule: RuleId) -> String {
     if let Input::Surroundings(what) = rule.meta().input {
-        return format!(
-            "not exported: an admission policy cannot look up {what}"
-        );
+        return format!("not exported: an admission policy cannot look up {what}");
     }
     match rule.cel() {
         None => "not exported (no CEL form)".into(),

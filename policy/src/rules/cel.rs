@@ -316,7 +316,9 @@ mod tests {
     #[test]
     fn variable_names_are_identifiers_and_unique() {
         let ident = |n: &str| {
-            n.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         };
         for rule in RuleId::ALL {
@@ -331,7 +333,8 @@ mod tests {
                 assert!(ident(&v.name), "{rule}: {:?} is not an identifier", v.name);
                 assert!(seen.insert(v.name.clone()), "{rule}: {} twice", v.name);
                 assert!(
-                    !RESERVED_VARIABLES.contains(&v.name.as_str()) && !params.contains(&v.name.as_str()),
+                    !RESERVED_VARIABLES.contains(&v.name.as_str())
+                        && !params.contains(&v.name.as_str()),
                     "{rule}: {} clashes with the export's variables or a parameter",
                     v.name
                 );
