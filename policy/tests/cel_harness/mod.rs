@@ -272,35 +272,64 @@ fn add_kubernetes_functions(ctx: &mut Context) {
     .unwrap();
 }
 
-/// The variables of one evaluation: the request's, converted once and lent to every
-/// expression, and `variables` as computed so far.
-struct Inputs {
+/// The request's variables, converted once and lent to every expression.
+struct Base {
     object: Box<dyn Val>,
     old_object: Box<dyn Val>,
     request: Box<dyn Val>,
     namespace: Box<dyn Val>,
-    variables: Variables,
 }
 
-impl VariableResolver for Inputs {
+/// What one expression sees: the request's variables and the policy's `variables`.
+struct Scope<'a> {
+    base: &'a Base,
+    variables: &'a Variables<'a>,
+}
+
+impl VariableResolver for Scope<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         let v: &dyn Val = match variable {
-            "object" => self.object.as_ref(),
-            "oldObject" => self.old_object.as_ref(),
-            "request" => self.request.as_ref(),
-            "namespaceObject" => self.namespace.as_ref(),
-            "variables" => &self.variables,
+            "object" => self.base.object.as_ref(),
+            "oldObject" => self.base.old_object.as_ref(),
+            "request" => self.base.request.as_ref(),
+            "namespaceObject" => self.base.namespace.as_ref(),
+            "variables" => self.variables,
             _ => return None,
         };
         Some(CowVal::Borrowed(v))
     }
 }
 
-/// `variables`: a policy's named expressions, read by name.
-#[derive(Debug)]
-struct Variables(Vec<(String, Box<dyn Val>)>);
+/// `variables`: a policy's named expressions, evaluated when first read (as the API server
+/// does: a variable nothing reads is never evaluated, one that fails is an error only where
+/// it is read) and then kept for the rest of the evaluation.
+struct Variables<'a> {
+    env: &'a Arc<Env>,
+    base: &'a Base,
+    defs: &'a [(String, Compiled)],
+    values: Vec<OnceLock<Option<Box<dyn Val>>>>,
+}
 
-impl Val for Variables {
+impl<'a> Variables<'a> {
+    fn new(env: &'a Arc<Env>, base: &'a Base, defs: &'a [(String, Compiled)]) -> Self {
+        Variables {
+            env,
+            base,
+            defs,
+            values: defs.iter().map(|_| OnceLock::new()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Variables<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.defs.iter().map(|(n, _)| n))
+            .finish()
+    }
+}
+
+impl Val for Variables<'_> {
     fn get_type(&self) -> &Type {
         &DYN_TYPE
     }
@@ -316,12 +345,31 @@ impl Val for Variables {
         Some(self)
     }
 
-    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v> {
-        Box::new(Variables(self.0.clone()))
+    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
+    where
+        Self: 'v,
+    {
+        let values = self
+            .values
+            .iter()
+            .map(|cell| {
+                let copy = OnceLock::new();
+                if let Some(v) = cell.get() {
+                    let _ = copy.set(v.as_ref().map(|b| b.clone_as_boxed()));
+                }
+                copy
+            })
+            .collect();
+        Box::new(Variables {
+            env: self.env,
+            base: self.base,
+            defs: self.defs,
+            values,
+        })
     }
 }
 
-impl Indexer for Variables {
+impl Indexer for Variables<'_> {
     fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
     where
         Self: 'v,
@@ -330,11 +378,25 @@ impl Indexer for Variables {
             .downcast_ref::<CelString>()
             .map(|s| s.inner().to_string())
             .unwrap_or_default();
-        self.0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| CowVal::Borrowed(v.as_ref()))
-            .ok_or_else(|| ExecutionError::no_such_key(&name))
+        let Some(i) = self.defs.iter().position(|(n, _)| *n == name) else {
+            return Err(ExecutionError::no_such_key(&name));
+        };
+        let value = self.values[i].get_or_init(|| {
+            let scope = Scope {
+                base: self.base,
+                variables: self,
+            };
+            eval(self.env, &scope, &self.defs[i].1)
+                .ok()
+                .and_then(|v| Box::<dyn Val>::try_from(v).ok())
+        });
+        match value {
+            Some(v) => Ok(CowVal::Borrowed(v.as_ref())),
+            None => Err(err(
+                "variables",
+                format!("variable {name} failed to evaluate"),
+            )),
+        }
     }
 
     fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
@@ -343,6 +405,13 @@ impl Indexer for Variables {
     {
         self.get(idx).map(CowVal::into_owned)
     }
+}
+
+fn eval(env: &Arc<Env>, scope: &Scope<'_>, c: &Compiled) -> Result<Value, ExecutionError> {
+    let mut ctx = Context::with_env(env.clone());
+    add_kubernetes_functions(&mut ctx);
+    ctx.set_variable_resolver(scope);
+    c.program.execute(&ctx)
 }
 
 /// JSON → CEL.
@@ -588,7 +657,7 @@ impl Cluster {
     }
 
     /// The request's variables, converted once.
-    fn inputs(req: &Request, object: &Json) -> Result<Inputs, String> {
+    fn base(req: &Request, object: &Json) -> Result<Base, String> {
         let mut request = json!({
             "operation": req.operation,
             "namespace": req.namespace,
@@ -601,7 +670,7 @@ impl Cluster {
         let val = |v: Value| -> Result<Box<dyn Val>, String> {
             v.try_into().map_err(|e: ExecutionError| e.to_string())
         };
-        Ok(Inputs {
+        Ok(Base {
             object: val(to_cel(object))?,
             old_object: val(req.old_object.as_ref().map_or(Value::Null, to_cel))?,
             request: val(to_cel(&request))?,
@@ -609,35 +678,23 @@ impl Cluster {
                 "name": req.namespace,
                 "labels": {"kubernetes.io/metadata.name": req.namespace},
             }})))?,
-            variables: Variables(Vec::new()),
         })
     }
 
-    fn eval(&self, inputs: &Inputs, c: &Compiled) -> Result<Value, ExecutionError> {
-        let mut ctx = Context::with_env(self.env.clone());
-        add_kubernetes_functions(&mut ctx);
-        ctx.set_variable_resolver(inputs);
-        c.program.execute(&ctx)
-    }
-
-    fn matches(resources: &[String], req: &Request, object: &Json) -> bool {
-        req.sub_resource.is_none()
-            && matches!(req.operation.as_str(), "CREATE" | "UPDATE")
-            && object["apiVersion"] == "apps/v1"
-            && resource_of(object["kind"].as_str().unwrap_or_default())
-                .is_some_and(|r| resources.iter().any(|x| x == r))
-    }
-
-    /// `matchConditions`, then `variables`: `false` when a condition is false.
-    fn prepare(
+    /// A policy's `matchConditions`: whether they all hold.
+    fn conditions_hold(
         &self,
-        inputs: &mut Inputs,
+        base: &Base,
         policy: &str,
         conditions: &[(String, Compiled)],
-        variables: &[(String, Compiled)],
     ) -> Result<bool, String> {
+        let none = Variables::new(&self.env, base, &[]);
+        let scope = Scope {
+            base,
+            variables: &none,
+        };
         for (name, c) in conditions {
-            match self.eval(inputs, c) {
+            match eval(&self.env, &scope, c) {
                 Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => return Ok(false),
                 other => {
@@ -648,35 +705,37 @@ impl Cluster {
                 }
             }
         }
-        inputs.variables.0.clear();
-        for (name, c) in variables {
-            // As the API server's variables are lazy, a variable that fails is an error only
-            // where it is read: it is left out, so reading it fails.
-            if let Ok(v) = self.eval(inputs, c)
-                && let Ok(v) = Box::<dyn Val>::try_from(v)
-            {
-                inputs.variables.0.push((name.clone(), v));
-            }
-        }
         Ok(true)
+    }
+
+    fn matches(resources: &[String], req: &Request, object: &Json) -> bool {
+        req.sub_resource.is_none()
+            && matches!(req.operation.as_str(), "CREATE" | "UPDATE")
+            && object["apiVersion"] == "apps/v1"
+            && resource_of(object["kind"].as_str().unwrap_or_default())
+                .is_some_and(|r| resources.iter().any(|x| x == r))
     }
 
     /// The validating policies' decisions on `req`.
     pub fn validate(&self, req: &Request) -> Result<Vec<Decision>, String> {
         let mut out = Vec::new();
-        let mut inputs = Self::inputs(req, &req.object)?;
+        let base = Self::base(req, &req.object)?;
         for p in &self.validating {
-            if !Self::matches(&p.resources, req, &req.object) {
+            if !Self::matches(&p.resources, req, &req.object)
+                || !self.conditions_hold(&base, &p.name, &p.conditions)?
+            {
                 continue;
             }
-            if !self.prepare(&mut inputs, &p.name, &p.conditions, &p.variables)? {
-                continue;
-            }
+            let variables = Variables::new(&self.env, &base, &p.variables);
+            let scope = Scope {
+                base: &base,
+                variables: &variables,
+            };
             for (v, m) in &p.validations {
-                match self.eval(&inputs, v) {
+                match eval(&self.env, &scope, v) {
                     Ok(Value::Bool(true)) => {}
                     Ok(Value::Bool(false)) => {
-                        let message = match self.eval(&inputs, m) {
+                        let message = match eval(&self.env, &scope, m) {
                             Ok(Value::String(s)) if !s.trim().is_empty() && !s.contains('\n') => {
                                 s.as_str().to_string()
                             }
@@ -707,27 +766,25 @@ impl Cluster {
     }
 
     /// The object after the mutating policies (each mutation sees the object as the ones
-    /// before it left it). `None` when no policy matched.
+    /// before it left it, with its variables evaluated afresh). `None` when no policy matched.
     pub fn mutate(&self, req: &Request) -> Result<Option<Json>, String> {
         let mut object = req.object.clone();
         let mut matched = false;
         for p in &self.mutating {
-            if !Self::matches(&p.resources, req, &object) {
-                continue;
-            }
-            if !self.prepare(
-                &mut Self::inputs(req, &object)?,
-                &p.name,
-                &p.conditions,
-                &[],
-            )? {
+            if !Self::matches(&p.resources, req, &object)
+                || !self.conditions_hold(&Self::base(req, &object)?, &p.name, &p.conditions)?
+            {
                 continue;
             }
             matched = true;
             for (i, m) in p.mutations.iter().enumerate() {
-                let mut inputs = Self::inputs(req, &object)?;
-                self.prepare(&mut inputs, &p.name, &[], &p.variables)?;
-                let patches = match self.eval(&inputs, m) {
+                let base = Self::base(req, &object)?;
+                let variables = Variables::new(&self.env, &base, &p.variables);
+                let scope = Scope {
+                    base: &base,
+                    variables: &variables,
+                };
+                let patches = match eval(&self.env, &scope, m) {
                     Ok(v @ Value::List(_)) => to_json(&v)?,
                     other => {
                         return Err(format!(
