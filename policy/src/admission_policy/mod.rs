@@ -221,6 +221,35 @@ mod tests {
         assert!(KubeVersion::new(2, 0) > KubeVersion::new(1, 99));
     }
 
+    /// The YAML (folded long strings and all) reads back as the very objects, comments aside.
+    #[test]
+    fn yaml_reads_back_as_the_objects() {
+        let p = RolloutPolicy::from_yaml(
+            "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  rules:\n    RS104: {minStartupSeconds: 45}\n  namespaceOverrides:\n    - namespaces: [\"dev-*\", \"it's\", \"a  b\"]\n      rules: {RS101: warn, RS201: {sleepSeconds: 2, handler: exec}}\n  excludedNamespaces: [\"kube-*\"]\n",
+        )
+        .unwrap();
+        let e = export(
+            &p,
+            &ExportOptions {
+                kubernetes_version: KubeVersion::MUTATING_GA,
+                mutating: true,
+            },
+        )
+        .unwrap();
+        let yaml = e.to_yaml().unwrap();
+        let docs: Vec<Value> = yaml
+            .split("\n---\n")
+            .skip(1)
+            .map(|d| serde_saphyr::from_str(d).unwrap())
+            .collect();
+        assert_eq!(docs, e.objects);
+        assert!(
+            yaml.starts_with("# rollout-safe's rules as admission policies"),
+            "{yaml}"
+        );
+        assert!(e.notes.iter().any(|n| n.contains("RS601")), "{:?}", e.notes);
+    }
+
     #[test]
     fn refuses_old_clusters_and_mutating_before_1_34() {
         let p = RolloutPolicy::default();
