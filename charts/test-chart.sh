@@ -14,9 +14,15 @@
 #      (testdata/check_render.py), kubernetes-validate --strict against the
 #      oldest supported (1.30) and the newest known Kubernetes, and the
 #      cert-manager/ServiceMonitor kinds against their CRD models;
-#   3. option variants (no cluster lookups, pinned version, digest, ...);
+#   3. option variants (no cluster lookups, pinned version, digest, ...), and
+#      admission.mode=policies (testdata/check_policies.py) with the default and
+#      with overridden actions, parameters, namespace overrides and excluded
+#      namespaces, with and without the MutatingAdmissionPolicy, each compared
+#      with `$ROLLOUT_SAFE_AUDIT_BIN export admission-policy` of the same policy
+#      when that binary is given;
 #   4. negative cases: unknown certificate mode, secret mode without
-#      existingSecret/caBundle, values of the wrong type, Kubernetes < 1.30;
+#      existingSecret/caBundle, values of the wrong type, Kubernetes < 1.30,
+#      an unknown admission.mode, a MutatingAdmissionPolicy below 1.34;
 #   5. helm mode's `lookup`: certificates are reused on upgrade and
 #      regenerated when asked or near expiry (against a stub API server on
 #      127.0.0.1, testdata/stub_apiserver.py);
@@ -178,6 +184,73 @@ render_case() {
   crd_validate "$file" "$label"
 }
 
+# kubernetes-validate --strict against the given versions (an admission-policies
+# render targets one version).
+kube_validate_versions() { # file label version...
+  local file=$1 label=$2 version out rc bad
+  shift 2
+  for version in "$@"; do
+    rc=0
+    out=$("$KV" --strict --quiet -k "$version" "$file" 2>&1) || rc=$?
+    bad=$(printf '%s\n' "$out" | grep -v '^$' || true)
+    if [[ $rc -eq 0 && -z $bad ]]; then
+      pass "$label: kubernetes-validate --strict (Kubernetes $version)"
+    else
+      fail "$label: kubernetes-validate --strict (Kubernetes $version)" "$bad"
+    fi
+  done
+}
+
+# Renders one admission.mode=policies case: lint, template, its checks, schema
+# validation, and (with ROLLOUT_SAFE_AUDIT_BIN) the comparison with the export of
+# the same policy, which the chart renders into the webhook mode's ConfigMap.
+#   policies_case LABEL OUTFILE MUTATING(none|v1|v1beta1) KUBE_VERSION "EXPORT ARGS" HELM-ARGS...
+# POLICIES_CHECK_EXTRA: more check_policies.py arguments.
+policies_case() {
+  local label=$1 file=$2 mutating=$3 kube=$4 export_args=$5 out compared=
+  shift 5
+  local args=(--namespace "$NS" --kube-version "$kube" --set admission.mode=policies "$@")
+  local lint=(--namespace "$NS") check=()
+  if "$HELM" lint --help 2>/dev/null | grep -q -- '--kube-version'; then lint+=(--kube-version "$kube"); fi
+  # helm lint has no --api-versions: leave it (and its value) out there.
+  local lint_values=() skip_next=
+  for arg in "$@"; do
+    if [[ -n $skip_next ]]; then skip_next=; continue; fi
+    if [[ $arg == --api-versions ]]; then skip_next=1; continue; fi
+    lint_values+=("$arg")
+  done
+  if out=$("$HELM" lint --strict "$chart" "${lint[@]}" --set admission.mode=policies "${lint_values[@]}" 2>&1); then
+    pass "$label: helm lint --strict"
+  else
+    fail "$label: helm lint --strict" "$out"
+  fi
+  if ! out=$("$HELM" template "$RELEASE" "$chart" "${args[@]}" 2>&1 >"$file"); then
+    fail "$label: helm template" "$out"
+    return 0
+  fi
+  pass "$label: helm template -> ${file#"$repo"/}"
+  if [[ -n ${ROLLOUT_SAFE_AUDIT_BIN:-} && -x ${ROLLOUT_SAFE_AUDIT_BIN:-} ]]; then
+    local policy=$work/policy-$RANDOM.yaml exported=$work/export-$RANDOM.json
+    # shellcheck disable=SC2086 # export_args is a word list
+    if "$HELM" template "$RELEASE" "$chart" "${args[@]}" --set admission.mode=webhook --set certificates.mode=cert-manager \
+        --show-only templates/configmap.yaml 2>"$work/cm.err" \
+        | "$PY" -c 'import sys, yaml; sys.stdout.write(yaml.safe_load(sys.stdin)["data"]["policy.yaml"])' >"$policy" \
+      && out=$("$ROLLOUT_SAFE_AUDIT_BIN" export admission-policy --policy "$policy" --kubernetes-version "$kube" $export_args -o json 2>&1 >"$exported"); then
+      check=(--exported "$exported")
+      compared=", identical to export admission-policy"
+    else
+      fail "$label: export admission-policy of the same policy" "$(cat "$work/cm.err") $out"
+    fi
+  fi
+  # shellcheck disable=SC2086 # POLICIES_CHECK_EXTRA is a word list
+  if out=$("$PY" "$testdata/check_policies.py" "$file" --namespace "$NS" --name "$RELEASE" --mutating "$mutating" "${check[@]}" ${POLICIES_CHECK_EXTRA:-} 2>&1); then
+    pass "$label: policies invariants$compared (check_policies.py)"
+  else
+    fail "$label: policies invariants (check_policies.py)" "$out"
+  fi
+  kube_validate_versions "$file" "$label" "$kube" "$KUBE_LATEST"
+}
+
 # A helm template that must fail with a message containing each pattern.
 expect_failure() { # label "pattern|pattern..." helm-args...
   local label=$1 patterns=$2 out rc=0 p pats missing=''
@@ -289,6 +362,40 @@ else
   fail "a policy change changes the pods' checksum/policy annotation" "$a / $b"
 fi
 
+section "admission.mode=policies"
+policies_case "policies (defaults, Kubernetes 1.30)" "$OUT/policies.yaml" none 1.30.0 ""
+POLICIES_CHECK_EXTRA="--extra-excluded team-x" policies_case \
+  "policies (overridden actions, parameters, overrides, exclusions; Kubernetes 1.36, mutating auto)" \
+  "$OUT/policies-overrides.yaml" v1 1.36.0 "--mutating" \
+  --api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy \
+  --set policy.spec.rules.RS501=enforce --set policy.spec.rules.RS102=off \
+  --set-json 'policy.spec.rules.RS104={"action":"enforce","minStartupSeconds":45}' \
+  --set-json 'policy.spec.namespaceOverrides=[{"namespaces":["dev-*","sandbox"],"rules":{"RS101":"warn","RS104":{"minStartupSeconds":10},"RS201":{"action":"warn","sleepSeconds":3}}},{"namespaces":["team-?"],"rules":{"RS201":{"handler":"exec"},"RS403":"enforce"}}]' \
+  --set-json 'policy.spec.excludedNamespaces=["kube-*","legacy"]' \
+  --set 'webhook.extraExcludedNamespaces={team-x}'
+if out=$("$PY" - "$OUT/policies-overrides.yaml" 2>&1 <<'EOF'
+import sys, yaml
+docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(sys.argv[1])) if d}
+assert ("ValidatingAdmissionPolicy", "rollout-safe-rs102-warn") not in docs, "RS102 is off"
+assert ("ValidatingAdmissionPolicy", "rollout-safe-rs501-enforce") in docs, "RS501 is enforced"
+rs104 = docs[("ValidatingAdmissionPolicy", "rollout-safe-rs104-enforce")]
+param = next(v["expression"] for v in rs104["spec"]["variables"] if v["name"] == "minStartupSeconds")
+assert "45" in param and "10" in param and "dev-.*" in param, param
+conditions = " ".join(c["expression"] for c in rs104["spec"]["matchConditions"])
+assert "kube-.*" in conditions and "'legacy'" in conditions, conditions
+rs101 = docs[("ValidatingAdmissionPolicy", "rollout-safe-rs101-warn")]
+assert any(c["name"] == "action-warn" for c in rs101["spec"]["matchConditions"]), "RS101 warn by namespace"
+mutations = docs[("MutatingAdmissionPolicy", "rollout-safe-mutations")]["spec"]["mutations"]
+assert len(mutations) == 4, len(mutations)
+EOF
+); then
+  pass "policies (overrides): RS102 off, RS501 enforced, RS104's parameter by namespace, exclusions, RS101 warn in dev-*, four mutations"
+else
+  fail "policies (overrides): the render does not follow the policy values" "$out"
+fi
+policies_case "policies (Kubernetes 1.34, mutating true: v1beta1)" "$OUT/policies-1.34.yaml" v1beta1 1.34.0 "--mutating" \
+  --set admission.policies.mutating=true
+
 section "negative cases"
 expect_failure "unknown certificates.mode (schema)" "meet the specifications of the schema|mode|cert-manager|helm|secret" --set certificates.mode=vault
 if "$HELM" template --help | grep -q -- '--skip-schema-validation'; then
@@ -315,6 +422,13 @@ expect_failure "unknown rule ID (schema)" "meet the specifications of the schema
 expect_failure "grace period not covering preStop (chart check)" "terminationGracePeriodSeconds (8) must exceed preStopSleepSeconds" \
   --set terminationGracePeriodSeconds=8
 expect_failure "Kubernetes older than 1.30 (kubeVersion)" "chart requires kubeVersion" --kube-version 1.29.0
+expect_failure "unknown admission.mode (schema)" "meet the specifications of the schema|mode" --set admission.mode=sidecar
+if "$HELM" template --help | grep -q -- '--skip-schema-validation'; then
+  expect_failure "unknown admission.mode (chart's own check)" 'admission.mode "sidecar" is not supported: use webhook or policies' \
+    --set admission.mode=sidecar --skip-schema-validation
+fi
+expect_failure "a MutatingAdmissionPolicy below Kubernetes 1.34" "admission.policies.mutating=true needs Kubernetes 1.34 or newer" \
+  --set admission.mode=policies --set admission.policies.mutating=true
 
 # ------------------------------------------------------ helm mode lookup -----
 section "certificates.mode=helm: reuse on upgrade (lookup against a stub API server)"
@@ -441,7 +555,7 @@ fi
 
 # --------------------------------------------------------------- summary -----
 section "summary"
-say "rendered manifests: $OUT/{helm,cert-manager,secret,variant}.yaml"
+say "rendered manifests: $OUT/{helm,cert-manager,secret,variant,policies,policies-overrides,policies-1.34}.yaml"
 if [[ $failed -gt 0 ]]; then
   say "failed checks:"
   printf '  - %s\n' "${failures[@]}"

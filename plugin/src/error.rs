@@ -162,6 +162,15 @@ pub enum Error {
     },
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// `export admission-policy` cannot express the policy as asked (`context`: the file).
+    #[error("cannot export the admission policies{}", .context.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Export {
+        context: Option<String>,
+        #[source]
+        source: rollout_safe_policy::admission_policy::ExportError,
+    },
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
     /// An error already printed where it happened (before the clean-up that followed it); it
     /// ends the command as the error itself would.
     #[error("{0}")]

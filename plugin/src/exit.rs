@@ -58,7 +58,8 @@ fn error_exit(e: &Error) -> Exit {
         | Error::Edit(_)
         | Error::Sibling(_)
         | Error::BlueGreen { .. }
-        | Error::Canary { .. } => Exit::Usage,
+        | Error::Canary { .. }
+        | Error::Export { .. } => Exit::Usage,
         Error::Violations { .. } => Exit::Violations,
         Error::Conflict(_) | Error::RolloutFailed(_) => Exit::RolloutFailed,
         Error::ApiStatus { op, refused, .. } => match refused {
@@ -76,7 +77,8 @@ fn error_exit(e: &Error) -> Exit {
         | Error::Deleted { .. }
         | Error::WatchesEnded { .. }
         | Error::Encode { .. }
-        | Error::Runtime(_) => Exit::Cluster,
+        | Error::Runtime(_)
+        | Error::Stdout(_) => Exit::Cluster,
         Error::Reported(inner) => error_exit(inner),
     }
 }

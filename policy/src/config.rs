@@ -176,6 +176,25 @@ impl RolloutPolicy {
         Ok(())
     }
 
+    /// `spec.rules` over the defaults: what applies in a namespace no override or exclusion
+    /// names (the admission-policy export builds on it).
+    pub fn base(&self) -> &EffectivePolicy {
+        &self.base
+    }
+
+    /// `spec.namespaceOverrides` in order: each entry's globs and rules.
+    pub fn namespace_overrides(&self) -> impl Iterator<Item = (Vec<String>, &RulesSection)> {
+        self.overrides.iter().map(|o| {
+            let globs = o.namespaces.iter().map(WildMatch::pattern).collect();
+            (globs, &o.rules)
+        })
+    }
+
+    /// `spec.excludedNamespaces`: the globs of namespaces the policy never evaluates.
+    pub fn excluded_namespaces(&self) -> Vec<String> {
+        self.excluded.iter().map(WildMatch::pattern).collect()
+    }
+
     /// The actions and parameters for objects in `namespace` (cluster-scoped or unknown: `None`).
     pub fn for_namespace(&self, namespace: Option<&str>) -> EffectivePolicy {
         let mut eff = self.base.clone();

@@ -4,6 +4,7 @@
 //! this crate, so every decision lives here, once.
 
 pub mod admission;
+pub mod admission_policy;
 pub mod audit;
 pub mod change_cause;
 pub mod check;

@@ -1,12 +1,14 @@
 //! Files generated from the rule registry are up to date: the README rule table,
-//! `docs/rules.md`, and the chart's `values.yaml` rules and `values.schema.json` rule sections.
+//! `docs/rules.md`, the chart's `values.yaml` rules and `values.schema.json` rule sections, and
+//! the rules' admission-policy pieces the chart's `admission.mode: policies` templates read
+//! (`charts/rollout-safe/files/admission-policies.json`).
 //! `UPDATE_GENERATED=1 cargo test -p rollout-safe-policy --test generated` rewrites them.
 
 use std::path::PathBuf;
 
 use rollout_safe_policy::rules::catalogue::{
-    MD_BEGIN, MD_END, YAML_BEGIN, YAML_END, readme_table, rules_doc, rules_schema,
-    splice_json_member, splice_lines, values_comment, values_rules,
+    MD_BEGIN, MD_END, YAML_BEGIN, YAML_END, admission_policy_data, readme_table, rules_doc,
+    rules_schema, splice_json_member, splice_lines, values_comment, values_rules,
 };
 
 fn repo(rel: &str) -> PathBuf {
@@ -72,5 +74,12 @@ fn chart_values_are_current() {
 fn chart_schema_is_current() {
     check("charts/rollout-safe/values.schema.json", |text| {
         splice_json_member(text, "rules", &rules_schema(), 2)
+    });
+}
+
+#[test]
+fn chart_admission_policy_data_is_current() {
+    check("charts/rollout-safe/files/admission-policies.json", |_| {
+        Ok(admission_policy_data())
     });
 }

@@ -241,3 +241,89 @@ clientConfig:
   {{- . | nindent 2 }}
   {{- end }}
 {{- end -}}
+
+{{/*
+admission.mode, checked: "webhook" (the webhook Deployment, Service, certificates and webhook
+configurations) or "policies" (ValidatingAdmissionPolicies and, where the cluster has them,
+a MutatingAdmissionPolicy, built in admission-policies.yaml; no webhook pods).
+*/}}
+{{- define "rollout-safe.admissionMode" -}}
+{{- $mode := .Values.admission.mode | default "webhook" -}}
+{{- if not (has $mode (list "webhook" "policies")) -}}
+{{- fail (printf "admission.mode %q is not supported: use webhook or policies" (toString $mode)) -}}
+{{- end -}}
+{{- $mode -}}
+{{- end -}}
+
+{{/*
+A CEL string literal (single quotes), as the policy crate's `cel::lit` writes it for text
+without control characters.
+*/}}
+{{- define "rollout-safe.celLiteral" -}}
+{{- printf "'%s'" (. | replace "\\" "\\\\" | replace "'" "\\'") -}}
+{{- end -}}
+
+{{/*
+A CEL literal of a regular expression: raw (r'...') unless it holds a quote.
+*/}}
+{{- define "rollout-safe.celRegexLiteral" -}}
+{{- if contains "'" . -}}
+{{- include "rollout-safe.celLiteral" . -}}
+{{- else -}}
+{{- printf "r'%s'" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+CEL true when the namespace matches one of the globs in .globs (field: where they come from,
+for the error): a plain name by equality, a glob with * or ? by an anchored regular
+expression. The same text as `admission_policy::namespace_matches`.
+*/}}
+{{- define "rollout-safe.celNamespaceMatch" -}}
+{{- $parts := list -}}
+{{- range $g := .globs -}}
+{{- $g = toString $g -}}
+{{- if regexMatch "\\p{Cc}" $g -}}
+{{- fail (printf "policy: %s: namespace glob %q contains a control character, which no namespace name has" $.field $g) -}}
+{{- end -}}
+{{- $g = regexReplaceAll "\\*+" $g "*" -}}
+{{- if or (contains "*" $g) (contains "?" $g) -}}
+{{- $re := printf "^%s$" (regexQuoteMeta $g | replace "\\*" ".*" | replace "\\?" ".") -}}
+{{- $parts = append $parts (printf "namespaceObject.metadata.name.matches(%s)" (include "rollout-safe.celRegexLiteral" $re)) -}}
+{{- else -}}
+{{- $parts = append $parts (printf "namespaceObject.metadata.name == %s" (include "rollout-safe.celLiteral" $g)) -}}
+{{- end -}}
+{{- end -}}
+{{- if $parts -}}
+{{- printf "(%s)" (join " || " $parts) -}}
+{{- else -}}
+false
+{{- end -}}
+{{- end -}}
+
+{{/*
+The action a policy-file entry names ("" when none): a string, false (YAML's off), or a map's
+`action`.
+*/}}
+{{- define "rollout-safe.entryAction" -}}
+{{- if kindIs "string" . -}}
+{{- . -}}
+{{- else if kindIs "bool" . -}}
+{{- if not . }}off{{ end -}}
+{{- else if kindIs "map" . -}}
+{{- if hasKey . "action" }}{{ include "rollout-safe.entryAction" (get . "action") }}{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A parameter value as a CEL literal.
+*/}}
+{{- define "rollout-safe.celValue" -}}
+{{- if kindIs "bool" . -}}
+{{- printf "%t" . -}}
+{{- else if kindIs "string" . -}}
+{{- include "rollout-safe.celLiteral" . -}}
+{{- else -}}
+{{- printf "%d" (int64 .) -}}
+{{- end -}}
+{{- end -}}

@@ -7,6 +7,7 @@ use super::audit::AuditArgs;
 use super::bluegreen::BlueGreenArgs;
 use super::canary::CanaryArgs;
 use super::context::Context;
+use super::export::ExportArgs;
 use super::history::HistoryArgs;
 use super::plan::PlanArgs;
 use super::status::StatusArgs;
@@ -55,6 +56,8 @@ pub enum Command {
     BlueGreen(BlueGreenArgs),
     /// Canary by replica ratio behind the same Service.
     Canary(CanaryArgs),
+    /// Export the policy for in-cluster use without the webhook (admission-policy).
+    Export(ExportArgs),
 }
 
 /// Runs a parsed command line.
@@ -86,6 +89,7 @@ pub async fn run(app: App) -> Result<Outcome, Error> {
         Command::Resume(w) => super::pause::run(&ctx, w, false).await,
         Command::BlueGreen(b) => super::bluegreen::run(&ctx, b).await,
         Command::Canary(c) => super::canary::run(&ctx, c).await,
+        Command::Export(e) => super::export::run(e),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bluegreen;
 pub mod canary;
 pub mod context;
+pub mod export;
 pub mod history;
 pub mod pause;
 pub mod plan;

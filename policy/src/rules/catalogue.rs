@@ -64,21 +64,68 @@ fn params_text(docs: &[ParamDoc]) -> String {
 /// The README's rule table, between [`MD_BEGIN`] and [`MD_END`].
 pub fn readme_table() -> String {
     let mut s = String::new();
-    s.push_str("| ID | Check | Applies to | Parameters (default) | Default action |\n");
-    s.push_str("|---|---|---|---|---|\n");
+    s.push_str(
+        "| ID | Check | Applies to | Parameters (default) | Default action | Admission policy |\n",
+    );
+    s.push_str("|---|---|---|---|---|---|\n");
     for &rule in RuleId::ALL {
         let m = rule.meta();
         let _ = writeln!(
             s,
-            "| [{rule}](docs/rules.md#{}) | {} | {} | {} | {} |",
+            "| [{rule}](docs/rules.md#{}) | {} | {} | {} | {} | {} |",
             rule.as_str().to_ascii_lowercase(),
             m.summary,
             applies_text(m.applies_to),
             params_text(&rule.param_docs()),
             default_text(rule),
+            admission_short(rule),
         );
     }
     s
+}
+
+/// The README table's "Admission policy" column: whether `export admission-policy` (and the
+/// chart's `admission.mode: policies`) carries the rule, and how.
+fn admission_short(rule: RuleId) -> String {
+    if matches!(rule.meta().input, Input::Surroundings(_)) {
+        return "no: needs other objects".into();
+    }
+    match rule.cel() {
+        None => "no".into(),
+        Some(f) => {
+            let mut s = String::from("yes");
+            if f.mutation.is_some() {
+                s.push_str(", fix with `--mutating`");
+            }
+            if f.weaker.is_some() {
+                s.push_str(&format!(
+                    ", [weaker](docs/rules.md#{})",
+                    rule.as_str().to_ascii_lowercase()
+                ));
+            }
+            s
+        }
+    }
+}
+
+/// `docs/rules.md`'s line on the rule's admission-policy form.
+fn admission_long(rule: RuleId) -> String {
+    if let Input::Surroundings(what) = rule.meta().input {
+        return format!("not exported: an admission policy cannot look up {what}");
+    }
+    match rule.cel() {
+        None => "not exported (no CEL form)".into(),
+        Some(f) => {
+            let mut s = String::from("exported as ValidatingAdmissionPolicies");
+            if f.mutation.is_some() {
+                s.push_str(", and with `--mutating` its fix as a JSON Patch mutation of the MutatingAdmissionPolicy");
+            }
+            if let Some(w) = f.weaker {
+                s.push_str(&format!("; **weaker than the webhook**: {w}"));
+            }
+            s
+        }
+    }
 }
 
 fn input_text(input: Input) -> String {
@@ -126,6 +173,11 @@ pub fn rules_doc() -> String {
         if !m.exemptable {
             s.push_str("- Cannot be skipped with `rollout-safe.dev/skip`.\n");
         }
+        let _ = writeln!(
+            s,
+            "- Admission policy (`export admission-policy`, chart `admission.mode: policies`): {}",
+            admission_long(rule)
+        );
         let _ = writeln!(
             s,
             "\n**Why.** {}\n\n**Fix.** {}.\n",
@@ -205,6 +257,42 @@ pub fn values_rules(indent: &str) -> String {
             );
         }
     }
+    s
+}
+
+/// `charts/rollout-safe/files/admission-policies.json`: what the chart's
+/// `admission.mode: policies` templates build the policies from (the same pieces
+/// `export admission-policy` uses), with each rule's default action and parameters.
+pub fn admission_policy_data() -> String {
+    use crate::admission_policy::{GRANDFATHERED_NOTE, MUTATIONS_NAME, RulePieces};
+    use crate::rules::cel::ref_variable;
+    let mut rules = Vec::new();
+    let mut not_exported = Vec::new();
+    for &rule in RuleId::ALL {
+        let Some(pieces) = RulePieces::of(rule) else {
+            not_exported.push(json!({"rule": rule.as_str(), "why": admission_long(rule)}));
+            continue;
+        };
+        let mut v = serde_json::to_value(&pieces).unwrap_or_default();
+        v["defaultAction"] = json!(rule.default_action().to_string());
+        v["params"] = Value::Array(
+            rule.param_docs()
+                .iter()
+                .map(|p| json!({"key": p.key, "default": p.default}))
+                .collect(),
+        );
+        rules.push(v);
+    }
+    let data = json!({
+        "generatedBy": "UPDATE_GENERATED=1 cargo test -p rollout-safe-policy --test generated (from policy/src/rules and policy/src/admission_policy); edit those, not this",
+        "ref": ref_variable().expression,
+        "grandfatheredNote": GRANDFATHERED_NOTE,
+        "mutationsName": MUTATIONS_NAME,
+        "rules": rules,
+        "notExported": not_exported,
+    });
+    let mut s = serde_json::to_string_pretty(&data).unwrap_or_default();
+    s.push('\n');
     s
 }
 

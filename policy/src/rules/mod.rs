@@ -31,6 +31,9 @@ pub use crate::rule::{RuleId, UnknownRule};
 use crate::workload::{ObjectRef, Workload};
 
 pub mod catalogue;
+pub mod cel;
+
+pub use cel::{CelForm, CelMutation, CelReads, CelVariable};
 
 pub mod rs001_skip_has_reason;
 pub mod rs101_readiness_probe;
@@ -114,8 +117,11 @@ pub trait Rule: 'static {
         Ok(())
     }
 
-    /// The rule as CEL, for in-cluster admission policies; `None` until it has one.
-    fn cel(_params: &Self::Params) -> Option<CelForm> {
+    /// The rule as CEL, for in-cluster admission policies (see [`cel`]); `None` when it
+    /// cannot be one. Parameters are not baked in here: the expressions read them as
+    /// `variables.<key>`, which the export defines from the policy file (per namespace when
+    /// overrides change them), so one text serves every policy file and the chart's templates.
+    fn cel() -> Option<CelForm> {
         None
     }
 }
@@ -145,17 +151,6 @@ pub trait WorkloadRule: Rule {
 /// A rule about Services.
 pub trait ServiceRule: Rule {
     fn check(s: &ServiceView, params: &Self::Params, cx: &ServiceContext<'_>, out: &mut Report<'_>);
-}
-
-/// A rule expressed in CEL (filled in by the admission-policy export).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CelForm {
-    /// A CEL expression over `object` (and `oldObject`) that is true when the object passes.
-    pub expression: String,
-    /// A CEL expression giving the message when it fails.
-    pub message_expression: String,
-    /// Where the CEL form is deliberately weaker than the engine's check, and how.
-    pub weaker: Option<&'static str>,
 }
 
 // ---- what a check reads and writes -------------------------------------------------------
@@ -338,6 +333,8 @@ pub trait RuleParams:
     type Set: for<'de> Deserialize<'de> + HasAction + Clone + PartialEq + fmt::Debug;
     /// Overlays what `set` names.
     fn apply(&mut self, set: &Self::Set);
+    /// The parameters `set` names, by key, with their values as JSON.
+    fn set_values(set: &Self::Set) -> Vec<(&'static str, Value)>;
     /// Each parameter's bounds: `(parameter key, problem)` for the first one out of bounds.
     fn check_bounds(&self) -> Result<(), (&'static str, String)>;
     /// Each parameter's key, type, bounds, default and description.
@@ -449,6 +446,15 @@ macro_rules! rule_params {
                 $( if let Some(v) = &set.$field { self.$field = v.clone(); } )*
             }
 
+            #[allow(unused_variables, unused_mut)]
+            fn set_values(set: &ParamsSet) -> Vec<(&'static str, serde_json::Value)> {
+                let mut out = Vec::new();
+                $( if let Some(v) = &set.$field {
+                    out.push(($key, serde_json::to_value(v).unwrap_or_default()));
+                } )*
+                out
+            }
+
             fn check_bounds(&self) -> Result<(), (&'static str, String)> {
                 $( $(
                     if let Some(v) = $crate::rules::ParamType::as_i64(&self.$field)
@@ -529,11 +535,11 @@ macro_rules! registry {
                 }
             }
 
-            /// The rule as CEL with `params`, when it has a CEL form.
-            pub fn cel(self, params: &Params) -> Option<CelForm> {
+            /// The rule as CEL, when it has a CEL form (its parameters are `variables.<key>`).
+            pub fn cel(self) -> Option<CelForm> {
                 match self {
-                    $( RuleId::$wid => <$wty as Rule>::cel(&params.$wid), )*
-                    $( RuleId::$sid => <$sty as Rule>::cel(&params.$sid), )*
+                    $( RuleId::$wid => <$wty as Rule>::cel(), )*
+                    $( RuleId::$sid => <$sty as Rule>::cel(), )*
                 }
             }
         }
@@ -583,6 +589,19 @@ macro_rules! registry {
                 $( if let Some(a) = self.$wid.as_ref().and_then(|e| e.0.action()) { out.push((RuleId::$wid, a)); } )*
                 $( if let Some(a) = self.$sid.as_ref().and_then(|e| e.0.action()) { out.push((RuleId::$sid, a)); } )*
                 out
+            }
+
+            /// The action this section gives `rule`, if it names one.
+            pub(crate) fn action_of(&self, rule: RuleId) -> Option<Action> {
+                self.actions().into_iter().find(|(r, _)| *r == rule).map(|(_, a)| a)
+            }
+
+            /// The parameters this section sets for `rule`, by key, with their values.
+            pub(crate) fn params_of(&self, rule: RuleId) -> Vec<(&'static str, Value)> {
+                match rule {
+                    $( RuleId::$wid => self.$wid.as_ref().map(|Entry(e)| <<$wty as Rule>::Params as RuleParams>::set_values(e)).unwrap_or_default(), )*
+                    $( RuleId::$sid => self.$sid.as_ref().map(|Entry(e)| <<$sty as Rule>::Params as RuleParams>::set_values(e)).unwrap_or_default(), )*
+                }
             }
 
             /// Overlays the parameters each entry names.

@@ -1,8 +1,9 @@
 //! RS102: every app container has a livenessProbe.
 
+use super::cel::{AppContainerCheck, lit};
 use super::{
-    ALL_WORKLOADS, Applies, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext, WorkloadRule,
-    rule_params,
+    ALL_WORKLOADS, Applies, CelForm, CelReads, Input, Report, Rule, RuleId, RuleMeta,
+    WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::rule::Action;
 use crate::view::WorkloadView;
@@ -25,6 +26,22 @@ impl Rule for LivenessProbe {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let check = AppContainerCheck::new("!has(c.livenessProbe)");
+        Some(CelForm {
+            variables: check.variables(),
+            violation: check.violation(),
+            message: AppContainerCheck::message(
+                &lit("has no livenessProbe"),
+                &lit(".livenessProbe"),
+            ),
+            fix: lit(Self::META.fix),
+            reads: CelReads::Template,
+            mutation: None,
+            weaker: None,
+        })
+    }
 }
 
 impl WorkloadRule for LivenessProbe {

@@ -1,12 +1,13 @@
 //! RS104: liveness leaves the app time to start.
 
+use super::cel::{AppContainerCheck, CelVariable, lit};
 use super::{
-    ALL_WORKLOADS, Applies, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext, WorkloadRule,
-    rule_params,
+    ALL_WORKLOADS, Applies, CelForm, CelReads, Input, Report, Rule, RuleId, RuleMeta,
+    WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::rule::Action;
 use crate::view::WorkloadView;
-use crate::workload::ProbeTiming;
+use crate::workload::{ProbeTiming, defaults};
 
 pub struct StartupTime;
 
@@ -29,6 +30,63 @@ impl Rule for StartupTime {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let check = AppContainerCheck::new(format!(
+            "has(c.livenessProbe) && !has(c.startupProbe) && {} < variables.minStartupSeconds",
+            budget("c.livenessProbe")
+        ));
+        let mut variables = check.variables();
+        let timing = [
+            (
+                "firstDelay",
+                "initialDelaySeconds",
+                defaults::PROBE_INITIAL_DELAY_SECONDS,
+            ),
+            (
+                "firstPeriod",
+                "periodSeconds",
+                defaults::PROBE_PERIOD_SECONDS,
+            ),
+            (
+                "firstFailures",
+                "failureThreshold",
+                defaults::PROBE_FAILURE_THRESHOLD,
+            ),
+        ];
+        for (name, field, default) in timing {
+            let at = format!("variables.first.livenessProbe.{field}");
+            variables.push(CelVariable::new(
+                name,
+                format!("has({at}) ? {at} : {default}"),
+            ));
+        }
+        let what = "'livenessProbe can restart the container ' + string(variables.firstDelay + variables.firstPeriod * variables.firstFailures) + 's after it starts (initialDelaySeconds ' + string(variables.firstDelay) + ' + periodSeconds ' + string(variables.firstPeriod) + ' × failureThreshold ' + string(variables.firstFailures) + '), less than the ' + string(variables.minStartupSeconds) + 's floor'";
+        Some(CelForm {
+            variables,
+            violation: check.violation(),
+            message: AppContainerCheck::message(what, &lit(".livenessProbe")),
+            fix: format!(
+                "{} + string(variables.minStartupSeconds) + 's'",
+                lit(
+                    "add a startupProbe, or raise initialDelaySeconds/failureThreshold so the budget is at least "
+                )
+            ),
+            reads: CelReads::Template,
+            mutation: None,
+            weaker: None,
+        })
+    }
+}
+
+/// CEL: [`ProbeTiming::failure_budget`] of the probe `p` (int32 fields: no int64 overflow).
+fn budget(p: &str) -> String {
+    format!(
+        "(has({p}.initialDelaySeconds) ? {p}.initialDelaySeconds : {}) + (has({p}.periodSeconds) ? {p}.periodSeconds : {}) * (has({p}.failureThreshold) ? {p}.failureThreshold : {})",
+        defaults::PROBE_INITIAL_DELAY_SECONDS,
+        defaults::PROBE_PERIOD_SECONDS,
+        defaults::PROBE_FAILURE_THRESHOLD
+    )
 }
 
 impl WorkloadRule for StartupTime {

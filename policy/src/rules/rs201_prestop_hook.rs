@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::cel::{AppContainerCheck, CelVariable, lit};
 use super::{
-    ALL_WORKLOADS, Applies, FixContext, Fixes, Input, ParamKind, ParamType, Report, Rule, RuleId,
-    RuleMeta, WorkloadContext, WorkloadRule, rule_params,
+    ALL_WORKLOADS, Applies, CelForm, CelMutation, CelReads, FixContext, Fixes, Input, ParamKind,
+    ParamType, Report, Rule, RuleId, RuleMeta, WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::finding::Finding;
 use crate::finding::Mutation;
@@ -58,6 +59,38 @@ impl Rule for PreStopHook {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let check = AppContainerCheck::new("!has(c.lifecycle) || !has(c.lifecycle.preStop)");
+        // Mutating admission policies exist from Kubernetes 1.34, which has the native sleep
+        // action, so `auto` is `sleep` there.
+        let handler = "variables.handler == 'exec' ? dyn({'exec': {'command': ['sleep', string(variables.sleepSeconds)]}}) : dyn({'sleep': {'seconds': variables.sleepSeconds}})";
+        let patches = AppContainerCheck::patches(|at| {
+            format!(
+                "has(c.lifecycle) ? JSONPatch{{op: 'add', path: {at} + '/lifecycle/preStop', value: variables.prestopHandler}} : JSONPatch{{op: 'add', path: {at} + '/lifecycle', value: {{'preStop': variables.prestopHandler}}}}"
+            )
+        });
+        Some(CelForm {
+            variables: check.variables(),
+            violation: check.violation(),
+            message: AppContainerCheck::message(
+                &lit("has no preStop hook, so it is killed while endpoints still send it traffic"),
+                &lit(".lifecycle.preStop"),
+            ),
+            fix: format!(
+                "{} + string(variables.sleepSeconds) + {} + string(variables.sleepSeconds) + {}",
+                lit("add lifecycle.preStop.sleep.seconds: "),
+                lit(" (Kubernetes >= 1.30) or exec [\"sleep\", \""),
+                lit("\"]")
+            ),
+            reads: CelReads::Template,
+            mutation: Some(CelMutation {
+                variables: vec![CelVariable::new("prestopHandler", handler)],
+                patches,
+            }),
+            weaker: None,
+        })
+    }
 }
 
 impl WorkloadRule for PreStopHook {

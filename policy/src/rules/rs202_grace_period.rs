@@ -4,9 +4,12 @@
 use k8s_openapi::api::core::v1::Container;
 use serde_json::json;
 
+use super::cel::{
+    CelVariable, SIDECAR, container_lists, lit, not_white_space, object_message, or_default, re_lit,
+};
 use super::{
-    ALL_WORKLOADS, Applies, FixContext, Fixes, Input, Report, Rule, RuleId, RuleMeta,
-    WorkloadContext, WorkloadRule, rule_params,
+    ALL_WORKLOADS, Applies, CelForm, CelMutation, CelReads, FixContext, Fixes, Input, Report, Rule,
+    RuleId, RuleMeta, WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::finding::Finding;
 use crate::finding::Mutation;
@@ -35,6 +38,57 @@ impl Rule for GracePeriod {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let seconds = prestop_seconds_cel("c");
+        let mut variables = container_lists("object", "");
+        variables.extend([
+            CelVariable::new(
+                "prestopSeconds",
+                format!("([0] + variables.containers.map(c, {seconds}) + variables.initContainers.map(c, {SIDECAR}, {seconds})).max()"),
+            ),
+            CelVariable::new(
+                "grace",
+                or_default(
+                    "object.spec.template.spec.terminationGracePeriodSeconds",
+                    &defaults::TERMINATION_GRACE_PERIOD_SECONDS.to_string(),
+                ),
+            ),
+            CelVariable::new("need", "variables.prestopSeconds + variables.marginSeconds"),
+        ]);
+        Some(CelForm {
+            variables,
+            violation: "variables.grace < variables.need".into(),
+            message: object_message(
+                "'terminationGracePeriodSeconds is ' + string(variables.grace) + ', which does not cover the ' + string(variables.prestopSeconds) + 's preStop plus a ' + string(variables.marginSeconds) + 's shutdown margin, so the app is SIGKILLed mid-shutdown'",
+                "spec.template.spec.terminationGracePeriodSeconds",
+            ),
+            fix: format!("{} + string(variables.need)", lit("set terminationGracePeriodSeconds to at least ")),
+            reads: CelReads::Template,
+            mutation: Some(CelMutation {
+                variables: vec![],
+                patches: "variables.grace < variables.need ? [has(object.spec.template.spec) ? JSONPatch{op: 'add', path: '/spec/template/spec/terminationGracePeriodSeconds', value: variables.need} : JSONPatch{op: 'add', path: '/spec/template/spec', value: {'terminationGracePeriodSeconds': variables.need}}] : []".into(),
+            }),
+            weaker: Some(WEAKER),
+        })
+    }
+}
+
+/// Where RS202's CEL form is weaker than the engine.
+pub const WEAKER: &str = "the preStop duration is known for the native sleep action and for an exec command [\"sleep\", \"N\"] (N whole seconds, the program possibly with a path); other exec commands, which the engine reads word by word (`sh -c \"sleep 5\"`, `sleep 2m`), count as 0 seconds, so the grace period they need is not checked";
+
+/// CEL: [`prestop_seconds`] of the container `c`, for the forms CEL can read without a
+/// shell's word splitting (see [`WEAKER`]); 0 when unknown.
+pub fn prestop_seconds_cel(c: &str) -> String {
+    let pre = format!("{c}.lifecycle.preStop");
+    let secs = format!("{pre}.sleep.seconds");
+    let cmd = format!("{pre}.exec.command");
+    let max = MAX_KNOWN_PRESTOP_SECONDS;
+    // One word (no white space) whose last path segment is `sleep`.
+    let program = re_lit(&format!("^({}*/)?sleep$", not_white_space()));
+    format!(
+        "has({c}.lifecycle) && has({pre}) && has({pre}.sleep) ? ({secs} > {max} ? {max} : ({secs} < 0 ? 0 : {secs})) : (has({c}.lifecycle) && has({pre}) && has({pre}.exec) && has({cmd}) && size({cmd}) >= 2 && {cmd}[0].matches({program}) && {cmd}[1].matches(r'^[0-9]{{1,4}}$') && int({cmd}[1]) <= {max} ? int({cmd}[1]) : 0)"
+    )
 }
 
 /// A preStop longer than this is not a drain delay but a hang (`sleep infinity`); RS202 does

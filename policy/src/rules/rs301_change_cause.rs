@@ -3,9 +3,10 @@
 
 use serde_json::json;
 
+use super::cel::{CelVariable, container_lists, debug_quoted, has_path, lit, object_message};
 use super::{
-    ALL_WORKLOADS, Applies, FixContext, Fixes, Input, Report, Rule, RuleId, RuleMeta,
-    WorkloadContext, WorkloadRule, rule_params,
+    ALL_WORKLOADS, Applies, CelForm, CelMutation, CelReads, FixContext, Fixes, Input, Report, Rule,
+    RuleId, RuleMeta, WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::change_cause;
 use crate::change_cause::CHANGE_CAUSE_ANNOTATION;
@@ -32,6 +33,103 @@ impl Rule for ChangeCause {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let key = lit(CHANGE_CAUSE_ANNOTATION);
+        let has_cause = |o: &str| {
+            format!(
+                "{} && {key} in {o}.metadata.annotations",
+                has_path(&format!("{o}.metadata.annotations"))
+            )
+        };
+        let variables = vec![
+            CelVariable::new(
+                "templateChanged",
+                "request.operation == 'UPDATE' && oldObject != null && object.spec.template != oldObject.spec.template",
+            ),
+            CelVariable::new("hasCause", has_cause("object")),
+            CelVariable::new(
+                "staleCause",
+                format!(
+                    "variables.hasCause && {} && object.metadata.annotations[{key}] == oldObject.metadata.annotations[{key}]",
+                    has_cause("oldObject")
+                ),
+            ),
+        ];
+        let what = format!(
+            "!variables.hasCause ? 'changes the pod template without a kubernetes.io/change-cause' : 'changes the pod template but keeps the previous change-cause ' + {} + ', so rollout history will be wrong'",
+            debug_quoted(&format!("object.metadata.annotations[{key}]"))
+        );
+        Some(CelForm {
+            variables,
+            violation: "variables.templateChanged && (!variables.hasCause || variables.staleCause)"
+                .into(),
+            message: object_message(
+                &what,
+                &format!("metadata.annotations[{CHANGE_CAUSE_ANNOTATION}]"),
+            ),
+            fix: lit(Self::META.fix),
+            reads: CelReads::TemplateChange,
+            mutation: Some(mutation()),
+            weaker: Some(WEAKER),
+        })
+    }
+}
+
+/// Where RS301's CEL form is weaker than the engine.
+pub const WEAKER: &str = "the change-cause the mutating policy writes names image changes only (`alice: image web=shop/web:1.5.0 (was 1.4.2) via kubectl-set`): an update that changes env, adds or removes containers, restarts or changes anything else reads `pod template changed` where the webhook names what changed";
+
+/// CEL: the repository part of the image reference `s` (what `change_cause::was` strips).
+fn repo(s: &str) -> String {
+    format!(
+        "({s}.indexOf('@') >= 0 ? {s}.substring(0, {s}.indexOf('@')) : ({s}.lastIndexOf(':') > {s}.lastIndexOf('/') ? {s}.substring(0, {s}.lastIndexOf(':')) : {s}))"
+    )
+}
+
+/// The fix: a change-cause saying who changed which images, on creation and on a template
+/// change that lacks a fresh one.
+fn mutation() -> CelMutation {
+    let image = |c: &str| format!("(has({c}.image) ? {c}.image : '')");
+    let old = "variables.oldAll[variables.oldNames.lastIndexOf(c.name)]";
+    let (old_image, new_image) = (image(old), image("c"));
+    let was = format!(
+        "({r_old} == {r_new} && size({old_image}) > size({r_old}) ? {old_image}.substring(size({r_old}) + 1) : {old_image})",
+        r_old = repo(&old_image),
+        r_new = repo(&new_image),
+    );
+    let mut variables = container_lists("object", "");
+    variables.extend(container_lists("oldObject", "old"));
+    variables.extend([
+        CelVariable::new("oldAll", "variables.oldInitContainers + variables.oldContainers"),
+        CelVariable::new("oldNames", "variables.oldAll.map(c, c.name)"),
+        CelVariable::new(
+            "imageChanges",
+            format!(
+                "(variables.initContainers + variables.containers).filter(c, c.name in variables.oldNames && {old_image} != {new_image}).map(c, c.name + '=' + {new_image} + ' (was ' + {was} + ')')"
+            ),
+        ),
+        CelVariable::new(
+            "who",
+            "has(request.userInfo.username) && request.userInfo.username != '' ? request.userInfo.username : 'unknown'",
+        ),
+        CelVariable::new(
+            "via",
+            "has(request.options) && has(request.options.fieldManager) && request.options.fieldManager != '' ? ' via ' + request.options.fieldManager : ''",
+        ),
+        CelVariable::new(
+            "newCause",
+            format!(
+                "variables.who + ': ' + (request.operation == 'CREATE' ? 'create with ' + (size(variables.containers) == 0 ? 'no containers' : 'image ' + variables.containers.map(c, c.name + '=' + {new_image}).join(' ')) : (size(variables.imageChanges) > 0 ? 'image ' + variables.imageChanges.join(' ') : 'pod template changed')) + variables.via"
+            ),
+        ),
+    ]);
+    CelMutation {
+        variables,
+        patches: format!(
+            "(request.operation == 'CREATE' && !variables.hasCause) || (variables.templateChanged && (!variables.hasCause || variables.staleCause)) ? [has(object.metadata.annotations) ? JSONPatch{{op: 'add', path: '/metadata/annotations/kubernetes.io~1change-cause', value: variables.newCause}} : JSONPatch{{op: 'add', path: '/metadata/annotations', value: {{{key}: variables.newCause}}}}] : []",
+            key = lit(CHANGE_CAUSE_ANNOTATION)
+        ),
+    }
 }
 
 impl WorkloadRule for ChangeCause {

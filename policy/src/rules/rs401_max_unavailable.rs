@@ -2,9 +2,12 @@
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::cel::{
+    CelVariable, WHITE_SPACE, debug_quoted, has_path, lit, or_default, prefixed, re_lit,
+};
 use super::{
-    ALL_WORKLOADS, Applies, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext, WorkloadRule,
-    rule_params,
+    ALL_WORKLOADS, Applies, CelForm, CelReads, Input, Report, Rule, RuleId, RuleMeta,
+    WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::rule::Action;
 use crate::view::WorkloadView;
@@ -28,6 +31,166 @@ impl Rule for MaxUnavailable {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let mut variables = finding_variables("object", "");
+        variables.extend(finding_variables("oldObject", "old"));
+        Some(CelForm {
+            variables,
+            violation: "variables.field != ''".into(),
+            message: "variables.ref + ': ' + variables.what + ' (' + variables.field + ')'".into(),
+            fix: "variables.fix".into(),
+            reads: CelReads::Object {
+                old_same: "variables.oldField != '' && variables.oldField == variables.field"
+                    .into(),
+            },
+            mutation: None,
+            weaker: Some(WEAKER),
+        })
+    }
+}
+
+/// Where RS401's CEL form is weaker than the engine.
+pub const WEAKER: &str = "a percentage with 10 or more significant digits (which the API server rejects) is reported as out of range without being computed";
+
+/// CEL: `v / 100` rounded down, as `i64::div_euclid` (CEL's `/` truncates towards zero).
+fn floor_div_100(v: &str) -> String {
+    format!("(({v}) >= 0 ? ({v}) / 100 : -((-({v}) + 99) / 100))")
+}
+
+/// CEL for [`scaled_value`] of the int-or-string `raw` against `total`, rounding up when the
+/// CEL `up` is true: (the problem, '' when valid; the value, read only when valid).
+fn scaled(raw: &str, total: &str, up: &str) -> (String, String) {
+    let ws = WHITE_SPACE;
+    // Up to 9 significant digits: |pct × total| stays far below 2^63.
+    let valid = re_lit(&format!("^{ws}*[+-]?0*[0-9]{{1,9}}{ws}*%$"));
+    let digits = re_lit(&format!("^{ws}*[+-]?[0-9]+{ws}*%$"));
+    let q = debug_quoted(raw);
+    let pct = format!("int({raw}.substring(0, size({raw}) - 1).trim())");
+    let product = format!("{pct} * ({total})");
+    let rounded = format!(
+        "({up} ? {} : {})",
+        floor_div_100(&format!("{product} + 99")),
+        floor_div_100(&product)
+    );
+    let out_of_range = format!("{q} + ' of ' + string({total}) + ' is out of range'");
+    let problem = format!(
+        "type({raw}) == int ? '' : (!{raw}.endsWith('%') ? {q} + ' is neither an integer nor a percentage' : (!{raw}.matches({valid}) ? ({raw}.matches({digits}) ? {out_of_range} : {q} + ' is not a valid percentage') : ({rounded} < -2147483648 || {rounded} > 2147483647 ? {out_of_range} : '')))"
+    );
+    let value = format!("type({raw}) == int ? {raw} : {rounded}");
+    (problem, value)
+}
+
+/// The variables that find RS401's finding on `root`, named with `prefix`: `field` ('' when
+/// there is none), `what` and `fix`.
+fn finding_variables(root: &str, prefix: &str) -> Vec<CelVariable> {
+    let n = |name: &str| prefixed(prefix, name);
+    let v = |name: &str| format!("variables.{}", n(name));
+    let spec = format!("{root}.spec");
+    let rolling_update = |kind_field: &str, field: &str, default: &str| {
+        or_default(
+            &format!("{spec}.{kind_field}.rollingUpdate.{field}"),
+            default,
+        )
+    };
+    let (surge_problem, surge_value) = scaled(&v("surgeRaw"), &v("replicas"), "true");
+    let (unavailable_problem, unavailable_value) = scaled(
+        &v("unavailableRaw"),
+        &v("unavailableTotal"),
+        &v("unavailableUp"),
+    );
+    let invalid = lit("has an invalid value: ");
+    let takes_down = |u: &str| {
+        format!(
+            "'lets a rolling update take ' + string({u}) + ' of ' + string({r}) + ' pods down at once, so the workload can be fully unavailable'",
+            r = v("replicas")
+        )
+    };
+    let effective = format!(
+        "({s} == 0 && {u} == 0 ? 1 : {u})",
+        s = v("surge"),
+        u = v("unavailable")
+    );
+    let ru_field = "'spec.updateStrategy.rollingUpdate.maxUnavailable'";
+    vec![
+        CelVariable::new(
+            n("replicas"),
+            or_default(&format!("{spec}.replicas"), &defaults::REPLICAS.to_string()),
+        ),
+        CelVariable::new(
+            n("deploymentRolling"),
+            format!(
+                "{root}.kind == 'Deployment' && !({} && {spec}.strategy.type == 'Recreate')",
+                has_path(&format!("{spec}.strategy.type"))
+            ),
+        ),
+        CelVariable::new(
+            n("surgeRaw"),
+            rolling_update("strategy", "maxSurge", &lit(defaults::MAX_SURGE)),
+        ),
+        CelVariable::new(
+            n("unavailableRaw"),
+            format!(
+                "{root}.kind == 'Deployment' ? {} : {}",
+                rolling_update(
+                    "strategy",
+                    "maxUnavailable",
+                    &lit(defaults::MAX_UNAVAILABLE)
+                ),
+                rolling_update("updateStrategy", "maxUnavailable", "null")
+            ),
+        ),
+        CelVariable::new(
+            n("unavailableTotal"),
+            format!("{root}.kind == 'DaemonSet' ? 100 : {}", v("replicas")),
+        ),
+        // The StatefulSet controller rounds maxUnavailable up; offline, a DaemonSet's is
+        // taken of 100 nodes.
+        CelVariable::new(n("unavailableUp"), format!("{root}.kind != 'Deployment'")),
+        CelVariable::new(n("surgeProblem"), surge_problem),
+        CelVariable::new(n("surge"), surge_value),
+        CelVariable::new(
+            n("unavailableProblem"),
+            format!(
+                "{} == null ? '' : {unavailable_problem}",
+                v("unavailableRaw")
+            ),
+        ),
+        CelVariable::new(n("unavailable"), unavailable_value),
+        CelVariable::new(
+            n("field"),
+            format!(
+                "{dr} ? ({sp} != '' ? 'spec.strategy.rollingUpdate.maxSurge' : ({up} != '' || ({r} > 1 && {effective} >= {r}) ? 'spec.strategy.rollingUpdate.maxUnavailable' : '')) : ({root}.kind == 'Deployment' || {raw} == null ? '' : ({up} != '' || ({root}.kind == 'StatefulSet' ? {r} > 1 && {u} >= {r} : type({raw}) == string && {u} >= 100) ? {ru_field} : ''))",
+                dr = v("deploymentRolling"),
+                sp = v("surgeProblem"),
+                up = v("unavailableProblem"),
+                r = v("replicas"),
+                u = v("unavailable"),
+                raw = v("unavailableRaw"),
+            ),
+        ),
+        CelVariable::new(
+            n("what"),
+            format!(
+                "{dr} && {sp} != '' ? {invalid} + {sp} : ({up} != '' ? {invalid} + {up} : ({dr} ? {} : ({root}.kind == 'StatefulSet' ? {} : 'is 100%, so a rolling update can take the pod off every node at once')))",
+                takes_down(&effective),
+                takes_down(&v("unavailable")),
+                dr = v("deploymentRolling"),
+                sp = v("surgeProblem"),
+                up = v("unavailableProblem"),
+            ),
+        ),
+        CelVariable::new(
+            n("fix"),
+            format!(
+                "({dr} && {sp} != '') || {up} != '' ? 'use an integer or a percentage such as 25%' : ({root}.kind == 'DaemonSet' ? 'use 1 or a smaller percentage' : 'set maxUnavailable below ' + string({r}) + ' (e.g. 0 with maxSurge 1, or 25%)')",
+                dr = v("deploymentRolling"),
+                sp = v("surgeProblem"),
+                up = v("unavailableProblem"),
+                r = v("replicas"),
+            ),
+        ),
+    ]
 }
 
 /// Reports an invalid value, or one that lets every pod go down at once.

@@ -1,7 +1,9 @@
 //! RS402: no Recreate strategy with several replicas.
 
+use super::cel::{has_path, lit, object_message, or_default};
 use super::{
-    Applies, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext, WorkloadRule, rule_params,
+    Applies, CelForm, CelReads, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext,
+    WorkloadRule, rule_params,
 };
 use crate::rule::{Action, WorkloadKind};
 use crate::view::WorkloadView;
@@ -25,6 +27,39 @@ impl Rule for NoRecreate {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let replicas = |root: &str| {
+            or_default(
+                &format!("{root}.spec.replicas"),
+                &defaults::REPLICAS.to_string(),
+            )
+        };
+        let recreate = |root: &str| {
+            format!(
+                "{} > 1 && {} && {root}.spec.strategy.type == 'Recreate'",
+                replicas(root),
+                has_path(&format!("{root}.spec.strategy.type"))
+            )
+        };
+        Some(CelForm {
+            variables: vec![],
+            violation: recreate("object"),
+            message: object_message(
+                &format!(
+                    "'uses the Recreate strategy with ' + string({}) + ' replicas, so every update is a full outage'",
+                    replicas("object")
+                ),
+                "spec.strategy.type",
+            ),
+            fix: lit(Self::META.fix),
+            reads: CelReads::Object {
+                old_same: recreate("oldObject"),
+            },
+            mutation: None,
+            weaker: None,
+        })
+    }
 }
 
 impl WorkloadRule for NoRecreate {

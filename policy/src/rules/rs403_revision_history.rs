@@ -2,9 +2,10 @@
 
 use serde_json::json;
 
+use super::cel::{CelVariable, object_message, or_default};
 use super::{
-    ALL_WORKLOADS, Applies, FixContext, Fixes, Input, Report, Rule, RuleId, RuleMeta,
-    WorkloadContext, WorkloadRule, rule_params,
+    ALL_WORKLOADS, Applies, CelForm, CelMutation, CelReads, FixContext, Fixes, Input, Report, Rule,
+    RuleId, RuleMeta, WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::finding::Finding;
 use crate::finding::Mutation;
@@ -35,6 +36,32 @@ impl Rule for RevisionHistory {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let limit = |root: &str| {
+            or_default(
+                &format!("{root}.spec.revisionHistoryLimit"),
+                &defaults::REVISION_HISTORY_LIMIT.to_string(),
+            )
+        };
+        Some(CelForm {
+            variables: vec![CelVariable::new("limit", limit("object"))],
+            violation: "variables.limit < variables.minimum".into(),
+            message: object_message(
+                "'keeps ' + string(variables.limit) + ' old revisions (revisionHistoryLimit), fewer than ' + string(variables.minimum) + ', so `rollout undo` may have nothing to go back to'",
+                "spec.revisionHistoryLimit",
+            ),
+            fix: "'set revisionHistoryLimit to ' + string(variables.default)".into(),
+            reads: CelReads::Object {
+                old_same: format!("{} < variables.minimum", limit("oldObject")),
+            },
+            mutation: Some(CelMutation {
+                variables: vec![],
+                patches: "variables.limit < variables.minimum ? [JSONPatch{op: 'add', path: '/spec/revisionHistoryLimit', value: variables.default}] : []".into(),
+            }),
+            weaker: None,
+        })
+    }
 
     fn validate(p: &Params) -> Result<(), (&'static str, String)> {
         if p.default < p.minimum {

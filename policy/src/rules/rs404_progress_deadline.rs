@@ -1,7 +1,9 @@
 //! RS404: progressDeadlineSeconds exceeds minReadySeconds.
 
+use super::cel::{CelVariable, object_message, or_default};
 use super::{
-    Applies, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext, WorkloadRule, rule_params,
+    Applies, CelForm, CelReads, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext,
+    WorkloadRule, rule_params,
 };
 use crate::rule::{Action, WorkloadKind};
 use crate::view::WorkloadView;
@@ -25,6 +27,33 @@ impl Rule for ProgressDeadline {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let deadline = |root: &str| {
+            or_default(
+                &format!("{root}.spec.progressDeadlineSeconds"),
+                &defaults::PROGRESS_DEADLINE_SECONDS.to_string(),
+            )
+        };
+        let min_ready = |root: &str| or_default(&format!("{root}.spec.minReadySeconds"), "0");
+        Some(CelForm {
+            variables: vec![
+                CelVariable::new("deadline", deadline("object")),
+                CelVariable::new("minReady", min_ready("object")),
+            ],
+            violation: "variables.deadline <= variables.minReady".into(),
+            message: object_message(
+                "'progressDeadlineSeconds ' + string(variables.deadline) + ' is not greater than minReadySeconds ' + string(variables.minReady) + ', so every rollout is reported as failed'",
+                "spec.progressDeadlineSeconds",
+            ),
+            fix: "'set progressDeadlineSeconds well above ' + string(variables.minReady) + ', e.g. ' + string(variables.minReady + 300 > 600 ? variables.minReady + 300 : 600)".into(),
+            reads: CelReads::Object {
+                old_same: format!("{} <= {}", deadline("oldObject"), min_ready("oldObject")),
+            },
+            mutation: None,
+            weaker: None,
+        })
+    }
 }
 
 impl WorkloadRule for ProgressDeadline {

@@ -2,9 +2,10 @@
 
 use k8s_openapi::api::core::v1::Container;
 
+use super::cel::{CelVariable, SIDECAR, container_lists, debug_quoted, lit};
 use super::{
-    ALL_WORKLOADS, Applies, Input, Report, Rule, RuleId, RuleMeta, WorkloadContext, WorkloadRule,
-    rule_params,
+    ALL_WORKLOADS, Applies, CelForm, CelReads, Input, Report, Rule, RuleId, RuleMeta,
+    WorkloadContext, WorkloadRule, rule_params,
 };
 use crate::rule::Action;
 use crate::view::WorkloadView;
@@ -27,6 +28,47 @@ impl Rule for ImagePinned {
         exemptable: true,
     };
     type Params = Params;
+
+    fn cel() -> Option<CelForm> {
+        let image = |c: &str| format!("(has({c}.image) ? {c}.image : '')");
+        let unpinned = |c: &str| {
+            let i = image(c);
+            format!(
+                "!({i}.contains('@') || ({i}.matches(r':[^:/]+$') && !{i}.endsWith(':latest')))"
+            )
+        };
+        let mut variables = container_lists("object", "");
+        variables.extend([
+            CelVariable::new("badContainers", format!("variables.containers.filter(c, {})", unpinned("c"))),
+            // Every init container: sidecars among the app containers, the others after them.
+            CelVariable::new("badInits", format!("variables.initContainers.filter(c, {})", unpinned("c"))),
+            CelVariable::new(
+                "first",
+                format!("size(variables.badContainers) > 0 ? variables.badContainers[0] : (variables.badInits.exists(c, {SIDECAR}) ? variables.badInits.filter(c, {SIDECAR})[0] : variables.badInits[0])"),
+            ),
+            CelVariable::new(
+                "firstField",
+                "size(variables.badContainers) > 0 ? 'spec.template.spec.containers[' + string(variables.containers.indexOf(variables.first)) + '].image' : 'spec.template.spec.initContainers[' + string(variables.initContainers.indexOf(variables.first)) + '].image'",
+            ),
+            CelVariable::new("firstImage", image("variables.first")),
+        ]);
+        let what = format!(
+            "variables.firstImage == '' ? 'has no image' : 'uses image ' + {} + ', which is not pinned to a version, so a reschedule can silently run different code and undo cannot bring the old one back'",
+            debug_quoted("variables.firstImage")
+        );
+        Some(CelForm {
+            variables,
+            violation: "size(variables.badContainers) + size(variables.badInits) > 0".into(),
+            message: format!(
+                "variables.ref + ': container ' + {} + ' ' + ({what}) + ' (' + variables.firstField + ')'",
+                debug_quoted("variables.first.name")
+            ),
+            fix: lit(Self::META.fix),
+            reads: CelReads::Template,
+            mutation: None,
+            weaker: None,
+        })
+    }
 }
 
 /// Whether an image reference names a digest or an explicit tag other than `latest`.
