@@ -7,10 +7,10 @@ use std::fmt;
 
 use rollout_safe_policy::PolicyError;
 use rollout_safe_policy::gates::{GateSyntaxError, ResponseError};
-use rollout_safe_policy::strategy::gates::RecordError;
 use rollout_safe_policy::strategy::bluegreen::Refusal;
 use rollout_safe_policy::strategy::canary::CanaryRefusal;
 use rollout_safe_policy::strategy::edit::EditError;
+use rollout_safe_policy::strategy::gates::RecordError;
 use rollout_safe_policy::strategy::siblings::SiblingError;
 use rollout_safe_policy::strategy::switch::Conflict;
 
@@ -171,7 +171,9 @@ pub enum Error {
     #[error("metric gates")]
     Prometheus(#[source] crate::metrics::MetricsError),
     /// The pre-flight query of a gate was refused by Prometheus: nothing was written.
-    #[error("gate {gate}: the pre-flight query was refused; nothing was written. Query sent: {query}")]
+    #[error(
+        "gate {gate}: the pre-flight query was refused; nothing was written. Query sent: {query}"
+    )]
     GateQueryRefused {
         gate: String,
         query: String,
@@ -179,7 +181,9 @@ pub enum Error {
         source: crate::metrics::MetricsError,
     },
     /// A gate's query cannot be judged (several series, a range vector): nothing was written.
-    #[error("gate {gate}: the pre-flight query cannot be used as a gate; nothing was written. Query sent: {query}")]
+    #[error(
+        "gate {gate}: the pre-flight query cannot be used as a gate; nothing was written. Query sent: {query}"
+    )]
     GateQueryUnusable {
         gate: String,
         query: String,

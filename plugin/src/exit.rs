@@ -69,8 +69,7 @@ fn error_exit(e: &Error) -> Exit {
             ..
         } => Exit::RolloutFailed,
         Error::GateRefused {
-            inconclusive: true,
-            ..
+            inconclusive: true, ..
         } => Exit::Timeout,
         Error::Violations { .. } => Exit::Violations,
         Error::Conflict(_) | Error::RolloutFailed(_) => Exit::RolloutFailed,

@@ -510,7 +510,10 @@ fn lower_layers_do_not_import_upper_ones() {
             "report",
         ],
     );
-    assert!(metrics.is_empty(), "metrics imports the plugin: {metrics:?}");
+    assert!(
+        metrics.is_empty(),
+        "metrics imports the plugin: {metrics:?}"
+    );
     assert!(g["ops::gates"].contains("metrics"), "{:?}", g["ops::gates"]);
 }
 

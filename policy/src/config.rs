@@ -228,7 +228,9 @@ impl RolloutPolicy {
     pub fn gates_for(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<Gate> {
         self.gates
             .iter()
-            .filter(|g| g.namespaces.is_empty() || g.namespaces.iter().any(|w| w.matches(namespace)))
+            .filter(|g| {
+                g.namespaces.is_empty() || g.namespaces.iter().any(|w| w.matches(namespace))
+            })
             .filter(|g| {
                 g.workload_labels
                     .iter()
@@ -511,7 +513,10 @@ spec:
 "#;
         let p = RolloutPolicy::from_yaml(src).unwrap();
         let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
         };
         let names = |ns: &str, l: &BTreeMap<String, String>| -> Vec<String> {
             p.gates_for(ns, l).into_iter().map(|g| g.name).collect()
@@ -532,21 +537,33 @@ spec:
         let e = RolloutPolicy::from_yaml(&format!("{head}      op: \"==\"\n      threshold: 1\n"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("spec.gates[0].op") && e.contains("line 7"), "{e}");
-        let e = RolloutPolicy::from_yaml(&format!("{head}      op: \"<\"\n      threshold: 1\n      window: 5m\n"))
+        assert!(
+            e.contains("spec.gates[0].op") && e.contains("line 7"),
+            "{e}"
+        );
+        let e = RolloutPolicy::from_yaml(&format!(
+            "{head}      op: \"<\"\n      threshold: 1\n      window: 5m\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("window") && e.contains("line 9"), "{e}");
+        let e = RolloutPolicy::from_yaml(&format!("{head}      op: \"<\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("window") && e.contains("line 9"), "{e}");
-        let e = RolloutPolicy::from_yaml(&format!("{head}      op: \"<\"\n")).unwrap_err().to_string();
         assert!(e.contains("threshold"), "{e}");
         let bad_placeholder = "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  gates:\n    - name: errors\n      query: x{pod=~\"{{pod}}\"}\n      op: \"<\"\n      threshold: 1\n";
-        let e = RolloutPolicy::from_yaml(bad_placeholder).unwrap_err().to_string();
+        let e = RolloutPolicy::from_yaml(bad_placeholder)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("spec.gates[0].query") && e.contains("line 6") && e.contains("{{pod}}"),
             "{e}"
         );
         let bad_name = "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  gates:\n    - name: error rate\n      query: x\n      op: \"<\"\n      threshold: 1\n";
         let e = RolloutPolicy::from_yaml(bad_name).unwrap_err().to_string();
-        assert!(e.contains("spec.gates[0].name") && e.contains("line 5"), "{e}");
+        assert!(
+            e.contains("spec.gates[0].name") && e.contains("line 5"),
+            "{e}"
+        );
     }
 }

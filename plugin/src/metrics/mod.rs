@@ -103,7 +103,9 @@ pub struct Prometheus {
 
 impl std::fmt::Debug for Prometheus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prometheus").field("url", &self.url).finish()
+        f.debug_struct("Prometheus")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -115,7 +117,9 @@ impl Prometheus {
             url: opts.url.clone(),
             message,
         };
-        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
         match uri.scheme_str() {
             Some("http" | "https") => {}
             _ => return Err(bad("the scheme must be http or https".into())),
@@ -150,9 +154,7 @@ impl Prometheus {
             let mut value = http::HeaderValue::from_str(&format!("Bearer {t}"))
                 .map_err(|_| MetricsError::BadToken)?;
             value.set_sensitive(true);
-            config
-                .headers
-                .push((http::header::AUTHORIZATION, value));
+            config.headers.push((http::header::AUTHORIZATION, value));
         }
         let client = kube::Client::try_from(config).map_err(|source| MetricsError::Client {
             url: url.clone(),
@@ -179,24 +181,25 @@ impl Prometheus {
                 url: self.url.clone(),
                 message: e.to_string(),
             })?;
-        let exchange = async {
-            let response = self.client.send(request).await.map_err(|source| {
-                MetricsError::Unreachable {
-                    url: self.url.clone(),
-                    source,
-                }
-            })?;
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect_bytes()
-                .await
-                .map_err(|source| MetricsError::Unreachable {
-                    url: self.url.clone(),
-                    source,
+        let exchange =
+            async {
+                let response = self.client.send(request).await.map_err(|source| {
+                    MetricsError::Unreachable {
+                        url: self.url.clone(),
+                        source,
+                    }
                 })?;
-            Ok::<_, MetricsError>((status, body))
-        };
+                let status = response.status().as_u16();
+                let body = response
+                    .into_body()
+                    .collect_bytes()
+                    .await
+                    .map_err(|source| MetricsError::Unreachable {
+                        url: self.url.clone(),
+                        source,
+                    })?;
+                Ok::<_, MetricsError>((status, body))
+            };
         // The client's read timeout covers a silent peer; this covers a slow trickle too.
         let (status, body) = tokio::time::timeout(self.timeout, exchange)
             .await

@@ -13,8 +13,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::RolloutPolicy;
 use rollout_safe_policy::gates::{
-    Gate, GateResult, Placeholders, Reading, ResponseError, evaluate, expand,
-    reading_from_response,
+    Gate, GateResult, Placeholders, Reading, ResponseError, evaluate, expand, reading_from_response,
 };
 use rollout_safe_policy::judge::RolloutState;
 use rollout_safe_policy::strategy::gates::{GATES_ANNOTATION, GateBoard, GateDecision};
@@ -29,8 +28,9 @@ use crate::metrics::{MetricsError, Prometheus, PrometheusOptions};
 /// `--prometheus …`, `--gate …`, `--gate-interval`, `--gate-failures`, typed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateSettings {
-    /// `None`: no `--prometheus` (then no gate may be configured).
-    pub prometheus: Option<PrometheusOptions>,
+    /// How to reach Prometheus; an empty URL: no `--prometheus` (then a gate is an error,
+    /// except for `blue-green finish`, which falls back on the URL the run recorded).
+    pub prometheus: PrometheusOptions,
     /// The `--gate` flags (added to the policy file's gates).
     pub gates: Vec<Gate>,
     pub interval: Duration,
@@ -41,7 +41,14 @@ pub struct GateSettings {
 impl Default for GateSettings {
     fn default() -> Self {
         GateSettings {
-            prometheus: None,
+            prometheus: PrometheusOptions {
+                url: String::new(),
+                token: None,
+                token_file: None,
+                ca_file: None,
+                insecure_skip_tls_verify: false,
+                timeout: Duration::from_secs(10),
+            },
             gates: Vec::new(),
             interval: Duration::from_secs(30),
             failures: 2,
@@ -84,7 +91,8 @@ impl GateSettings {
         if gates.is_empty() {
             return Ok(None);
         }
-        let Some(opts) = &self.prometheus else {
+        let opts = &self.prometheus;
+        if opts.url.is_empty() {
             return Err(Error::usage(format!(
                 "metric gates ({}) need Prometheus: pass --prometheus URL or set ROLLOUT_SAFE_PROMETHEUS",
                 gates
@@ -93,7 +101,7 @@ impl GateSettings {
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
-        };
+        }
         let prometheus = Prometheus::new(opts).map_err(Error::Prometheus)?;
         Ok(Some(GateRunner {
             prometheus,
@@ -233,10 +241,19 @@ impl GateRunner {
     pub fn summary(&self) -> Vec<String> {
         self.board().lines()
     }
+
+    /// What the last check says on its own (`blue-green finish`): any failure fails.
+    pub fn last_check(&self) -> GateDecision {
+        self.board().last_check()
+    }
 }
 
 /// One gate's query and result.
-async fn check_gate(prometheus: &Prometheus, gate: &Gate, values: &Placeholders) -> (String, GateResult) {
+async fn check_gate(
+    prometheus: &Prometheus,
+    gate: &Gate,
+    values: &Placeholders,
+) -> (String, GateResult) {
     let query = expand(&gate.query, values);
     if values.pods.is_empty() {
         return (
@@ -277,9 +294,10 @@ impl GateSource for GateRunner {
         let cluster = self.cluster.clone();
         let annotated = self.annotated.clone();
         Box::pin(async move {
-            let results =
-                futures::future::join_all(gates.iter().map(|g| check_gate(&prometheus, g, &values)))
-                    .await;
+            let results = futures::future::join_all(
+                gates.iter().map(|g| check_gate(&prometheus, g, &values)),
+            )
+            .await;
             let at = Timestamp::now();
             let (decision, record) = {
                 let mut b = board.lock().unwrap_or_else(PoisonError::into_inner);
@@ -292,7 +310,8 @@ impl GateSource for GateRunner {
                 )
             };
             // Shown to other terminals; a failed write does not change the verdict.
-            if let Err(e) = annotate(&cluster, &annotated, &[(GATES_ANNOTATION, Some(record))]).await
+            if let Err(e) =
+                annotate(&cluster, &annotated, &[(GATES_ANNOTATION, Some(record))]).await
             {
                 eprintln!(
                     "warning: cannot record the metric gates on deployment/{annotated}: {}",

@@ -178,6 +178,33 @@ impl GateBoard {
         }
     }
 
+    /// What the last check says on its own, with no counting (`blue-green finish`, after a
+    /// `--detach`ed window that no process watched): a gate failing fails, a gate without a
+    /// sample waits, all passing pass.
+    pub fn last_check(&self) -> GateDecision {
+        for g in &self.gates {
+            if let Some(GateResult::Fail(value)) = g.last {
+                return GateDecision::Fail(GateFailure {
+                    gate: g.gate.clone(),
+                    query_sent: g.query_sent.clone().unwrap_or_else(|| g.gate.query.clone()),
+                    value,
+                    failures: g.consecutive_failures,
+                });
+            }
+        }
+        let waiting: Vec<String> = self
+            .gates
+            .iter()
+            .filter(|g| !matches!(g.last, Some(GateResult::Pass(_))))
+            .map(|g| format!("gate {}: {}", g.gate.name, self.state_text(g)))
+            .collect();
+        if waiting.is_empty() {
+            GateDecision::Pass
+        } else {
+            GateDecision::Wait(waiting.join("; "))
+        }
+    }
+
     fn state_text(&self, g: &GateStatus) -> String {
         match &g.last {
             None => "not checked yet".to_owned(),
@@ -422,6 +449,30 @@ mod tests {
         let mut one = GateBoard::new(vec![parse_gate("x: x < 1", "--gate").unwrap()], 0);
         one.record(0, "x".into(), GateResult::Fail(2.0), t(1));
         assert!(matches!(one.decision(), GateDecision::Fail(_)));
+    }
+
+    #[test]
+    fn one_look_fails_on_a_single_failure() {
+        let mut b = board();
+        b.begin_step("finish");
+        b.record(0, "e".into(), GateResult::Pass(0.0), t(1));
+        b.record(
+            1,
+            "l".into(),
+            GateResult::Inconclusive("no answer".into()),
+            t(1),
+        );
+        assert!(
+            matches!(b.last_check(), GateDecision::Wait(ref w) if w.contains("gate latency: inconclusive: no answer") && !w.contains("errors"))
+        );
+        b.record(1, "l".into(), GateResult::Pass(1.0), t(2));
+        assert_eq!(b.last_check(), GateDecision::Pass);
+        b.record(0, "e".into(), GateResult::Fail(0.2), t(3));
+        // One failed check: the counting decision waits, the one look fails.
+        assert!(matches!(b.decision(), GateDecision::Wait(_)));
+        assert!(
+            matches!(b.last_check(), GateDecision::Fail(ref f) if f.value == 0.2 && f.failures == 1)
+        );
     }
 
     #[test]
