@@ -103,11 +103,17 @@ impl Display {
         if self.bar.is_some() {
             return;
         }
-        if self.gates != self.last_gates {
+        // Printed when a gate's value, result or failure count changed, not at every check.
+        let shown: Vec<String> = self
+            .gates
+            .iter()
+            .map(|l| l.split(" · checks ").next().unwrap_or(l).to_owned())
+            .collect();
+        if shown != self.last_gates {
             for line in &self.gates {
                 eprintln!("{} {} {line}", now_text(), self.title);
             }
-            self.last_gates = self.gates.clone();
+            self.last_gates = shown;
         }
     }
 

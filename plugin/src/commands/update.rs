@@ -73,7 +73,7 @@ pub async fn run(ctx: &Context, args: UpdateArgs) -> Result<Outcome, Error> {
         watch: args.watch.settings(),
         policy: args.policy.load()?,
         bake: args.bake,
-        gates: args.gates.settings()?,
+        gates: Some(args.gates.settings()?),
         pause_before_write: args.debug_pause_before_write,
     };
     let cluster = ctx.kube.connect_one_namespace("update").await?;

@@ -54,8 +54,9 @@ pub struct SafeUpdate {
     /// Keep judging (pods and gates) this long after the rollout completes (`--bake`).
     pub bake: Option<Duration>,
     /// Metric gates (with the policy file's): they must pass before the update completes,
-    /// and a failing one rolls it back.
-    pub gates: GateSettings,
+    /// and a failing one rolls it back. `None`: no gates at all, not even the policy file's
+    /// (a canary's promotion, whose version the canary steps judged).
+    pub gates: Option<GateSettings>,
     /// Test hook (the e2e conflict test): after reading the Deployment, wait for a line on
     /// stdin before the first write.
     pub pause_before_write: bool,
@@ -140,20 +141,17 @@ impl SafeUpdate {
 
         let server_dry_run = self.dry_run == Some(DryRun::Server);
         // The gates' pre-flight, before any write: each query once, on the current version.
-        let mut gates = if server_dry_run {
-            None
-        } else {
-            let labels = current.metadata.labels.clone().unwrap_or_default();
-            let gates = self
-                .gates
-                .gates_for(&self.policy, &cluster.namespace, &labels)?;
-            let runner = self
-                .gates
-                .runner(cluster, gates, Subject::default(), &self.name)?;
-            if let Some(r) = &runner {
-                r.preflight(&target, &Subject::default()).await?;
+        let mut gates = match &self.gates {
+            Some(settings) if !server_dry_run => {
+                let labels = current.metadata.labels.clone().unwrap_or_default();
+                let gates = settings.gates_for(&self.policy, &cluster.namespace, &labels)?;
+                let runner = settings.runner(cluster, gates, Subject::default(), &self.name)?;
+                if let Some(r) = &runner {
+                    r.preflight(&target, &Subject::default()).await?;
+                }
+                runner
             }
-            runner
+            _ => None,
         };
         if self.pause_before_write {
             pause_before_write(&current).await;

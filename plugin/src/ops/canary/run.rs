@@ -274,8 +274,9 @@ impl Canary {
             },
             policy: self.policy.clone(),
             bake: None,
-            // The promotion is judged by the same gates, on the stable Deployment's new pods.
-            gates: self.gates.clone(),
+            // The canary steps judged this version with the gates; the promotion rolls the
+            // stable Deployment (scaled down meanwhile) to it and scales it back up.
+            gates: None,
             pause_before_write: false,
         };
         match update.run(s).await {
