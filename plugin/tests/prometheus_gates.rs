@@ -67,6 +67,12 @@ fn pods_of(standin: &Standin) -> Vec<PodInfo> {
 /// `None` (and a skip recorded) when no Prometheus binary is installed.
 fn rig(test: &str, replicas: i64) -> Result<Option<Rig>, Box<dyn std::error::Error>> {
     let Some(bin) = prometheus_bin() else {
+        if std::env::var_os("ROLLOUT_SAFE_REQUIRE_PROMETHEUS").is_some() {
+            return Err(format!(
+                "{test}: ROLLOUT_SAFE_REQUIRE_PROMETHEUS is set (CI) but there is no Prometheus binary at $ROLLOUT_SAFE_PROMETHEUS_BIN or /usr/bin/prometheus"
+            )
+            .into());
+        }
         rollout_safe_testkit::skip(
             test,
             "no Prometheus binary: install Debian's prometheus package (apt-get install -y prometheus) or set ROLLOUT_SAFE_PROMETHEUS_BIN",
