@@ -169,7 +169,7 @@ pub enum Error {
     GateSyntax(#[from] GateSyntaxError),
     /// The Prometheus client cannot be built (URL, token or CA file).
     #[error("metric gates")]
-    Prometheus(#[source] crate::metrics::MetricsError),
+    Prometheus(#[source] Box<crate::metrics::MetricsError>),
     /// The pre-flight query of a gate was refused by Prometheus: nothing was written.
     #[error(
         "gate {gate}: the pre-flight query was refused; nothing was written. Query sent: {query}"
@@ -178,7 +178,7 @@ pub enum Error {
         gate: String,
         query: String,
         #[source]
-        source: crate::metrics::MetricsError,
+        source: Box<crate::metrics::MetricsError>,
     },
     /// A gate's query cannot be judged (several series, a range vector): nothing was written.
     #[error(
@@ -188,7 +188,7 @@ pub enum Error {
         gate: String,
         query: String,
         #[source]
-        source: ResponseError,
+        source: Box<ResponseError>,
     },
     /// The gates recorded on the workload cannot be read back.
     #[error("cannot read the metric gates recorded on {workload}")]

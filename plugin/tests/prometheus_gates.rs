@@ -40,7 +40,6 @@ struct Rig {
 fn pods_of(standin: &Standin) -> Vec<PodInfo> {
     standin.read(|s| {
         s.list("pods", Some(NAMESPACE))
-            .into_iter()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
             .map(|p| {
                 let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {

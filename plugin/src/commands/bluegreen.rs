@@ -65,8 +65,9 @@ pub struct BlueGreenStart {
     pub force: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
+    /// Boxed: the flags are many, and clap's command enum holds every command's args.
     #[command(flatten)]
-    pub gates: GateArgs,
+    pub gates: Box<GateArgs>,
     #[command(flatten)]
     pub policy: PolicyArg,
 }
@@ -101,8 +102,9 @@ pub struct BlueGreenFinishArgs {
     /// Finish even when a metric gate has no answer (a failing gate still refuses).
     #[arg(long)]
     pub ignore_inconclusive_gates: bool,
+    /// Boxed: the flags are many, and clap's command enum holds every command's args.
     #[command(flatten)]
-    pub gates: GateArgs,
+    pub gates: Box<GateArgs>,
 }
 
 #[derive(Debug, Args)]

@@ -299,7 +299,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         } as u32)
     }
     let bytes = s.trim_end_matches('=').as_bytes();
-    if s.len() % 4 != 0 || s.len() - bytes.len() > 2 {
+    if !s.len().is_multiple_of(4) || s.len() - bytes.len() > 2 {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);

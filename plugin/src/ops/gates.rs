@@ -102,7 +102,7 @@ impl GateSettings {
                     .join(", ")
             )));
         }
-        let prometheus = Prometheus::new(opts).map_err(Error::Prometheus)?;
+        let prometheus = Prometheus::new(opts).map_err(|e| Error::Prometheus(Box::new(e)))?;
         Ok(Some(GateRunner {
             prometheus,
             board: Arc::new(Mutex::new(GateBoard::new(gates, self.failures))),
@@ -209,7 +209,7 @@ impl GateRunner {
                         return Err(Error::GateQueryUnusable {
                             gate: gate.name,
                             query,
-                            source,
+                            source: Box::new(source),
                         });
                     }
                 },
@@ -217,7 +217,7 @@ impl GateRunner {
                     return Err(Error::GateQueryRefused {
                         gate: gate.name,
                         query,
-                        source,
+                        source: Box::new(source),
                     });
                 }
                 Err(e) => eprintln!(
