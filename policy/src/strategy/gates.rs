@@ -151,7 +151,7 @@ impl GateBoard {
     }
 
     /// Fail as soon as a gate failed `failures_allowed` checks in a row; pass when each gate
-    /// passed since the step began; otherwise wait, saying why.
+    /// passed since the step began and none failed its last check; otherwise wait, saying why.
     pub fn decision(&self) -> GateDecision {
         for g in &self.gates {
             if g.consecutive_failures >= self.failures_allowed
@@ -165,10 +165,11 @@ impl GateBoard {
                 });
             }
         }
+        // Nothing advances while a gate's last check failed, even if it passed before.
         let waiting: Vec<String> = self
             .gates
             .iter()
-            .filter(|g| !g.passed_since_step)
+            .filter(|g| !g.passed_since_step || matches!(g.last, Some(GateResult::Fail(_))))
             .map(|g| format!("gate {}: {}", g.gate.name, self.state_text(g)))
             .collect();
         if waiting.is_empty() {
