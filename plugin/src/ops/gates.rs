@@ -261,12 +261,12 @@ async fn check_gate(
             GateResult::Inconclusive("no pod of the new version yet".into()),
         );
     }
+    // Mid-run, an answer a gate cannot use (several series once more pods match, a refused
+    // query) is inconclusive: the rollout waits and, at its timeout, fails saying why. The
+    // pre-flight already refused queries that are wrong on the stable version.
     let reading = match prometheus.query(&query).await {
-        Ok(body) => match reading_from_response(&body) {
-            Ok(r) => r,
-            Err(e @ ResponseError::SeveralSeries { .. }) => Reading::Inconclusive(e.to_string()),
-            Err(e) => Reading::Inconclusive(e.to_string()),
-        },
+        Ok(body) => reading_from_response(&body)
+            .unwrap_or_else(|e: ResponseError| Reading::Inconclusive(e.to_string())),
         Err(e) => Reading::Inconclusive(no_answer(&e)),
     };
     let result = evaluate(gate, &reading);
