@@ -19,6 +19,9 @@ pub struct Display {
     started: Instant,
     bar: Option<ProgressBar>,
     last_plain: String,
+    /// The metric gates' lines after their last check (empty: no gates).
+    gates: Vec<String>,
+    last_gates: Vec<String>,
 }
 
 impl Display {
@@ -31,6 +34,8 @@ impl Display {
             started: Instant::now(),
             bar: None,
             last_plain: String::new(),
+            gates: Vec::new(),
+            last_gates: Vec::new(),
         };
         if live {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
@@ -62,9 +67,9 @@ impl Display {
                 pods,
                 p.message
             );
-            for line in problem_lines(p) {
+            for line in problem_lines(p).iter().chain(&self.gates) {
                 msg.push_str("\n  ");
-                msg.push_str(&line);
+                msg.push_str(line);
             }
             bar.set_message(msg);
             return;
@@ -91,6 +96,27 @@ impl Display {
         }
     }
 
+    /// The metric gates after a check: shown under the pods (live), or printed when they
+    /// changed (plain).
+    pub fn gates(&mut self, lines: &[String]) {
+        self.gates = lines.to_vec();
+        if self.bar.is_some() {
+            return;
+        }
+        // Printed when a gate's value, result or failure count changed, not at every check.
+        let shown: Vec<String> = self
+            .gates
+            .iter()
+            .map(|l| l.split(" · checks ").next().unwrap_or(l).to_owned())
+            .collect();
+        if shown != self.last_gates {
+            for line in &self.gates {
+                eprintln!("{} {} {line}", now_text(), self.title);
+            }
+            self.last_gates = shown;
+        }
+    }
+
     /// A line that stays (above the live view, or timestamped in plain mode).
     pub fn note(&self, msg: &str) {
         match &self.bar {
@@ -114,6 +140,10 @@ impl WatchView for Display {
 
     fn note(&mut self, line: &str) {
         Display::note(self, line);
+    }
+
+    fn gates(&mut self, lines: &[String]) {
+        Display::gates(self, lines);
     }
 }
 

@@ -6,9 +6,11 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use rollout_safe_policy::PolicyError;
+use rollout_safe_policy::gates::{GateSyntaxError, ResponseError};
 use rollout_safe_policy::strategy::bluegreen::Refusal;
 use rollout_safe_policy::strategy::canary::CanaryRefusal;
 use rollout_safe_policy::strategy::edit::EditError;
+use rollout_safe_policy::strategy::gates::RecordError;
 use rollout_safe_policy::strategy::siblings::SiblingError;
 use rollout_safe_policy::strategy::switch::Conflict;
 
@@ -171,6 +173,48 @@ pub enum Error {
     },
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
+    /// A `--gate` that cannot be read.
+    #[error(transparent)]
+    GateSyntax(#[from] GateSyntaxError),
+    /// The Prometheus client cannot be built (URL, token or CA file).
+    #[error("metric gates")]
+    Prometheus(#[source] Box<crate::metrics::MetricsError>),
+    /// The pre-flight query of a gate was refused by Prometheus: nothing was written.
+    #[error(
+        "gate {gate}: the pre-flight query was refused; nothing was written. Query sent: {query}"
+    )]
+    GateQueryRefused {
+        gate: String,
+        query: String,
+        #[source]
+        source: Box<crate::metrics::MetricsError>,
+    },
+    /// A gate's query cannot be judged (several series, a range vector): nothing was written.
+    #[error(
+        "gate {gate}: the pre-flight query cannot be used as a gate; nothing was written. Query sent: {query}"
+    )]
+    GateQueryUnusable {
+        gate: String,
+        query: String,
+        #[source]
+        source: Box<ResponseError>,
+    },
+    /// The gates recorded on the workload cannot be read back.
+    #[error("cannot read the metric gates recorded on {workload}")]
+    GateRecord {
+        workload: String,
+        #[source]
+        source: RecordError,
+    },
+    /// A gate fails (or cannot be judged): the step asked for is refused.
+    #[error("{action} refused: {why}{}", hint_text(.hint))]
+    GateRefused {
+        action: String,
+        why: String,
+        hint: Option<String>,
+        /// Inconclusive rather than failed (no answer, no data).
+        inconclusive: bool,
+    },
     /// An error already printed where it happened (before the clean-up that followed it); it
     /// ends the command as the error itself would.
     #[error("{0}")]

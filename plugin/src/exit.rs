@@ -59,7 +59,19 @@ fn error_exit(e: &Error) -> Exit {
         | Error::Sibling(_)
         | Error::BlueGreen { .. }
         | Error::Canary { .. }
-        | Error::Export { .. } => Exit::Usage,
+        | Error::Export { .. }
+        | Error::GateSyntax(_)
+        | Error::Prometheus(_)
+        | Error::GateQueryRefused { .. }
+        | Error::GateQueryUnusable { .. }
+        | Error::GateRecord { .. } => Exit::Usage,
+        Error::GateRefused {
+            inconclusive: false,
+            ..
+        } => Exit::RolloutFailed,
+        Error::GateRefused {
+            inconclusive: true, ..
+        } => Exit::Timeout,
         Error::Violations { .. } => Exit::Violations,
         Error::Conflict(_) | Error::RolloutFailed(_) => Exit::RolloutFailed,
         Error::ApiStatus { op, refused, .. } => match refused {
@@ -147,6 +159,24 @@ mod tests {
         assert_eq!(
             exit_code(&Err(Error::canary(CanaryRefusal::NoSteps, None))),
             Exit::Usage
+        );
+        assert_eq!(
+            exit_code(&Err(Error::GateRefused {
+                action: "finish".into(),
+                why: "gate errors fails".into(),
+                hint: None,
+                inconclusive: false
+            })),
+            Exit::RolloutFailed
+        );
+        assert_eq!(
+            exit_code(&Err(Error::GateRefused {
+                action: "finish".into(),
+                why: "no answer".into(),
+                hint: None,
+                inconclusive: true
+            })),
+            Exit::Timeout
         );
         let reported = Error::Reported(Box::new(Error::Violations {
             action: "x".into(),

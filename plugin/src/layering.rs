@@ -1,6 +1,6 @@
 //! The layering rules of ARCHITECTURE.md, checked on the sources: no module of `cluster` uses
 //! `commands`, `ops`, `cli`, `display` or `signals`; no module of `ops` uses `commands`, `cli`
-//! or `display`; and no crate of the workspace has an import cycle between its modules.
+//! or `display`; `metrics` uses no module of the plugin; and no crate of the workspace has an import cycle between its modules.
 //!
 //! A module's imports are every `crate::…`, `super::…` and `self::…` path in it (`use` trees
 //! expanded, paths in code too), plus `use child::…` of its own child modules, each resolved to
@@ -491,6 +491,30 @@ fn lower_layers_do_not_import_upper_ones() {
     );
     let ops = violations(&g, "ops", &["commands", "cli", "display"]);
     assert!(ops.is_empty(), "ops imports upper layers: {ops:?}");
+    // `metrics` (Prometheus's HTTP API) is a bottom layer: it imports nothing of the plugin.
+    let metrics = violations(
+        &g,
+        "metrics",
+        &[
+            "commands",
+            "ops",
+            "cluster",
+            "cli",
+            "display",
+            "signals",
+            "error",
+            "exit",
+            "interrupt",
+            "text",
+            "input",
+            "report",
+        ],
+    );
+    assert!(
+        metrics.is_empty(),
+        "metrics imports the plugin: {metrics:?}"
+    );
+    assert!(g["ops::gates"].contains("metrics"), "{:?}", g["ops::gates"]);
 }
 
 #[test]

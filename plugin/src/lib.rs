@@ -2,7 +2,8 @@
 //!
 //! Layers, each importing only those below it (ARCHITECTURE.md): `commands` (clap args,
 //! rendering) → `ops` (the operations, typed inputs, an [`exit::Outcome`]) → `cluster` (API
-//! I/O only). Beside them: `error` and `exit` (every error, and the one mapping to exit
+//! I/O only), and `metrics` (Prometheus's HTTP API only, importing nothing of the plugin).
+//! Beside them: `error` and `exit` (every error, and the one mapping to exit
 //! codes), `text` and `display` (how things are shown), `interrupt` and `signals` (Ctrl-C),
 //! `input` and `report` (files in, audit reports out).
 
@@ -13,6 +14,7 @@ pub mod error;
 pub mod exit;
 pub mod input;
 pub mod interrupt;
+pub mod metrics;
 pub mod ops;
 pub mod report;
 pub mod signals;

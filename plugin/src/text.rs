@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::WorkloadKind;
-use rollout_safe_policy::judge::{Failure, Progress, Verdict};
+use rollout_safe_policy::judge::{Failure, FailureReason, Progress, Verdict};
 pub use rollout_safe_policy::strategy::schema::ts_text;
 
 /// Problems shown at most in the live view / per plain update.
@@ -41,7 +41,13 @@ pub fn problem_lines(p: &Progress) -> Vec<String> {
                 Some(c) => format!("{} {c}", q.pod),
                 None => q.pod.clone(),
             };
-            let mut line = format!("{mark} {who}: {} ({})", q.message, q.reason);
+            // A pod merely starting, within its readiness budget, is not labelled with the
+            // failure it is not (yet): "not ready yet (6 s of 120 s)".
+            let mut line = if !q.fatal && q.reason == FailureReason::NeverReady {
+                format!("{mark} {who}: {}", q.message)
+            } else {
+                format!("{mark} {who}: {} ({})", q.message, q.reason)
+            };
             if !q.fatal
                 && let Some(at) = q.fails_at
             {
@@ -120,7 +126,7 @@ pub fn verdict_text(workload: &str, v: &Verdict) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rollout_safe_policy::judge::{FailureReason, PodProblem};
+    use rollout_safe_policy::judge::PodProblem;
 
     #[test]
     fn texts() {
@@ -146,6 +152,22 @@ mod tests {
         }
         let lines = problem_lines(&p);
         assert_eq!(lines.len(), MAX_PROBLEMS_SHOWN + 1);
+        let starting = Progress {
+            problems: vec![PodProblem {
+                pod: "web-9".into(),
+                container: Some("app".into()),
+                reason: FailureReason::NeverReady,
+                message: "not ready yet (6 s of 120 s)".into(),
+                since: None,
+                fails_at: None,
+                fatal: false,
+            }],
+            ..Progress::default()
+        };
+        assert_eq!(
+            problem_lines(&starting),
+            ["… web-9 app: not ready yet (6 s of 120 s)"]
+        );
         assert_eq!(lines[0], "✗ web-0 app: back-off (CrashLoopBackOff)");
         assert_eq!(lines[5], "… and 2 more");
         let f = Failure {

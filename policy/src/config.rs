@@ -13,13 +13,24 @@
 //!     - namespaces: ["dev-*"]
 //!       rules: {RS101: warn}
 //!   excludedNamespaces: ["kube-system"]
+//!   gates:                      # metric gates for update, canary and blue-green
+//!     - name: errors
+//!       query: sum(rate(http_requests_total{namespace="{{namespace}}",pod=~"{{pods}}",code=~"5.."}[1m])) / sum(rate(http_requests_total{namespace="{{namespace}}",pod=~"{{pods}}"}[1m]))
+//!       op: "<"
+//!       threshold: 0.01
+//!       namespaces: ["prod-*"]          # default: every namespace
+//!       workloadLabels: {tier: web}     # default: every workload
 //! ```
 //!
 //! Each rule's parameters are typed per rule, so a misspelt or misplaced parameter is a
 //! parse error with its line and column rather than a silently ignored key.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use wildmatch::WildMatch;
+
+use crate::gates::{Comparison, Gate, check_name, check_placeholders};
 
 use crate::rule::{Action, RuleId};
 use crate::rules::RulesSection;
@@ -84,6 +95,18 @@ pub struct RolloutPolicy {
     overrides: Vec<NamespaceOverride>,
     /// Globs, compiled once at load (they are matched on every admission request).
     excluded: Vec<WildMatch>,
+    /// `spec.gates`: metric gates, each for the namespaces and workload labels it names.
+    gates: Vec<PolicyGate>,
+}
+
+/// A metric gate of the policy file and the workloads it applies to.
+#[derive(Debug, Clone, PartialEq)]
+struct PolicyGate {
+    gate: Gate,
+    /// Empty: every namespace.
+    namespaces: Vec<WildMatch>,
+    /// Every pair must be among the workload's labels (empty: every workload).
+    workload_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +154,13 @@ impl RolloutPolicy {
         let spec = doc.spec.unwrap_or_default();
         check_actions(&spec.rules, "spec.rules")
             .map_err(|(field, message)| invalid(field, message))?;
+        let gates = spec
+            .gates
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| g.into_gate(i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|(field, message)| invalid(field, message))?;
         let mut base = EffectivePolicy::default();
         base.apply(&spec.rules);
         let policy = RolloutPolicy {
@@ -149,6 +179,7 @@ impl RolloutPolicy {
                 .iter()
                 .map(|g| WildMatch::new(g))
                 .collect(),
+            gates,
         };
         policy
             .check()
@@ -210,6 +241,25 @@ impl RolloutPolicy {
     }
 }
 
+impl RolloutPolicy {
+    /// The metric gates of `spec.gates` for a workload in `namespace` with `labels`, in the
+    /// order written. (An excluded namespace excludes rules, not gates: a gate is asked for.)
+    pub fn gates_for(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<Gate> {
+        self.gates
+            .iter()
+            .filter(|g| {
+                g.namespaces.is_empty() || g.namespaces.iter().any(|w| w.matches(namespace))
+            })
+            .filter(|g| {
+                g.workload_labels
+                    .iter()
+                    .all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .map(|g| g.gate.clone())
+            .collect()
+    }
+}
+
 // ---- the document as written -------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -238,6 +288,57 @@ struct PolicySpec {
     namespace_overrides: Vec<OverrideDoc>,
     #[serde(default)]
     excluded_namespaces: Vec<String>,
+    #[serde(default)]
+    gates: Vec<GateDoc>,
+}
+
+/// One entry of `spec.gates`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct GateDoc {
+    name: String,
+    query: String,
+    op: String,
+    threshold: f64,
+    #[serde(default)]
+    namespaces: Vec<String>,
+    #[serde(default)]
+    workload_labels: BTreeMap<String, String>,
+}
+
+impl GateDoc {
+    /// Checked as a `--gate` is: the name, the operator, the threshold, the placeholders.
+    fn into_gate(self, i: usize) -> Result<PolicyGate, (String, String)> {
+        let field = |f: &str| format!("spec.gates[{i}].{f}");
+        check_name(&self.name).map_err(|m| (field("name"), m))?;
+        let op = Comparison::parse(self.op.trim()).ok_or_else(|| {
+            (
+                field("op"),
+                format!("{:?} is not an operator; use <, <=, > or >=", self.op),
+            )
+        })?;
+        if !self.threshold.is_finite() {
+            return Err((field("threshold"), "must be a finite number".into()));
+        }
+        if self.query.trim().is_empty() {
+            return Err((field("query"), "the query is empty".into()));
+        }
+        check_placeholders(&self.query)
+            .map_err(|(at, m)| (field("query"), format!("at character {at}: {m}")))?;
+        if self.namespaces.iter().any(|n| n.trim().is_empty()) {
+            return Err((field("namespaces"), "a namespace glob is empty".into()));
+        }
+        Ok(PolicyGate {
+            gate: Gate {
+                name: self.name,
+                query: self.query.trim().to_owned(),
+                op,
+                threshold: self.threshold,
+            },
+            namespaces: self.namespaces.iter().map(|g| WildMatch::new(g)).collect(),
+            workload_labels: self.workload_labels,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -410,5 +511,78 @@ spec:
         )
         .unwrap();
         assert_eq!(p.for_namespace(Some("x")), EffectivePolicy::default());
+    }
+
+    #[test]
+    fn gates_are_selected_by_namespace_and_workload_labels() {
+        let src = r#"apiVersion: rollout-safe.dev/v1alpha1
+kind: RolloutPolicy
+spec:
+  gates:
+    - name: errors
+      query: sum(rate(x{namespace="{{namespace}}",pod=~"{{pods}}",code=~"5.."}[1m]))
+      op: "<"
+      threshold: 0.01
+    - name: latency
+      query: histogram_quantile(0.99, sum by (le) (rate(d_bucket{pod=~"{{pods}}"}[1m])))
+      op: "<="
+      threshold: 0.5
+      namespaces: ["prod-*"]
+      workloadLabels: {tier: web}
+"#;
+        let p = RolloutPolicy::from_yaml(src).unwrap();
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let names = |ns: &str, l: &BTreeMap<String, String>| -> Vec<String> {
+            p.gates_for(ns, l).into_iter().map(|g| g.name).collect()
+        };
+        assert_eq!(names("dev", &labels(&[("tier", "web")])), ["errors"]);
+        assert_eq!(names("prod-eu", &labels(&[("tier", "db")])), ["errors"]);
+        assert_eq!(
+            names("prod-eu", &labels(&[("tier", "web"), ("app", "shop")])),
+            ["errors", "latency"]
+        );
+        let latency = &p.gates_for("prod-eu", &labels(&[("tier", "web")]))[1];
+        assert_eq!((latency.op, latency.threshold), (Comparison::Le, 0.5));
+    }
+
+    #[test]
+    fn bad_gates_name_the_field_and_line() {
+        let head = "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  gates:\n    - name: errors\n      query: x\n";
+        let e = RolloutPolicy::from_yaml(&format!("{head}      op: \"==\"\n      threshold: 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spec.gates[0].op") && e.contains("line 7"),
+            "{e}"
+        );
+        let e = RolloutPolicy::from_yaml(&format!(
+            "{head}      op: \"<\"\n      threshold: 1\n      window: 5m\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("window") && e.contains("line 9"), "{e}");
+        let e = RolloutPolicy::from_yaml(&format!("{head}      op: \"<\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("threshold"), "{e}");
+        let bad_placeholder = "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  gates:\n    - name: errors\n      query: x{pod=~\"{{pod}}\"}\n      op: \"<\"\n      threshold: 1\n";
+        let e = RolloutPolicy::from_yaml(bad_placeholder)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spec.gates[0].query") && e.contains("line 6") && e.contains("{{pod}}"),
+            "{e}"
+        );
+        let bad_name = "apiVersion: rollout-safe.dev/v1alpha1\nkind: RolloutPolicy\nspec:\n  gates:\n    - name: error rate\n      query: x\n      op: \"<\"\n      threshold: 1\n";
+        let e = RolloutPolicy::from_yaml(bad_name).unwrap_err().to_string();
+        assert!(
+            e.contains("spec.gates[0].name") && e.contains("line 5"),
+            "{e}"
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod documents;
 pub mod facts;
 pub mod finding;
+pub mod gates;
 pub mod judge;
 pub mod mutate;
 pub mod plan;

@@ -1370,6 +1370,43 @@ fn readiness_budget_and_recheck() {
 }
 
 #[test]
+fn a_starting_pod_is_not_ready_yet_until_its_budget_is_spent() {
+    let cfg = JudgeConfig {
+        readiness_budget: Some(std::time::Duration::from_secs(120)),
+        ..JudgeConfig::default()
+    };
+    let mut s = mid_rollout(Dep::default());
+    s.apply(WatchEvent::Added(pod(
+        "web-new-x",
+        "new",
+        100,
+        false,
+        0,
+        running(105),
+    )));
+    // 6 s into a 120 s budget: merely starting, not a failure in the making.
+    let v = judge(&s, now(111), &cfg);
+    let p = &v.progress().problems[0];
+    assert!(!p.fatal);
+    assert_eq!(p.message, "not ready yet (6 s of 120 s)");
+    let v = judge(&s, now(224), &cfg);
+    assert_eq!(
+        v.progress().problems[0].message,
+        "not ready yet (119 s of 120 s)"
+    );
+    // The budget spent: the failure, in its own words.
+    let v = judge(&s, now(226), &cfg);
+    let f = v.failure().expect("never ready");
+    assert_eq!(f.reason, FailureReason::NeverReady);
+    assert!(
+        f.message
+            .ends_with("container web: running but not ready for 121s (readiness budget 120s)"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
 fn replica_failure_condition_fails_fast() {
     let cond = json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
                        "message": "pods \"web-new-\" is forbidden: exceeded quota", "lastTransitionTime": plus(120)}]);

@@ -6,7 +6,11 @@
 //! new pods will have been Ready long enough).
 //!
 //! Used by `update`, `undo` (and the automatic rollback), `status --watch`, and every wait of
-//! `blue-green` and `canary` (with the readiness hold for `--bake` and `--interval`). What the
+//! `blue-green` and `canary` (with the readiness hold for `--bake` and `--interval`).
+//!
+//! Metric gates are one more event source: a [`GateSource`] checked on its own timer, its
+//! check running beside the feeds (a slow Prometheus never holds up the watch). A failed gate
+//! ends the watch as a failure; a watch with gates completes only once they passed. What the
 //! user sees is up to the caller's [`WatchView`]; Ctrl-C arrives through the [`Interrupt`] in
 //! the options.
 
@@ -14,6 +18,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -27,6 +32,7 @@ use rollout_safe_policy::WorkloadKind;
 use rollout_safe_policy::judge::{
     self, JudgeConfig, Object, Progress, RolloutState, Verdict, event_time, key,
 };
+use rollout_safe_policy::strategy::gates::GateDecision;
 use rollout_safe_policy::strategy::hold::{HoldCheck, ReadyClock, check_new_pods};
 use serde::de::DeserializeOwned;
 
@@ -43,6 +49,30 @@ pub trait WatchView {
     fn update(&mut self, verdict: &Verdict, state: &RolloutState);
     /// A line that stays (a retried watch, the hold's progress).
     fn note(&mut self, line: &str);
+    /// The metric gates after a check: one line per gate (value, threshold, failures).
+    fn gates(&mut self, _lines: &[String]) {}
+}
+
+/// Metric gates as the watch sees them: checked on their own timer against the pods the watch
+/// shows. The implementation (queries, the gate board, the annotation) is the caller's.
+pub trait GateSource: Send {
+    /// When the next check is due.
+    fn next_check(&self) -> tokio::time::Instant;
+    /// Starts one check of every gate against the new version's pods in `state`; resolves to
+    /// the gates' decision once recorded.
+    fn check(&mut self, state: &RolloutState) -> BoxFuture<'static, GateDecision>;
+    /// The decision as of the last check recorded.
+    fn decision(&self) -> GateDecision;
+    /// One line per gate, for the view.
+    fn lines(&self) -> Vec<String>;
+}
+
+/// The next gate decision, once a check is under way (never, without one).
+async fn gate_answer(pending: &mut Option<BoxFuture<'static, GateDecision>>) -> GateDecision {
+    match pending {
+        Some(check) => check.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How to watch.
@@ -417,13 +447,15 @@ async fn with_pod_events(
 }
 
 /// Watches `target` until the judge says it is complete (and, with [`WatchOptions::hold`], its
-/// new pods stayed Ready long enough), failed, or (with [`WatchOptions::stop_when_paused`])
-/// paused; or until the timeout or Ctrl-C (at once if Ctrl-C was pressed before).
+/// new pods stayed Ready long enough; with `gates`, every gate passed since the step began),
+/// failed (a gate failing counts), or (with [`WatchOptions::stop_when_paused`]) paused; or
+/// until the timeout or Ctrl-C (at once if Ctrl-C was pressed before).
 pub async fn watch_rollout(
     cluster: &Cluster,
     target: &WorkloadRef,
     opts: &WatchOptions,
     view: &mut dyn WatchView,
+    mut gates: Option<&mut dyn GateSource>,
 ) -> Result<Ending, Error> {
     let selector = workload_selector(cluster, target).await?;
     let selector = selector_string(&selector, &target.to_string(), &cluster.namespace)?;
@@ -437,6 +469,8 @@ pub async fn watch_rollout(
     let mut clock = ReadyClock::default();
     let mut hold_until: Option<Timestamp> = None;
     let mut last_hold = String::new();
+    let mut gate_check: Option<BoxFuture<'static, GateDecision>> = None;
+    let mut gate_decision: Option<GateDecision> = gates.as_ref().map(|g| g.decision());
 
     loop {
         let wake = verdict
@@ -445,10 +479,27 @@ pub async fn watch_rollout(
             .chain(hold_until)
             .min()
             .map(instant_for);
+        let gate_due = gates
+            .as_ref()
+            .filter(|_| gate_check.is_none() && tracker.ready())
+            .map(|g| g.next_check());
         tokio::select! {
             biased;
             () = &mut ctrl_c => return Ok(Ending::Interrupted(verdict)),
             _ = tokio::time::sleep_until(deadline) => return Ok(Ending::TimedOut(verdict)),
+            decision = gate_answer(&mut gate_check), if gate_check.is_some() => {
+                gate_check = None;
+                if let Some(g) = gates.as_ref() {
+                    view.gates(&g.lines());
+                }
+                gate_decision = Some(decision);
+            }
+            _ = tokio::time::sleep_until(gate_due.unwrap_or(deadline)), if gate_due.is_some() => {
+                if let Some(g) = gates.as_mut() {
+                    gate_check = Some(g.check(&tracker.state));
+                }
+                continue;
+            }
             item = feeds.next() => {
                 let Some(item) = item else {
                     return Err(Error::WatchesEnded { workload: target.to_string() });
@@ -499,20 +550,37 @@ pub async fn watch_rollout(
         verdict = judge::judge(&tracker.state, now, &opts.judge);
         view.update(&verdict, &tracker.state);
         hold_until = None;
+        // A failed gate fails the rollout whatever the pods say (a version serving errors
+        // while Ready).
+        if let Some(GateDecision::Fail(f)) = &gate_decision
+            && !matches!(verdict, Verdict::Failed(_))
+        {
+            return Ok(Ending::Failed {
+                failure: Box::new(f.clone().into_failure(verdict.progress().clone())),
+                detected: now,
+            });
+        }
         match verdict {
             Verdict::Complete(_) => {
-                let Some(hold) = opts.hold else {
+                if opts.hold.is_none() && gate_decision.is_none() {
                     return Ok(Ending::Complete(verdict));
-                };
+                }
                 match check_new_pods(
                     &tracker.state,
-                    hold,
+                    opts.hold.unwrap_or_default(),
                     opts.judge.max_restarts,
                     now,
+                    gate_decision.as_ref(),
                     &mut clock,
                 ) {
                     HoldCheck::Pass => return Ok(Ending::Complete(verdict)),
                     HoldCheck::Fail(failure) => {
+                        return Ok(Ending::Failed {
+                            failure: Box::new(failure.into_failure(verdict.progress().clone())),
+                            detected: now,
+                        });
+                    }
+                    HoldCheck::GateFailed(failure) => {
                         return Ok(Ending::Failed {
                             failure: Box::new(failure.into_failure(verdict.progress().clone())),
                             detected: now,

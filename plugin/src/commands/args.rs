@@ -7,11 +7,14 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use kube::config::KubeConfigOptions;
 use rollout_safe_policy::RolloutPolicy;
+use rollout_safe_policy::gates::parse_gate;
 use rollout_safe_policy::strategy::edit::{EnvEdit, ImageSet};
 
 use crate::cluster::client::{Cluster, ConnectOptions};
 use crate::error::Error;
 use crate::input;
+use crate::metrics::PrometheusOptions;
+use crate::ops::gates::GateSettings;
 use crate::ops::session::WatchSettings;
 
 /// Cluster connection flags, as kubectl spells them (kubectl does not parse a plugin's flags).
@@ -113,6 +116,72 @@ impl WatchArgs {
             max_restarts: self.max_restarts,
             readiness_budget: self.readiness_budget,
         }
+    }
+}
+
+/// Metric gates: Prometheus queries that must pass before a rollout advances, and fail it
+/// (rolled back, aborted, never switched) after `--gate-failures` failed checks in a row.
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// Prometheus base URL for the metric gates (e.g. http://prometheus.monitoring:9090).
+    #[arg(long, env = "ROLLOUT_SAFE_PROMETHEUS", value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Bearer token for Prometheus.
+    #[arg(
+        long,
+        env = "ROLLOUT_SAFE_PROMETHEUS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub prometheus_token: Option<String>,
+    /// File holding the bearer token for Prometheus.
+    #[arg(long, value_name = "FILE", conflicts_with = "prometheus_token")]
+    pub prometheus_token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an https Prometheus.
+    #[arg(long, value_name = "FILE")]
+    pub prometheus_certificate_authority: Option<PathBuf>,
+    /// Do not verify Prometheus's TLS certificate (insecure).
+    #[arg(long)]
+    pub prometheus_insecure_skip_tls_verify: bool,
+    /// How long one Prometheus query may take; longer is no answer (inconclusive).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub prometheus_timeout: Duration,
+    /// 'NAME: QUERY OP THRESHOLD' (OP: < <= > >=); repeatable; added to the policy file's
+    /// gates. Placeholders: {{namespace}} {{workload}} {{replicaset}} {{pods}} {{color}} {{track}}.
+    #[arg(long = "gate", value_name = "'NAME: QUERY OP THRESHOLD'")]
+    pub gates: Vec<String>,
+    /// How often each gate is checked.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub gate_interval: Duration,
+    /// Consecutive failed checks of a gate that fail the rollout (not a total, unlike Argo
+    /// Rollouts' failureLimit).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub gate_failures: u32,
+}
+
+impl GateArgs {
+    pub fn settings(&self) -> Result<GateSettings, Error> {
+        let gates = self
+            .gates
+            .iter()
+            .map(|g| parse_gate(g, "--gate"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.gate_interval.is_zero() {
+            return Err(Error::usage("--gate-interval must be longer than 0s"));
+        }
+        Ok(GateSettings {
+            prometheus: PrometheusOptions {
+                url: self.prometheus.clone().unwrap_or_default(),
+                token: self.prometheus_token.clone(),
+                token_file: self.prometheus_token_file.clone(),
+                ca_file: self.prometheus_certificate_authority.clone(),
+                insecure_skip_tls_verify: self.prometheus_insecure_skip_tls_verify,
+                timeout: self.prometheus_timeout.max(Duration::from_millis(100)),
+            },
+            gates,
+            interval: self.gate_interval,
+            failures: self.gate_failures,
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use rollout_safe_policy::strategy::schema::{ann, annotation_i32, replicas};
 use serde_json::{Value, json};
 
 use super::args::{
-    DataFormat, DataOutput, ImageArgs, PolicyArg, WatchArgs, WorkloadArg, json_text,
+    DataFormat, DataOutput, GateArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg, json_text,
     parse_duration, yaml_text,
 };
 use super::context::Context;
@@ -65,6 +65,9 @@ pub struct BlueGreenStart {
     pub force: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
+    /// Boxed: the flags are many, and clap's command enum holds every command's args.
+    #[command(flatten)]
+    pub gates: Box<GateArgs>,
     #[command(flatten)]
     pub policy: PolicyArg,
 }
@@ -73,8 +76,9 @@ pub struct BlueGreenStart {
 pub enum BlueGreenAction {
     /// Switch the Service back to the old colour (scaling it back up first if it was scaled down).
     Rollback(BlueGreenActionArgs),
-    /// Scale the old colour down now.
-    Finish(BlueGreenActionArgs),
+    /// Scale the old colour down now (after checking the metric gates the run recorded, and
+    /// any --gate given here, once more).
+    Finish(BlueGreenFinishArgs),
     /// Where the blue-green stands.
     Status(BlueGreenStatusArgs),
 }
@@ -89,6 +93,18 @@ pub struct BlueGreenActionArgs {
     /// How long the Service's EndpointSlices may take to show the switched-to colour.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub verify_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BlueGreenFinishArgs {
+    #[command(flatten)]
+    pub action: BlueGreenActionArgs,
+    /// Finish even when a metric gate has no answer (a failing gate still refuses).
+    #[arg(long)]
+    pub ignore_inconclusive_gates: bool,
+    /// Boxed: the flags are many, and clap's command enum holds every command's args.
+    #[command(flatten)]
+    pub gates: Box<GateArgs>,
 }
 
 #[derive(Debug, Args)]
@@ -112,8 +128,15 @@ pub async fn run(ctx: &Context, args: BlueGreenArgs) -> Result<Outcome, Error> {
             .await
         }
         (Some(BlueGreenAction::Finish(a)), _) => {
-            let (cluster, name) = connect_to(ctx, &a.target, "blue-green finish").await?;
-            BlueGreenFinish { name }.run(&ctx.session(cluster)).await
+            let gates = a.gates.settings()?;
+            let (cluster, name) = connect_to(ctx, &a.action.target, "blue-green finish").await?;
+            BlueGreenFinish {
+                name,
+                gates,
+                ignore_inconclusive_gates: a.ignore_inconclusive_gates,
+            }
+            .run(&ctx.session(cluster))
+            .await
         }
         (Some(BlueGreenAction::Status(a)), _) => status(ctx, a).await,
         (None, s) => start(ctx, s).await,
@@ -142,6 +165,7 @@ async fn start(ctx: &Context, a: BlueGreenStart) -> Result<Outcome, Error> {
     let service = a.service.clone().ok_or_else(usage)?;
     let images = a.images.parse()?;
     let policy = a.policy.load()?;
+    let gates = a.gates.settings()?;
     let (cluster, name) = connect_to(ctx, &WorkloadArg { workload }, "blue-green").await?;
     BlueGreen {
         name,
@@ -153,6 +177,7 @@ async fn start(ctx: &Context, a: BlueGreenStart) -> Result<Outcome, Error> {
         force: a.force,
         watch: a.watch.settings(),
         policy,
+        gates,
     }
     .run(&ctx.session(cluster))
     .await

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use rollout_safe_policy::strategy::canary::validate_steps;
 
-use super::args::{ImageArgs, PolicyArg, WatchArgs, WorkloadArg, parse_duration};
+use super::args::{GateArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg, parse_duration};
 use super::context::Context;
 use crate::cluster::refs::WorkloadRef;
 use crate::error::Error;
@@ -42,6 +42,8 @@ pub struct CanaryStart {
     pub force: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
+    #[command(flatten)]
+    pub gates: GateArgs,
     #[command(flatten)]
     pub policy: PolicyArg,
 }
@@ -82,6 +84,7 @@ async fn start(ctx: &Context, a: CanaryStart) -> Result<Outcome, Error> {
         force: a.force,
         watch: a.watch.settings(),
         policy: a.policy.load()?,
+        gates: a.gates.settings()?,
     };
     let cluster = ctx.kube.connect_one_namespace("canary").await?;
     canary.run(&ctx.session(cluster)).await

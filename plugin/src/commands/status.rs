@@ -4,7 +4,8 @@
 use clap::Args;
 use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::WorkloadKind;
-use rollout_safe_policy::judge::{self, Verdict};
+use rollout_safe_policy::judge::{self, RolloutState, Verdict};
+use rollout_safe_policy::strategy::gates::{GATES_ANNOTATION, GatesRecord};
 
 use super::args::{DataFormat, DataOutput, WatchArgs, WorkloadArg, json_text, yaml_text};
 use super::context::Context;
@@ -35,13 +36,75 @@ pub struct StatusArgs {
     pub output: DataOutput,
 }
 
-fn print(format: DataFormat, wl: &str, ns: &str, v: &Verdict) -> Result<(), Error> {
+fn print(
+    format: DataFormat,
+    wl: &str,
+    ns: &str,
+    v: &Verdict,
+    gates: Option<&GatesRecord>,
+) -> Result<(), Error> {
+    let data = || {
+        let mut j = verdict_json(wl, ns, v);
+        if let (Some(g), Some(obj)) = (gates, j.as_object_mut()) {
+            obj.insert(
+                "gates".into(),
+                serde_json::to_value(g).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        j
+    };
     match format {
-        DataFormat::Table => println!("{}", verdict_text(wl, v)),
-        DataFormat::Json => println!("{}", json_text(&verdict_json(wl, ns, v))?),
-        DataFormat::Yaml => print!("{}", yaml_text(&verdict_json(wl, ns, v))?),
+        DataFormat::Table => {
+            println!("{}", verdict_text(wl, v));
+            if let Some(g) = gates {
+                println!("{}", gates_text(g));
+            }
+        }
+        DataFormat::Json => println!("{}", json_text(&data())?),
+        DataFormat::Yaml => print!("{}", yaml_text(&data())?),
     }
     Ok(())
+}
+
+/// The metric gates a running (or the last) update, canary or blue-green recorded on the
+/// workload (`rollout-safe.dev/gates`): `None` when there is no such annotation; a record that
+/// cannot be read is said on stderr and left out.
+fn recorded_gates(state: &RolloutState) -> Option<GatesRecord> {
+    let text = state
+        .workload()?
+        .metadata()
+        .annotations
+        .as_ref()?
+        .get(GATES_ANNOTATION)?;
+    match GatesRecord::from_json(text) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("warning: {}", crate::error::chain(&e));
+            None
+        }
+    }
+}
+
+/// `metric gates (deployment/shop-canary, step 25%):` and a line per gate.
+fn gates_text(r: &GatesRecord) -> String {
+    let mut out = format!("  metric gates ({}, step {}):", r.workload, r.step);
+    for g in &r.gates {
+        out.push_str(&format!(
+            "\n    {} {}: {} (needs {} {}) · failures {}/{} · checks {}{}",
+            g.name,
+            g.result.as_deref().unwrap_or("not checked"),
+            g.value.as_deref().or(g.reason.as_deref()).unwrap_or("-"),
+            g.op,
+            g.threshold,
+            g.consecutive_failures,
+            r.gate_failures,
+            g.checks,
+            g.at.as_deref()
+                .map(|t| format!(" · at {t}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }
 
 /// How to roll `target` back: `undo` is for Deployments; kubectl's own `rollout undo` also
@@ -64,7 +127,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> Result<Outcome, Error> {
     if !args.watch {
         let state = snapshot(&cluster, &target).await?;
         let v = judge::judge(&state, Timestamp::now(), &watch.judge());
-        print(format, &wl, &ns, &v)?;
+        print(format, &wl, &ns, &v, recorded_gates(&state).as_ref())?;
         let outcome = outcome_of_verdict(&v);
         if outcome == Outcome::RolloutFailed {
             eprintln!("to roll back: {}", undo_hint(&cluster, &target));
@@ -95,7 +158,12 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> Result<Outcome, Error> {
         Ending::Complete(_) | Ending::Paused(_) | Ending::Unsupported(_) | Ending::Deleted => {}
     }
     if let Some(v) = ending.into_verdict() {
-        print(format, &wl, &ns, &v)?;
+        // The gates as recorded now, read once more at the end of the watch.
+        let gates = snapshot(cluster, &target)
+            .await
+            .ok()
+            .and_then(|state| recorded_gates(&state));
+        print(format, &wl, &ns, &v, gates.as_ref())?;
     }
     Ok(outcome)
 }

@@ -1,8 +1,13 @@
 //! `kubectl rollout-safe update`: the safe update (`ops::update`).
 
+use std::time::Duration;
+
 use clap::{Args, ValueEnum};
 
-use super::args::{ImageArgs, PolicyArg, WATCH_EXIT_HELP, WatchArgs, WorkloadArg, parse_env};
+use super::args::{
+    GateArgs, ImageArgs, PolicyArg, WATCH_EXIT_HELP, WatchArgs, WorkloadArg, parse_duration,
+    parse_env,
+};
 use super::context::Context;
 use crate::cluster::refs::WorkloadRef;
 use crate::error::Error;
@@ -36,8 +41,14 @@ pub struct UpdateArgs {
     pub force: bool,
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client")]
     pub dry_run: Option<DryRunArg>,
+    /// Keep judging the new pods (and the metric gates) for this long after the rollout
+    /// completes; a failure meanwhile rolls it back.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub bake: Option<Duration>,
     #[command(flatten)]
     pub watch: WatchArgs,
+    #[command(flatten)]
+    pub gates: GateArgs,
     #[command(flatten)]
     pub policy: PolicyArg,
     /// Test hook (the e2e conflict test): after reading the Deployment, wait for a line on stdin
@@ -61,6 +72,8 @@ pub async fn run(ctx: &Context, args: UpdateArgs) -> Result<Outcome, Error> {
         }),
         watch: args.watch.settings(),
         policy: args.policy.load()?,
+        bake: args.bake,
+        gates: Some(args.gates.settings()?),
         pause_before_write: args.debug_pause_before_write,
     };
     let cluster = ctx.kube.connect_one_namespace("update").await?;

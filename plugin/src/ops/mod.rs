@@ -5,6 +5,7 @@
 
 pub mod bluegreen;
 pub mod canary;
+pub mod gates;
 pub mod pause;
 pub mod preflight;
 pub mod session;

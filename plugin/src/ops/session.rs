@@ -7,7 +7,7 @@ use rollout_safe_policy::judge::{JudgeConfig, Verdict};
 
 use crate::cluster::client::Cluster;
 use crate::cluster::refs::WorkloadRef;
-use crate::cluster::watch::{Ending, WatchOptions, WatchView, watch_rollout};
+use crate::cluster::watch::{Ending, GateSource, WatchOptions, WatchView, watch_rollout};
 use crate::error::Error;
 use crate::exit::Outcome;
 use crate::interrupt::Interrupt;
@@ -33,7 +33,20 @@ impl Session<'_> {
         opts: &WatchOptions,
     ) -> Result<Ending, Error> {
         let mut view = self.views.watch(title);
-        watch_rollout(&self.cluster, target, opts, view.as_mut()).await
+        watch_rollout(&self.cluster, target, opts, view.as_mut(), None).await
+    }
+
+    /// [`Session::watch`] with metric gates (`None`: none configured): a failed gate fails the
+    /// watch, and it completes only once every gate passed since the step began.
+    pub async fn watch_gated(
+        &self,
+        target: &WorkloadRef,
+        title: String,
+        opts: &WatchOptions,
+        gates: Option<&mut dyn GateSource>,
+    ) -> Result<Ending, Error> {
+        let mut view = self.views.watch(title);
+        watch_rollout(&self.cluster, target, opts, view.as_mut(), gates).await
     }
 
     /// Whether Ctrl-C was pressed.

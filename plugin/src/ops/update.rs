@@ -3,7 +3,7 @@
 //! failure. `update` runs it; `canary` promotes with it.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -13,6 +13,7 @@ use rollout_safe_policy::judge::{REVISION_ANNOTATION, equal_ignore_hash, normali
 use rollout_safe_policy::strategy::edit::{EnvEdit, ImageSet, edit, images_text, template_images};
 use rollout_safe_policy::{RolloutPolicy, Workload};
 
+use super::gates::{GateRunner, GateSettings, Subject, waiting_text};
 use super::preflight::Preflight;
 use super::session::{Session, WatchSettings, outcome_of};
 use crate::cluster::client::{Cluster, FIELD_MANAGER};
@@ -22,7 +23,7 @@ use crate::cluster::patch::{Written, precondition_patch, write_deployment};
 use crate::cluster::refs::WorkloadRef;
 use crate::cluster::revisions::rollback_cause;
 use crate::cluster::rollback::{RollbackPlan, write_rollback};
-use crate::cluster::watch::Ending;
+use crate::cluster::watch::{Ending, GateSource};
 use crate::error::Error;
 use crate::exit::Outcome;
 use crate::text::{failure_report, secs, ts_text, verdict_text};
@@ -50,6 +51,12 @@ pub struct SafeUpdate {
     pub dry_run: Option<DryRun>,
     pub watch: WatchSettings,
     pub policy: RolloutPolicy,
+    /// Keep judging (pods and gates) this long after the rollout completes (`--bake`).
+    pub bake: Option<Duration>,
+    /// Metric gates (with the policy file's): they must pass before the update completes,
+    /// and a failing one rolls it back. `None`: no gates at all, not even the policy file's
+    /// (a canary's promotion, whose version the canary steps judged).
+    pub gates: Option<GateSettings>,
     /// Test hook (the e2e conflict test): after reading the Deployment, wait for a line on
     /// stdin before the first write.
     pub pause_before_write: bool,
@@ -133,6 +140,19 @@ impl SafeUpdate {
         }
 
         let server_dry_run = self.dry_run == Some(DryRun::Server);
+        // The gates' pre-flight, before any write: each query once, on the current version.
+        let mut gates = match &self.gates {
+            Some(settings) if !server_dry_run => {
+                let labels = current.metadata.labels.clone().unwrap_or_default();
+                let gates = settings.gates_for(&self.policy, &cluster.namespace, &labels)?;
+                let runner = settings.runner(cluster, gates, Subject::default(), &self.name)?;
+                if let Some(r) = &runner {
+                    r.preflight(&target, &Subject::default()).await?;
+                }
+                runner
+            }
+            _ => None,
+        };
         if self.pause_before_write {
             pause_before_write(&current).await;
         }
@@ -182,23 +202,35 @@ impl SafeUpdate {
                 String::new()
             }
         );
-        self.follow(s, &target, &written).await
+        self.follow(s, &target, &written, gates.as_mut()).await
     }
 
-    /// Watches the update to its end; on failure or timeout rolls back (unless `no_rollback`).
+    /// Watches the update to its end (through `--bake`, and until every gate passed); on
+    /// failure or timeout rolls back (unless `no_rollback`).
     async fn follow(
         &self,
         s: &Session<'_>,
         target: &WorkloadRef,
         written: &Written<Deployment>,
+        mut gates: Option<&mut GateRunner>,
     ) -> Result<Outcome, Error> {
         let cluster = &s.cluster;
         let started = Instant::now();
+        let mut opts = self.watch.options(&s.interrupt);
+        opts.hold = self.bake;
+        if let Some(g) = gates.as_deref_mut() {
+            g.begin_step(if self.bake.is_some() {
+                "bake"
+            } else {
+                "rollout"
+            });
+        }
         let ending = s
-            .watch(
+            .watch_gated(
                 target,
                 target.to_string(),
-                &self.watch.options(&s.interrupt),
+                &opts,
+                gates.as_deref_mut().map(|g| g as _),
             )
             .await?;
         let elapsed = started.elapsed();
@@ -249,6 +281,9 @@ impl SafeUpdate {
                     secs(self.watch.timeout),
                     v.progress().message
                 );
+                if let Some(why) = gates.as_deref().and_then(|g| waiting_text(&g.decision())) {
+                    eprintln!("{wl}: {why}");
+                }
                 eprintln!("{}", verdict_text(&wl, &v));
                 if self.no_rollback {
                     eprintln!(

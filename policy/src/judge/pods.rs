@@ -18,6 +18,7 @@ pub(super) fn severity(r: FailureReason) -> u8 {
         FailureReason::Unschedulable => 7,
         FailureReason::ReplicaFailure => 8,
         FailureReason::ProgressDeadlineExceeded => 9,
+        FailureReason::MetricGate => 10,
     }
 }
 
@@ -255,13 +256,17 @@ fn container_problem(
         };
         let since = since.unwrap_or(now).min(now);
         let for_secs = now.duration_since(since).as_secs();
+        let spent = for_secs >= budget.as_secs();
         let message = if plain_init {
             format!("{what} has been running for {for_secs}s without finishing")
-        } else {
+        } else if spent {
             format!(
                 "running but not ready for {for_secs}s (readiness budget {}s)",
                 budget.as_secs()
             )
+        } else {
+            // Merely starting, well within its budget: not a problem yet.
+            format!("not ready yet ({for_secs} s of {} s)", budget.as_secs())
         };
         return Some(problem(
             FailureReason::NeverReady,

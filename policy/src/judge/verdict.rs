@@ -29,6 +29,8 @@ pub enum FailureReason {
     NeverReady,
     /// A pod cannot be scheduled (reported as a problem; never fails on its own).
     Unschedulable,
+    /// A metric gate failed `--gate-failures` checks in a row (`strategy::gates`).
+    MetricGate,
 }
 
 impl FailureReason {
@@ -44,6 +46,7 @@ impl FailureReason {
             Self::TooManyRestarts => "TooManyRestarts",
             Self::NeverReady => "NeverReady",
             Self::Unschedulable => "Unschedulable",
+            Self::MetricGate => "MetricGate",
         }
     }
 }

@@ -3,8 +3,9 @@
 //! `--interval`). The watch loop drives it, judging again at the time a [`HoldCheck::Wait`]
 //! names.
 //!
-//! Its inputs come as one struct, [`HoldInput`], so that further signals (metric gates) can
-//! join the pod signals in the same decision.
+//! Its inputs come as one struct, [`HoldInput`]: the pod signals and the metric gates'
+//! decision (`strategy::gates`) join there, so a step completes only when its pods held and
+//! every gate passed since the step began, and a failed gate fails it like a crash would.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use super::gates::{GateDecision, GateFailure};
 use super::schema::{ts_add, ts_text};
 use crate::judge::{self, FailureReason, Progress, RolloutState, Workload};
 
@@ -75,6 +77,8 @@ pub struct HoldInput<'a> {
     /// Restarts of a container that fail the hold.
     pub max_restarts: i32,
     pub now: Timestamp,
+    /// The metric gates' decision (`None`: no gates).
+    pub gates: Option<&'a GateDecision>,
 }
 
 /// A container that restarted too often during the hold.
@@ -102,7 +106,7 @@ impl HoldFailure {
 }
 
 /// The hold's answer for one look at the pods.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HoldCheck {
     Pass,
     /// Not yet; `at`: when it passes if nothing changes.
@@ -111,6 +115,8 @@ pub enum HoldCheck {
         at: Option<Timestamp>,
     },
     Fail(HoldFailure),
+    /// A metric gate failed too many checks in a row.
+    GateFailed(GateFailure),
 }
 
 /// Whether the pods are `expected` in number (terminating ones not counted), all Ready for at
@@ -122,7 +128,11 @@ pub fn check_hold(input: &HoldInput<'_>, clock: &mut ReadyClock) -> HoldCheck {
         hold,
         max_restarts,
         now,
+        gates,
     } = *input;
+    if let Some(GateDecision::Fail(f)) = gates {
+        return HoldCheck::GateFailed(f.clone());
+    }
     for p in pods {
         for cs in p
             .status
@@ -170,7 +180,16 @@ pub fn check_hold(input: &HoldInput<'_>, clock: &mut ReadyClock) -> HoldCheck {
     }
     let at = ts_add(latest, hold);
     if at <= now {
-        HoldCheck::Pass
+        match gates {
+            Some(GateDecision::Wait(why)) => HoldCheck::Wait {
+                why: format!(
+                    "all {} new pods ready; waiting for the metric gates: {why}",
+                    live.len()
+                ),
+                at: None,
+            },
+            _ => HoldCheck::Pass,
+        }
     } else {
         HoldCheck::Wait {
             why: format!(
@@ -186,16 +205,25 @@ pub fn check_hold(input: &HoldInput<'_>, clock: &mut ReadyClock) -> HoldCheck {
 }
 
 /// The hold over a rollout the judge called complete: the new ReplicaSet's pods against the
-/// Deployment's `spec.replicas`. Anything but a Deployment passes (it has no hold).
+/// Deployment's `spec.replicas`, and the gates. Anything but a Deployment has no hold: only
+/// its gates decide.
 pub fn check_new_pods(
     state: &RolloutState,
     hold: Duration,
     max_restarts: i32,
     now: Timestamp,
+    gates: Option<&GateDecision>,
     clock: &mut ReadyClock,
 ) -> HoldCheck {
     let Some(Workload::Deployment(d)) = state.workload() else {
-        return HoldCheck::Pass;
+        return match gates {
+            Some(GateDecision::Fail(f)) => HoldCheck::GateFailed(f.clone()),
+            Some(GateDecision::Wait(why)) => HoldCheck::Wait {
+                why: format!("waiting for the metric gates: {why}"),
+                at: None,
+            },
+            _ => HoldCheck::Pass,
+        };
     };
     let pods: Vec<&Pod> = state
         .new_pods()
@@ -209,6 +237,7 @@ pub fn check_new_pods(
             hold,
             max_restarts,
             now,
+            gates,
         },
         clock,
     )
@@ -251,6 +280,7 @@ mod tests {
                 hold,
                 max_restarts: 3,
                 now,
+                gates: None,
             },
             clock,
         )
@@ -338,7 +368,7 @@ mod tests {
         let mut clock = ReadyClock::default();
         let empty = RolloutState::new();
         assert_eq!(
-            check_new_pods(&empty, Duration::from_secs(5), 3, now, &mut clock),
+            check_new_pods(&empty, Duration::from_secs(5), 3, now, None, &mut clock),
             HoldCheck::Pass
         );
         let mut state = RolloutState::new();
@@ -351,8 +381,68 @@ mod tests {
         state.upsert(d.into());
         // A Deployment without a new ReplicaSet yet: none of its 2 pods exist.
         assert!(matches!(
-            check_new_pods(&state, Duration::from_secs(5), 3, now, &mut clock),
+            check_new_pods(&state, Duration::from_secs(5), 3, now, None, &mut clock),
             HoldCheck::Wait { at: None, ref why } if why == "0 of 2 new pods exist"
+        ));
+    }
+
+    #[test]
+    fn gates_join_the_pod_signals() {
+        use crate::gates::{GateResult, parse_gate};
+        use crate::strategy::gates::GateBoard;
+        let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let a = pod("a", Some("2026-01-01T00:00:00Z"), 0);
+        let mut clock = ReadyClock::default();
+        let mut board = GateBoard::new(vec![parse_gate("errors: e < 0.01", "--gate").unwrap()], 2);
+        board.begin_step("bake");
+        let look = |decision: &GateDecision, clock: &mut ReadyClock, pods: &[&Pod]| {
+            check_hold(
+                &HoldInput {
+                    pods,
+                    expected: 1,
+                    hold: Duration::from_secs(30),
+                    max_restarts: 3,
+                    now,
+                    gates: Some(decision),
+                },
+                clock,
+            )
+        };
+        // Pods held, gate not passed yet: wait, saying why.
+        let waiting = board.decision();
+        assert!(matches!(
+            look(&waiting, &mut clock, &[&a]),
+            HoldCheck::Wait { at: None, ref why } if why.contains("waiting for the metric gates: gate errors: not checked yet")
+        ));
+        // Pods not held yet: the pods' reason comes first.
+        let c = pod("c", None, 0);
+        assert!(matches!(
+            look(&waiting, &mut clock, &[&c]),
+            HoldCheck::Wait { ref why, .. } if why.contains("to be ready")
+        ));
+        board.record(0, "e".into(), GateResult::Pass(0.0), now);
+        assert_eq!(look(&board.decision(), &mut clock, &[&a]), HoldCheck::Pass);
+        // A failed gate fails the hold even while the pods are still coming up.
+        board.record(0, "e".into(), GateResult::Fail(0.05), now);
+        board.record(0, "e".into(), GateResult::Fail(0.06), now);
+        match look(&board.decision(), &mut clock, &[&c]) {
+            HoldCheck::GateFailed(f) => {
+                assert_eq!((f.gate.name.as_str(), f.value), ("errors", 0.06))
+            }
+            other => panic!("{other:?}"),
+        }
+        // Anything but a Deployment: only the gates decide.
+        let empty = RolloutState::new();
+        assert!(matches!(
+            check_new_pods(
+                &empty,
+                Duration::ZERO,
+                3,
+                now,
+                Some(&board.decision()),
+                &mut clock
+            ),
+            HoldCheck::GateFailed(_)
         ));
     }
 }

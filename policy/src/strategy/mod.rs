@@ -9,12 +9,16 @@
 //!   state machine's guarded writes to the Service.
 //! * `canary`: phases, state, step arithmetic, what a run does next.
 //! * `endpoints`: whether the Service's EndpointSlices show a switch done.
-//! * `hold`: the readiness hold between steps (every new pod Ready for a while, few restarts).
+//! * `hold`: the readiness hold between steps (every new pod Ready for a while, few restarts,
+//!   and every metric gate passed since the step began).
+//! * `gates`: metric gates while a rollout runs (consecutive failures, passed since the step
+//!   began, the `rollout-safe.dev/gates` annotation).
 
 pub mod bluegreen;
 pub mod canary;
 pub mod edit;
 pub mod endpoints;
+pub mod gates;
 pub mod hold;
 pub mod schema;
 pub mod siblings;

@@ -9,29 +9,42 @@ use rollout_safe_policy::strategy::bluegreen::{
     restore_replicas, selector_color, service_selector,
 };
 use rollout_safe_policy::strategy::endpoints::endpoints_switched;
-use rollout_safe_policy::strategy::schema::replicas;
+use rollout_safe_policy::strategy::gates::{GATES_ANNOTATION, GateDecision, GatesRecord};
+use rollout_safe_policy::strategy::schema::{annotation, replicas};
 use rollout_safe_policy::strategy::switch;
 
-use super::common::{Bg, with_seen};
-use super::deploy::{abandon, finish_window};
+use super::common::{Bg, abandon, colour_subject, finish_window, with_seen};
 use crate::cluster::deployments::scale;
 use crate::cluster::services::{wait_endpoints, write_service};
 use crate::cluster::watch::Ending;
 use crate::error::Error;
 use crate::exit::Outcome;
+use crate::ops::gates::GateSettings;
 use crate::ops::session::{Session, WatchSettings, step_outcome};
 use crate::text::{failure_report, secs};
 
-/// `blue-green finish deployment/NAME`: scale the old colour down now.
+/// `blue-green finish deployment/NAME`: scale the old colour down now — unless a metric gate
+/// fails on the colour with traffic (no process may have watched the window).
 #[derive(Debug, Clone)]
 pub struct BlueGreenFinish {
     /// The original Deployment (or either colour's).
     pub name: String,
+    /// `--gate` flags (added to the gates the run recorded on the base Deployment), and how to
+    /// reach Prometheus (default: the URL the run recorded).
+    pub gates: GateSettings,
+    /// Finish even when a gate has no answer (a failing gate still refuses).
+    pub ignore_inconclusive_gates: bool,
 }
 
 impl BlueGreenFinish {
     pub async fn run(&self, s: &Session<'_>) -> Result<Outcome, Error> {
-        let (bg, _) = Bg::locate(s, &self.name, None).await?;
+        let (bg, base_dep) = Bg::locate(s, &self.name, None).await?;
+        let svc = bg.service().await?;
+        if BgState::of(&svc).phase == Some(Phase::Switched)
+            && let Some(live) = selector_color(&service_selector(&svc)?)
+        {
+            self.check_gates(&bg, &base_dep, live).await?;
+        }
         let (prev, phase) = finish_window(&bg).await?;
         let live = selector_color(&service_selector(&bg.service().await?)?);
         let live_text = live.map_or("no colour".to_owned(), |c| bg.show(c));
@@ -49,6 +62,91 @@ impl BlueGreenFinish {
         }
         Ok(Outcome::Succeeded)
     }
+
+    /// The gates recorded on the base Deployment (and `--gate`'s), checked once on `live`'s
+    /// pods: a failing gate refuses (exit 1, `rollback` suggested); one without an answer
+    /// refuses too (exit 4) unless `--ignore-inconclusive-gates`.
+    async fn check_gates(
+        &self,
+        bg: &Bg<'_>,
+        base_dep: &k8s_openapi::api::apps::v1::Deployment,
+        live: Color,
+    ) -> Result<(), Error> {
+        let workload = format!("deployment/{}", bg.base);
+        let record = match annotation(base_dep, GATES_ANNOTATION) {
+            Some(text) => {
+                Some(
+                    GatesRecord::from_json(text).map_err(|source| Error::GateRecord {
+                        workload: workload.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let mut gates = match &record {
+            Some(r) => r.gates().map_err(|source| Error::GateRecord {
+                workload: workload.clone(),
+                source,
+            })?,
+            None => Vec::new(),
+        };
+        // A flag's gate replaces the recorded one of the same name.
+        gates.retain(|g| !self.gates.gates.iter().any(|f| f.name == g.name));
+        gates.extend(self.gates.gates.iter().cloned());
+        let mut settings = self.gates.clone();
+        if settings.prometheus.url.is_empty()
+            && let Some(r) = &record
+        {
+            settings.prometheus.url = r.prometheus.clone();
+        }
+        if let Some(r) = &record {
+            settings.failures = r.gate_failures;
+        }
+        let Some(mut runner) =
+            settings.runner(bg.cluster(), gates, colour_subject(live), &bg.base)?
+        else {
+            return Ok(());
+        };
+        runner.begin_step("finish");
+        runner.check_now(&bg.wref(live)).await?;
+        for line in runner.summary() {
+            eprintln!("{}: {line}", bg.show(live));
+        }
+        let action = format!("blue-green finish of {workload}");
+        match runner.last_check() {
+            GateDecision::Pass => Ok(()),
+            GateDecision::Fail(f) => Err(Error::GateRefused {
+                action,
+                why: format!(
+                    "{} on {} (query sent: {}); {} is kept scaled",
+                    f.summary(),
+                    bg.show(live),
+                    f.query_sent,
+                    previous_text(bg, live)
+                ),
+                hint: Some(format!("to switch back: {}", bg.suggest("rollback"))),
+                inconclusive: false,
+            }),
+            GateDecision::Wait(why) if self.ignore_inconclusive_gates => {
+                eprintln!("warning: {why}; finishing anyway (--ignore-inconclusive-gates)");
+                Ok(())
+            }
+            GateDecision::Wait(why) => Err(Error::GateRefused {
+                action,
+                why: format!("the metric gates cannot be judged: {why}"),
+                hint: Some(format!(
+                    "retry, pass --ignore-inconclusive-gates, or switch back: {}",
+                    bg.suggest("rollback")
+                )),
+                inconclusive: true,
+            }),
+        }
+    }
+}
+
+fn previous_text(bg: &Bg<'_>, live: Color) -> String {
+    bg.show(live.other())
 }
 
 /// `blue-green rollback deployment/NAME`: switch the Service back to the old colour (scaling it

@@ -8,20 +8,22 @@ use k8s_openapi::api::core::v1::Service;
 use rollout_safe_policy::RolloutPolicy;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
 use rollout_safe_policy::strategy::bluegreen::{
-    BgState, Color, Refusal, base_of, color_deployment_name, refuse_during_canary, service_of,
-    service_selector,
+    BgState, Color, Phase, Refusal, base_of, color_deployment_name, refuse_during_canary,
+    selector_color, service_of, service_selector,
 };
 use rollout_safe_policy::strategy::edit::{ImageSet, images_text, template_images};
 use rollout_safe_policy::strategy::schema::{COLOR_LABEL, ann, replicas};
 use rollout_safe_policy::strategy::siblings::{derived_template, sibling_deployment};
-use rollout_safe_policy::strategy::switch::Seen;
+use rollout_safe_policy::strategy::switch::{self, Seen};
 
 use crate::cluster::client::Cluster;
+use crate::cluster::deployments::scale;
 use crate::cluster::deployments::{get_deployment, try_get_deployment};
 use crate::cluster::refs::WorkloadRef;
-use crate::cluster::services::get_service;
+use crate::cluster::services::{get_service, write_service};
 use crate::error::Error;
 use crate::exit::Outcome;
+use crate::ops::gates::{GateSettings, Subject};
 use crate::ops::session::{Session, WatchSettings};
 
 /// One blue-green: the base Deployment's name and the Service.
@@ -151,6 +153,17 @@ pub struct BlueGreen {
     pub force: bool,
     pub watch: WatchSettings,
     pub policy: RolloutPolicy,
+    /// Metric gates (with the policy file's): they must pass during `--bake` before the switch,
+    /// and a failing one in the rollback window switches back.
+    pub gates: GateSettings,
+}
+
+/// The gates' subject: a colour.
+pub fn colour_subject(c: Color) -> Subject {
+    Subject {
+        color: c.as_str().to_owned(),
+        track: String::new(),
+    }
 }
 
 /// The colour with traffic and the one being brought up beside it.
@@ -202,4 +215,52 @@ pub fn new_colour(
             (CHANGE_CAUSE_ANNOTATION, &cause),
         ],
     ))
+}
+
+/// Scales the never-switched-to colour down and records it; it never had traffic.
+pub async fn abandon(
+    bg: &Bg<'_>,
+    active: Color,
+    target: Color,
+    why: &str,
+    outcome: Outcome,
+) -> Result<Outcome, Error> {
+    let svc = bg.service().await?;
+    write_service(bg.cluster(), svc, |cur, _| {
+        with_seen(&bg.service, cur, |seen| {
+            Ok(Some(switch::abandon(seen, active, target)?))
+        })
+    })
+    .await?;
+    scale(bg.cluster(), &bg.name(target), 0).await?;
+    eprintln!(
+        "blue-green abandoned: {}: {why}; it was scaled to 0 and never received traffic; service/{} still selects {}",
+        bg.show(target),
+        bg.service,
+        bg.show(active)
+    );
+    Ok(outcome)
+}
+
+/// Ends the rollback window: `phase=finished` (guarded, so a concurrent rollback wins or loses
+/// cleanly), then the previous colour scaled to 0. Idempotent. Returns the colour scaled down
+/// (if any) and the phase.
+pub async fn finish_window(bg: &Bg<'_>) -> Result<(Option<Color>, Phase), Error> {
+    let svc = bg.service().await?;
+    let mut outcome = (None, Phase::Finished);
+    write_service(bg.cluster(), svc, |cur, _| {
+        with_seen(&bg.service, cur, |seen| {
+            let f = switch::finish(seen)?;
+            outcome = (f.scale_down, f.phase);
+            Ok(f.change)
+        })
+    })
+    .await?;
+    if let Some(prev) = outcome.0
+        && selector_color(&service_selector(&bg.service().await?)?) != Some(prev)
+        && bg.try_deployment(prev).await?.is_some()
+    {
+        scale(bg.cluster(), &bg.name(prev), 0).await?;
+    }
+    Ok(outcome)
 }

@@ -6,21 +6,27 @@ use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::judge::Verdict;
 use rollout_safe_policy::selector::map_text;
 use rollout_safe_policy::strategy::bluegreen::{
-    BgState, Color, Phase, colored_selector, phase_text, selector_color, service_selector,
+    BgState, Color, Phase, colored_selector, phase_text, service_selector,
 };
 use rollout_safe_policy::strategy::edit::{images_text, template_images};
 use rollout_safe_policy::strategy::endpoints::endpoints_switched;
+use rollout_safe_policy::strategy::gates::GateDecision;
 use rollout_safe_policy::strategy::hold::pod_ready;
 use rollout_safe_policy::strategy::schema::{ann, replicas};
 use rollout_safe_policy::strategy::siblings::refreshed_deployment;
 use rollout_safe_policy::strategy::switch;
 
-use super::common::{Bg, BlueGreen, Colours, colour_cause, new_colour, with_seen};
+use super::actions::BlueGreenRollback;
+use super::common::{
+    Bg, BlueGreen, Colours, abandon, colour_cause, colour_subject, finish_window, new_colour,
+    with_seen,
+};
 use crate::cluster::deployments::{create_or_refresh, scale};
 use crate::cluster::services::{pods_selected, wait_endpoints, write_service};
-use crate::cluster::watch::Ending;
+use crate::cluster::watch::{Ending, GateSource};
 use crate::error::Error;
 use crate::exit::Outcome;
+use crate::ops::gates::{GateRunner, waiting_text};
 use crate::ops::preflight::Preflight;
 use crate::ops::session::step_outcome;
 use crate::ops::update::as_workload;
@@ -36,6 +42,7 @@ pub async fn deploy(
     key: &str,
     Colours { active, target }: Colours,
     deadline: tokio::time::Instant,
+    mut gates: Option<&mut GateRunner>,
 ) -> Result<Outcome, Error> {
     let active_dep = bg.deployment(active).await?;
     let n = replicas(&active_dep);
@@ -77,15 +84,21 @@ pub async fn deploy(
     .await?;
 
     // One watch: the judge until the new colour is complete, then the hold until every new pod
-    // has stayed Ready for --bake (a crash or restart meanwhile fails it); then a last look at
-    // the pods right before the write.
+    // has stayed Ready for --bake (a crash or restart meanwhile fails it) and every metric gate
+    // passed since it began (a gate failing meanwhile fails it); then a last look at the pods
+    // right before the write.
     let tref = bg.wref(target);
+    if let Some(g) = gates.as_deref_mut() {
+        g.set_subject(colour_subject(target));
+        g.begin_step("bake");
+    }
     loop {
         let ending =
-            bg.s.watch(
+            bg.s.watch_gated(
                 &tref,
                 bg.show(target),
                 &a.watch.until(deadline, Some(a.bake), &bg.s.interrupt),
+                gates.as_deref_mut().map(|g| g as _),
             )
             .await?;
         let stage = |v: &Verdict| {
@@ -118,7 +131,12 @@ pub async fn deploy(
                     if let Some(v) = &v {
                         eprintln!("{}: {}", bg.show(target), v.progress().message);
                     }
-                    if v.as_ref().is_some_and(Verdict::is_complete) {
+                    let gates_why = gates.as_deref().and_then(|g| waiting_text(&g.decision()));
+                    if let Some(why) =
+                        gates_why.filter(|_| v.as_ref().is_some_and(Verdict::is_complete))
+                    {
+                        format!("{why} within --timeout {}", secs(a.watch.timeout))
+                    } else if v.as_ref().is_some_and(Verdict::is_complete) {
                         format!(
                             "its pods did not stay ready for --bake {} within --timeout {}",
                             secs(a.bake),
@@ -166,32 +184,7 @@ pub async fn deploy(
     if let Some(outcome) = switch_to(bg, Colours { active, target }, key, a).await? {
         return Ok(outcome);
     }
-    after_switch(bg, a, target, active, true).await
-}
-
-/// Scales the never-switched-to colour down and records it; it never had traffic.
-pub async fn abandon(
-    bg: &Bg<'_>,
-    active: Color,
-    target: Color,
-    why: &str,
-    outcome: Outcome,
-) -> Result<Outcome, Error> {
-    let svc = bg.service().await?;
-    write_service(bg.cluster(), svc, |cur, _| {
-        with_seen(&bg.service, cur, |seen| {
-            Ok(Some(switch::abandon(seen, active, target)?))
-        })
-    })
-    .await?;
-    scale(bg.cluster(), &bg.name(target), 0).await?;
-    eprintln!(
-        "blue-green abandoned: {}: {why}; it was scaled to 0 and never received traffic; service/{} still selects {}",
-        bg.show(target),
-        bg.service,
-        bg.show(active)
-    );
-    Ok(outcome)
+    after_switch(bg, a, target, active, true, gates).await
 }
 
 /// Switches the Service from `active` to `target` in one guarded write, re-checked on every
@@ -295,6 +288,7 @@ pub async fn after_switch(
     active: Color,
     previous: Color,
     verified: bool,
+    mut gates: Option<&mut GateRunner>,
 ) -> Result<Outcome, Error> {
     if !verified
         && let Some(outcome) = verify_or_revert(bg, previous, active, a.verify_timeout).await?
@@ -311,12 +305,46 @@ pub async fn after_switch(
             ts_text(keep_until)
         );
     }
+    // The gates keep judging the new colour, now with traffic, through the window.
+    if let Some(g) = gates.as_deref_mut() {
+        g.set_subject(colour_subject(active));
+        g.begin_step("rollback window");
+    }
+    let mut shown = Vec::new();
     loop {
         let now = Timestamp::now();
         if keep_until <= now {
             break;
         }
-        let left = Duration::try_from(keep_until.duration_since(now)).unwrap_or_default();
+        if let Some(g) = gates.as_deref_mut()
+            && g.next_check() <= tokio::time::Instant::now()
+        {
+            let decision = g.check_now(&bg.wref(active)).await?;
+            let lines = g.summary();
+            if lines != shown {
+                for line in &lines {
+                    eprintln!("{}: {line}", bg.show(active));
+                }
+                shown = lines;
+            }
+            if let GateDecision::Fail(f) = decision {
+                return gate_switch_back(
+                    bg,
+                    a,
+                    active,
+                    previous,
+                    &f.clone().into_failure(Default::default()),
+                )
+                .await;
+            }
+        }
+        let mut left = Duration::try_from(keep_until.duration_since(now)).unwrap_or_default();
+        if let Some(g) = gates.as_deref() {
+            left = left.min(
+                g.next_check()
+                    .saturating_duration_since(tokio::time::Instant::now()),
+            );
+        }
         tokio::select! {
             biased;
             () = bg.s.interrupt.wait() => {
@@ -348,25 +376,29 @@ pub async fn after_switch(
     Ok(Outcome::Succeeded)
 }
 
-/// Ends the rollback window: `phase=finished` (guarded, so a concurrent rollback wins or loses
-/// cleanly), then the previous colour scaled to 0. Idempotent. Returns the colour scaled down
-/// (if any) and the phase.
-pub async fn finish_window(bg: &Bg<'_>) -> Result<(Option<Color>, Phase), Error> {
-    let svc = bg.service().await?;
-    let mut outcome = (None, Phase::Finished);
-    write_service(bg.cluster(), svc, |cur, _| {
-        with_seen(&bg.service, cur, |seen| {
-            let f = switch::finish(seen)?;
-            outcome = (f.scale_down, f.phase);
-            Ok(f.change)
-        })
-    })
-    .await?;
-    if let Some(prev) = outcome.0
-        && selector_color(&service_selector(&bg.service().await?)?) != Some(prev)
-        && bg.try_deployment(prev).await?.is_some()
-    {
-        scale(bg.cluster(), &bg.name(prev), 0).await?;
+/// A gate failed while the new colour had traffic and this command still watched the window:
+/// switch back by itself (the same guarded steps as `blue-green rollback`), exit 1.
+async fn gate_switch_back(
+    bg: &Bg<'_>,
+    a: &BlueGreen,
+    active: Color,
+    previous: Color,
+    failure: &rollout_safe_policy::judge::Failure,
+) -> Result<Outcome, Error> {
+    eprintln!("{}", failure_report(failure));
+    eprintln!(
+        "{} fails a metric gate after the switch; switching service/{} back to {}",
+        bg.show(active),
+        bg.service,
+        bg.show(previous)
+    );
+    let rollback = BlueGreenRollback {
+        name: bg.base.clone(),
+        timeout: a.watch.timeout,
+        verify_timeout: a.verify_timeout,
+    };
+    match rollback.run(bg.s).await? {
+        Outcome::Succeeded => Ok(Outcome::RolloutFailed),
+        other => Ok(other),
     }
-    Ok(outcome)
 }

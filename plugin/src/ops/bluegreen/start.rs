@@ -17,7 +17,7 @@ use rollout_safe_policy::strategy::schema::{COLOR_LABEL, ann};
 use rollout_safe_policy::strategy::siblings::template_labels;
 use rollout_safe_policy::strategy::{bluegreen, switch};
 
-use super::common::{Bg, BlueGreen, Colours, new_colour, with_seen};
+use super::common::{Bg, BlueGreen, Colours, colour_subject, new_colour, with_seen};
 use super::deploy::{after_switch, deploy};
 use crate::cluster::facts::facts_for;
 use crate::cluster::patch::write_deployment;
@@ -26,6 +26,7 @@ use crate::cluster::services::{wait_endpoints, write_service};
 use crate::cluster::watch::Ending;
 use crate::error::Error;
 use crate::exit::Outcome;
+use crate::ops::gates::GateRunner;
 use crate::ops::preflight::Preflight;
 use crate::ops::session::{Session, WatchSettings, outcome_of};
 use crate::ops::update::as_workload;
@@ -83,7 +84,8 @@ impl BlueGreen {
                     bg.service,
                     bg.show(active)
                 );
-                after_switch(&bg, self, active, previous, false).await
+                let mut gates = self.gate_runner(&bg, &base_dep, active)?;
+                after_switch(&bg, self, active, previous, false, gates.as_mut()).await
             }
             StartPlan::Deploy {
                 active,
@@ -105,6 +107,12 @@ impl BlueGreen {
                     &as_workload(&wanted),
                     None,
                 )?;
+                // The gates' pre-flight, before any write: each query once, on the live colour.
+                let mut gates = self.gate_runner(&bg, &base_dep, target)?;
+                if let Some(g) = &gates {
+                    g.preflight(&bg.wref(active), &colour_subject(active))
+                        .await?;
+                }
                 if state.phase == Some(Phase::Deploying) {
                     eprintln!(
                         "resuming: {} was being brought up beside {} (images {})",
@@ -125,9 +133,35 @@ impl BlueGreen {
                 if s.interrupted() {
                     return Ok(bg.interrupted("before the new colour was brought up"));
                 }
-                deploy(&bg, self, &mut preflight, &key, colours, deadline).await
+                deploy(
+                    &bg,
+                    self,
+                    &mut preflight,
+                    &key,
+                    colours,
+                    deadline,
+                    gates.as_mut(),
+                )
+                .await
             }
         }
+    }
+
+    /// The gates for this blue-green (the policy file's for the base Deployment, and the
+    /// flags'), judging `subject`'s pods, recorded on the base Deployment.
+    fn gate_runner(
+        &self,
+        bg: &Bg<'_>,
+        base_dep: &Deployment,
+        subject: Color,
+    ) -> Result<Option<GateRunner>, Error> {
+        let gates = self.gates.gates_for(
+            &self.policy,
+            &bg.cluster().namespace,
+            &base_dep.metadata.labels.clone().unwrap_or_default(),
+        )?;
+        self.gates
+            .runner(bg.cluster(), gates, colour_subject(subject), &bg.base)
     }
 }
 

@@ -22,9 +22,11 @@ use crate::cluster::deployments::{
 };
 use crate::cluster::facts::facts_for;
 use crate::cluster::refs::WorkloadRef;
+use crate::cluster::watch::GateSource;
 use crate::cluster::watch::{Ending, WatchOptions};
 use crate::error::{Error, chain};
 use crate::exit::Outcome;
+use crate::ops::gates::{GateRunner, GateSettings, Subject, waiting_text};
 use crate::ops::preflight::Preflight;
 use crate::ops::session::{Session, WatchSettings, step_outcome};
 use crate::ops::update::{SafeUpdate, as_workload};
@@ -45,6 +47,16 @@ pub struct Canary {
     pub force: bool,
     pub watch: WatchSettings,
     pub policy: RolloutPolicy,
+    /// Metric gates (with the policy file's): each step completes only after every gate passed
+    /// since it began; a failing one aborts the canary.
+    pub gates: GateSettings,
+}
+
+fn canary_subject() -> Subject {
+    Subject {
+        color: String::new(),
+        track: CANARY_TRACK.to_owned(),
+    }
 }
 
 impl Canary {
@@ -104,6 +116,25 @@ impl Canary {
             &promoted,
             Some(&as_workload(&stable)),
         )?;
+        // The gates' pre-flight, before any write: each query once, on the stable version.
+        let gates = self.gates.gates_for(
+            &self.policy,
+            &cluster.namespace,
+            &stable.metadata.labels.clone().unwrap_or_default(),
+        )?;
+        let mut gates = self
+            .gates
+            .runner(cluster, gates, canary_subject(), &stable_name)?;
+        if let Some(g) = &gates {
+            g.preflight(
+                &WorkloadRef::deployment(&stable_name),
+                &Subject {
+                    color: String::new(),
+                    track: "stable".into(),
+                },
+            )
+            .await?;
+        }
         match resuming {
             None => annotate(cluster, &stable_name, &CanaryState::started(total, &key)).await?,
             Some(phase) => eprintln!(
@@ -128,6 +159,9 @@ impl Canary {
                 }
                 let (c, st) = canary_split(total, p);
                 eprintln!("step {p}%: canary {c}, stable {st} (of {total})");
+                if let Some(g) = gates.as_mut() {
+                    g.begin_step(&format!("{p}%"));
+                }
                 let wanted = sibling_deployment(
                     &stable,
                     &cname,
@@ -152,7 +186,13 @@ impl Canary {
                 .await?;
                 let opts = self.watch.until(deadline, None, &s.interrupt);
                 if let Some(outcome) = self
-                    .step(s, p, format!("deployment/{cname} ({p}%)"), &opts)
+                    .step(
+                        s,
+                        p,
+                        format!("deployment/{cname} ({p}%)"),
+                        &opts,
+                        gates.as_mut(),
+                    )
                     .await?
                 {
                     return Ok(outcome);
@@ -167,13 +207,25 @@ impl Canary {
                     .watch
                     .until(deadline, Some(self.interval), &s.interrupt);
                 if let Some(outcome) = self
-                    .step(s, p, format!("deployment/{cname} ({p}%, holding)"), &opts)
+                    .step(
+                        s,
+                        p,
+                        format!("deployment/{cname} ({p}%, holding)"),
+                        &opts,
+                        gates.as_mut(),
+                    )
                     .await?
                 {
                     return Ok(outcome);
                 }
                 annotate(cluster, &stable_name, &CanaryState::step_passed(p)).await?;
-                eprintln!("step {p}% passed");
+                match &gates {
+                    Some(g) => eprintln!(
+                        "step {p}% passed (metric gates: {})",
+                        g.summary().join("; ")
+                    ),
+                    None => eprintln!("step {p}% passed"),
+                }
             }
             annotate(cluster, &stable_name, &CanaryState::promoting()).await?;
         }
@@ -221,6 +273,10 @@ impl Canary {
                 ..self.watch
             },
             policy: self.policy.clone(),
+            bake: None,
+            // The canary steps judged this version with the gates; the promotion rolls the
+            // stable Deployment (scaled down meanwhile) to it and scales it back up.
+            gates: None,
             pause_before_write: false,
         };
         match update.run(s).await {
@@ -283,10 +339,16 @@ impl Canary {
         percent: u32,
         title: String,
         opts: &WatchOptions,
+        mut gates: Option<&mut GateRunner>,
     ) -> Result<Option<Outcome>, Error> {
         let cname = canary_name(&self.stable);
         let ending = s
-            .watch(&WorkloadRef::deployment(&cname), title, opts)
+            .watch_gated(
+                &WorkloadRef::deployment(&cname),
+                title,
+                opts,
+                gates.as_deref_mut().map(|g| g as _),
+            )
             .await?;
         if let Ending::Complete(_) = ending {
             return Ok(None);
@@ -308,7 +370,13 @@ impl Canary {
                 if let Some(p) = other.progress() {
                     eprintln!("deployment/{cname}: {}", p.message);
                 }
-                format!("step {percent}% timed out")
+                match gates.as_deref().and_then(|g| waiting_text(&g.decision())) {
+                    Some(why) => {
+                        eprintln!("deployment/{cname}: {why}");
+                        format!("step {percent}% timed out: {why}")
+                    }
+                    None => format!("step {percent}% timed out"),
+                }
             }
         };
         self.failed(s, &why, outcome).await.map(Some)
