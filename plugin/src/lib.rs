@@ -6,6 +6,7 @@
 //! codes), `text` and `display` (how things are shown), `interrupt` and `signals` (Ctrl-C),
 //! `input` and `report` (files in, audit reports out).
 
+pub mod audit_files;
 pub mod cluster;
 pub mod commands;
 pub mod display;
@@ -14,6 +15,7 @@ pub mod exit;
 pub mod input;
 pub mod interrupt;
 pub mod ops;
+pub mod policy_report;
 pub mod report;
 pub mod signals;
 pub mod text;

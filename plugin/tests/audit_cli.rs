@@ -78,13 +78,18 @@ fn examples_fail_with_violations_and_safe_ones_pass() {
 
 #[test]
 fn directories_without_recursion_read_only_their_own_files() {
+    // examples/ itself holds only policy.yaml: no workload, so nothing was audited, which is
+    // an error unless --allow-empty; the subdirectories left out are named.
     let o = run(&["audit", "-f", "examples"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "examples/ itself holds only policy.yaml: {}",
-        text(&o)
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("2 subdirectories not read without -R: safe, unsafe"),
+        "{t}"
     );
+    assert!(t.contains("no workload found (1 object(s) read)"), "{t}");
+    let o = run(&["audit", "-f", "examples", "--allow-empty"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
 #[test]
@@ -258,6 +263,7 @@ fn empty_and_foreign_documents_are_skipped_quietly() {
         f.to_str().unwrap(),
         "-f",
         g.to_str().unwrap(),
+        "--allow-empty",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
@@ -265,6 +271,10 @@ fn empty_and_foreign_documents_are_skipped_quietly() {
         "{}",
         text(&o)
     );
+    // Without --allow-empty, an audit that found no workload checked nothing: exit 2.
+    let o = run(&["audit", "-f", f.to_str().unwrap(), "-f", g.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no workload found"), "{}", text(&o));
 }
 
 #[test]

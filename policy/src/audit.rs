@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::config::RolloutPolicy;
-use crate::documents::{Document, DocumentError};
+use crate::documents::{Document, DocumentError, parse_documents};
 use crate::file_audit::FileChecker;
 use crate::rule::Severity;
 
@@ -58,6 +58,19 @@ pub fn audit_documents<'a>(
     let mut checker = FileChecker::new(policy);
     for doc in docs {
         checker.add_document(doc);
+    }
+    checker.out
+}
+
+/// Reads and checks one source's text (`source` names it in messages): malformed documents
+/// become errors and the rest is still checked.
+pub fn audit_text(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
+    let mut checker = FileChecker::new(policy);
+    for doc in parse_documents(source, text) {
+        match doc {
+            Ok(doc) => checker.add_document(&doc),
+            Err(e) => checker.out.read_error(e),
+        }
     }
     checker.out
 }

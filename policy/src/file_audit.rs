@@ -76,7 +76,7 @@ pub(crate) struct WorkloadSummary {
     pub location: Location,
     pub object: ObjectRef,
     pub kind: WorkloadKind,
-    /// `metadata.uid`, when the object came from a cluster.
+    /// `metadata.uid` (objects listed from a cluster have one).
     pub uid: Option<String>,
     pub pod_labels: BTreeMap<String, String>,
     /// The rules that ran on it (settled ones included).
@@ -280,7 +280,7 @@ impl<'p> FileChecker<'p> {
     pub(crate) fn add_object(&mut self, location: Location, object: Object) {
         self.out.objects += 1;
         match object {
-            Object::Workload(w) => self.add_workload(location, &w, None),
+            Object::Workload(w) => self.add_workload(location, &w),
             Object::InvalidWorkload(message) => self.out.object_errors.push(DocumentError {
                 file: location.file.to_string(),
                 line: location.line,
@@ -301,7 +301,7 @@ impl<'p> FileChecker<'p> {
 
     /// Runs every workload rule on `w`: the final findings go to the output, the cross-object
     /// rules' findings into its summary, one set per answer the other sources can give.
-    pub(crate) fn add_workload(&mut self, location: Location, w: &Workload, uid: Option<String>) {
+    pub(crate) fn add_workload(&mut self, location: Location, w: &Workload) {
         self.out.workloads += 1;
         let view = WorkloadView::new(w);
         let exempt = exempted(view.skip.as_ref());
@@ -381,7 +381,7 @@ impl<'p> FileChecker<'p> {
             location,
             object: view.object.clone(),
             kind: view.kind(),
-            uid,
+            uid: w.metadata().uid.clone(),
             pod_labels: w.pod_labels(),
             checked,
             not_autoscaled,
