@@ -69,6 +69,49 @@ pub struct FileList {
     pub errors: Vec<DocumentError>,
     /// What was left out and why.
     pub notices: Vec<Notice>,
+    /// Helm charts left out (each noted once).
+    skipped_charts: Vec<PathBuf>,
+}
+
+/// The Helm chart `file` belongs to: the nearest directory above it with a `Chart.yaml`.
+fn chart_of(file: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(file).ok()?;
+    let mut relative = file.parent();
+    for dir in absolute.ancestors().skip(1) {
+        if dir.join("Chart.yaml").is_file() {
+            // Named as the user named the file, when it is below what they gave.
+            return Some(match relative {
+                Some(r) if !r.as_os_str().is_empty() => r.to_path_buf(),
+                _ => dir.to_path_buf(),
+            });
+        }
+        relative = relative.and_then(Path::parent);
+    }
+    None
+}
+
+fn chart_notice(dir: &Path) -> Notice {
+    note(
+        dir,
+        format!(
+            "a Helm chart (Chart.yaml): its templates are not manifests until rendered, so the chart is not audited; audit the rendered output instead: helm template {} | kubectl rollout-safe audit -f -",
+            dir.display()
+        ),
+    )
+}
+
+fn kustomization_notice(file: &Path) -> Notice {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    note(
+        file,
+        format!(
+            "a kustomization, not an object: not audited; audit the built output instead: kubectl kustomize {} | kubectl rollout-safe audit -f -",
+            dir.display()
+        ),
+    )
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -110,7 +153,18 @@ pub fn list_files(paths: &[PathBuf], options: &WalkOptions) -> FileList {
         }
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => walk(p, options, &mut out),
-            Ok(_) => out.files.push(p.clone()),
+            // Named one by one (as pre-commit does): chart files and kustomizations are still
+            // not manifests.
+            Ok(_) => match chart_of(p) {
+                Some(chart) => {
+                    if !out.skipped_charts.contains(&chart) {
+                        out.notices.push(chart_notice(&chart));
+                        out.skipped_charts.push(chart);
+                    }
+                }
+                None if is_kustomization(p) => out.notices.push(kustomization_notice(p)),
+                None => out.files.push(p.clone()),
+            },
             Err(e) => out.errors.push(DocumentError {
                 file: p.display().to_string(),
                 line: 0,
@@ -136,13 +190,7 @@ fn walk(dir: &Path, options: &WalkOptions, out: &mut FileList) {
         }
     };
     if dir.join("Chart.yaml").is_file() {
-        out.notices.push(note(
-            dir,
-            format!(
-                "a Helm chart (Chart.yaml): its templates are not manifests until rendered, so the chart is not audited; audit the rendered output instead: helm template {} | kubectl rollout-safe audit -f -",
-                dir.display()
-            ),
-        ));
+        out.notices.push(chart_notice(dir));
         return;
     }
     // Like kubectl, a walk does not follow links to directories (a link back up would loop).
@@ -166,13 +214,7 @@ fn walk(dir: &Path, options: &WalkOptions, out: &mut FileList) {
                 skipped_dirs.push(p);
             }
         } else if is_kustomization(&p) {
-            out.notices.push(note(
-                &p,
-                format!(
-                    "a kustomization, not an object: not audited; audit the built output instead: kubectl kustomize {} | kubectl rollout-safe audit -f -",
-                    dir.display()
-                ),
-            ));
+            out.notices.push(kustomization_notice(&p));
         } else if is_manifest(&p) {
             out.files.push(p);
         }
