@@ -532,3 +532,124 @@ impl<'p> AuditCollector<'p> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use proptest::prelude::*;
+
+    /// Labels over a small alphabet, so that selectors and pods often meet.
+    fn labels() -> impl Strategy<Value = Labels> {
+        proptest::collection::btree_map("[abc]", "[xyz]", 0..3)
+    }
+
+    fn requirement() -> impl Strategy<Value = LabelSelectorRequirement> {
+        (
+            "[abc]",
+            prop_oneof!["In", "NotIn", "Exists", "DoesNotExist", "Bogus"],
+            proptest::collection::vec("[xyz]", 0..3),
+        )
+            .prop_map(|(key, operator, values)| LabelSelectorRequirement {
+                key,
+                operator: operator.to_string(),
+                values: Some(values),
+            })
+    }
+
+    fn selector() -> impl Strategy<Value = LabelSelector> {
+        (
+            proptest::option::of(labels()),
+            proptest::option::of(proptest::collection::vec(requirement(), 0..3)),
+        )
+            .prop_map(|(match_labels, match_expressions)| LabelSelector {
+                match_labels,
+                match_expressions,
+            })
+    }
+
+    proptest! {
+        /// The index answers what trying every budget answers.
+        #[test]
+        fn pdb_index_is_a_scan(
+            selectors in proptest::collection::vec(selector(), 0..6),
+            pods in proptest::collection::vec(labels(), 1..6),
+        ) {
+            let mut index = PdbIndex::default();
+            for s in &selectors {
+                index.add(s.clone());
+            }
+            for pod in &pods {
+                let scan = selectors.iter().any(|s| selector_matches(s, pod));
+                prop_assert_eq!(index.covers(pod), scan, "{:?} {:?}", selectors, pod);
+            }
+        }
+
+        /// The index answers what trying every workload answers.
+        #[test]
+        fn workload_index_is_a_scan(
+            workloads in proptest::collection::vec(labels(), 0..8),
+            selectors in proptest::collection::vec(labels(), 1..6),
+        ) {
+            let mut index = WorkloadIndex::default();
+            for w in &workloads {
+                index.add(w);
+            }
+            for s in &selectors {
+                let scan = workloads.iter().any(|w| map_selects(s, w));
+                prop_assert_eq!(index.any_selected(s), scan);
+            }
+        }
+    }
+
+    #[test]
+    fn copies_of_one_budget_are_one_selector() {
+        let mut index = PdbIndex::default();
+        let s = LabelSelector {
+            match_labels: Some([("app".to_string(), "web".to_string())].into()),
+            match_expressions: None,
+        };
+        for _ in 0..1000 {
+            index.add(s.clone());
+        }
+        assert_eq!(index.selectors.len(), 1);
+    }
+
+    #[test]
+    fn messages_round_trip_through_the_store() {
+        let object = ObjectRef {
+            kind: "Deployment".into(),
+            namespace: Some("shop".into()),
+            name: "web".into(),
+        };
+        let location = Location {
+            file: Arc::from("f.yaml"),
+            line: 3,
+        };
+        let standard = Finding {
+            rule: RuleId::RS101,
+            action: Action::Enforce,
+            severity: Severity::Error,
+            object: object.clone(),
+            container: Some("app".into()),
+            field: "spec.template.spec.containers[0].readinessProbe".into(),
+            message: format!(
+                "{object}: container \"app\" has no readiness probe (spec.template.spec.containers[0].readinessProbe)"
+            ),
+            fix: "add one".into(),
+        };
+        let odd = Finding {
+            message: "a message in no usual shape".into(),
+            container: None,
+            ..standard.clone()
+        };
+        let mut store = FindingStore::default();
+        store.push(&location, standard.clone());
+        store.push(&location, odd.clone());
+        assert!(!store.findings[0].whole_message && store.findings[1].whole_message);
+        assert_eq!(store.render(0).finding, standard);
+        assert_eq!(store.render(1).finding, odd);
+        assert_eq!((store.render(0).file.as_str(), store.render(0).line), ("f.yaml", 3));
+        assert_eq!(store.objects.len(), 1, "one object for both findings");
+    }
+}
