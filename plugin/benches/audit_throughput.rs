@@ -1,19 +1,25 @@
-//! Audit throughput: documents audited per second on the real-world corpus repeated to a few
-//! thousand documents, next to checkov on the very same files in the same run.
+//! Audit throughput: documents audited per second, end to end through the binary
+//! (`audit -R -o json`), next to a baseline binary, the parse-only floor and checkov on the very
+//! same files; then time per document and peak memory as one namespace grows to 100,000
+//! documents.
 //!
-//!   cargo bench -p kubectl-rollout-safe --bench audit_throughput [-- --docs 5000 --checkov PATH]
+//!   cargo build --release -p kubectl-rollout-safe
+//!   cargo bench -p kubectl-rollout-safe --bench audit_throughput -- \
+//!       [--docs 2360] [--runs 5] [--baseline PATH] [--checkov PATH] [--scale 1000,10000,100000]
 //!
-//! Without `../shared/corpus` (or `$ROLLOUT_SAFE_CORPUS`) it repeats `tests/fixtures/manifests`.
-//!
-//! checkov is looked up as `--checkov PATH`, then `$CHECKOV`, then `checkov` on PATH; without it
-//! the rollout-safe figures are printed alone and the ratio is reported as not measured.
+//! The corpus is `../shared/corpus` (or `$ROLLOUT_SAFE_CORPUS`), else the repository's own
+//! manifests, copied until the scratch tree holds `--docs` documents. `--baseline` (or
+//! `$ROLLOUT_SAFE_BASELINE`) is another build of the binary measured side by side, such as the
+//! release binary of the branch point; checkov is `--checkov`, `$CHECKOV` or `checkov` on PATH.
+//! Every timing is the median of `--runs` runs; peak memory is the child's max RSS. The machine's
+//! load average is printed: figures from a busy machine are lower bounds.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use kubectl_rollout_safe::input::read_manifests;
-use rollout_safe_policy::{RolloutPolicy, audit};
+use rollout_safe_policy::parse_documents;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -22,10 +28,131 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A run of a binary: wall time, peak RSS in KiB, exit code.
+struct Run {
+    wall: Duration,
+    max_rss_kib: i64,
+    code: Option<i32>,
+}
+
+/// Runs `cmd` with stdout discarded, measuring wall time and the child's peak RSS.
+fn measure(mut cmd: Command) -> Run {
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let t = Instant::now();
+    let child = cmd.spawn().expect("the binary starts");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own unreaped child; `status` and `usage` are valid for writes.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = t.elapsed();
+    assert_eq!(waited, pid, "wait4 failed");
+    std::mem::forget(child); // reaped above
+    Run {
+        wall,
+        max_rss_kib: usage.ru_maxrss,
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+    }
+}
+
+/// The binary audited `dir` `runs` times: (median wall, largest peak RSS in KiB).
+fn audit_binary(exe: &Path, dir: &Path, runs: usize) -> (Duration, i64) {
+    let mut walls = Vec::new();
+    let mut rss = 0;
+    for _ in 0..runs {
+        let mut cmd = Command::new(exe);
+        cmd.args(["audit", "-R", "-o", "json", "-f"]).arg(dir);
+        let r = measure(cmd);
+        assert!(
+            matches!(r.code, Some(0 | 2 | 3)),
+            "{} audit failed: {:?}",
+            exe.display(),
+            r.code
+        );
+        walls.push(r.wall);
+        rss = rss.max(r.max_rss_kib);
+    }
+    (median(walls), rss)
+}
+
+/// Copies `files` into `dir` `copies` times over.
+fn copy_tree(files: &[PathBuf], dir: &Path, copies: usize) {
+    let _ = std::fs::remove_dir_all(dir);
+    for c in 0..copies {
+        let sub = dir.join(format!("copy{c:04}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for (i, f) in files.iter().enumerate() {
+            std::fs::copy(
+                f,
+                sub.join(format!(
+                    "{i:03}-{}",
+                    f.file_name().unwrap().to_string_lossy()
+                )),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// The parse-only floor: every file parsed into `serde_json::Value` documents on `threads`
+/// threads, nothing checked. Returns (median wall, documents).
+fn parse_floor(texts: &[(String, String)], threads: usize, runs: usize) -> (Duration, usize) {
+    let mut walls = Vec::new();
+    let mut docs = 0;
+    for _ in 0..runs {
+        let next = AtomicUsize::new(0);
+        let count = AtomicUsize::new(0);
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    while let Some((name, text)) = texts.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        count.fetch_add(parse_documents(name, text).len(), Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        walls.push(t.elapsed());
+        docs = count.load(Ordering::Relaxed);
+    }
+    (median(walls), docs)
+}
+
+fn rate(docs: usize, d: Duration) -> f64 {
+    docs as f64 / d.as_secs_f64()
+}
+
 fn main() {
-    let target_docs: usize = arg("--docs").and_then(|s| s.parse().ok()).unwrap_or(5000);
-    // The real-world corpus when it is beside the repository (it is never committed), else the
-    // repository's own manifests.
+    let target_docs: usize = arg("--docs").and_then(|s| s.parse().ok()).unwrap_or(2360);
+    let runs: usize = arg("--runs").and_then(|s| s.parse().ok()).unwrap_or(5);
+    let scale: Vec<usize> = arg("--scale")
+        .unwrap_or_else(|| "1000,10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let exe = root.join("target/release/kubectl-rollout_safe");
+    assert!(
+        exe.exists(),
+        "build the binary first: cargo build --release -p kubectl-rollout-safe ({} is missing)",
+        exe.display()
+    );
+    let baseline = arg("--baseline")
+        .or_else(|| std::env::var("ROLLOUT_SAFE_BASELINE").ok())
+        .map(PathBuf::from);
     let corpus = rollout_safe_testkit::corpus_dir().unwrap_or_else(|| {
         let own = rollout_safe_testkit::fixture("manifests");
         eprintln!(
@@ -35,84 +162,148 @@ fn main() {
         own
     });
     let files = rollout_safe_testkit::manifest_files(&corpus);
-
-    // Copy the corpus into a scratch tree, repeated until it holds `target_docs` documents.
-    let scratch = std::env::temp_dir().join(format!("rollout-safe-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    let per_copy = read_manifests(&files, false).documents.len();
+    let per_copy: usize = files
+        .iter()
+        .map(|f| parse_documents("f", &std::fs::read_to_string(f).unwrap()).len())
+        .sum();
     let copies = target_docs.div_ceil(per_copy.max(1));
-    for c in 0..copies {
-        for (i, f) in files.iter().enumerate() {
-            let dir = scratch.join(format!("copy{c:03}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::copy(
-                f,
-                dir.join(format!(
-                    "{i:03}-{}",
-                    f.file_name().unwrap().to_string_lossy()
-                )),
-            )
-            .unwrap();
-        }
-    }
-    let roots = vec![scratch.clone()];
-    let policy = RolloutPolicy::default();
+    let scratch = std::env::temp_dir().join(format!("rollout-safe-bench-{}", std::process::id()));
+    let tree = scratch.join("corpus");
+    copy_tree(&files, &tree, copies);
+    let docs = per_copy * copies;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
-    // rollout-safe, in process: read + parse + audit, best of 5.
-    let mut best = Duration::MAX;
-    let mut docs = 0;
-    let mut findings = 0;
-    for _ in 0..5 {
-        let t = Instant::now();
-        let m = read_manifests(&roots, true);
-        let report = audit(&policy, &m.documents, m.errors);
-        let el = t.elapsed();
-        docs = m.documents.len();
-        findings = report.findings.len();
-        best = best.min(el);
-    }
-    let ours = docs as f64 / best.as_secs_f64();
+    println!("load average before: {} ({cores} cores)", load());
     println!(
-        "corpus: {} files x {copies} copies = {docs} documents ({} files on disk)",
+        "corpus: {} files ({per_copy} documents) x {copies} copies = {docs} documents in {} files; median of {runs} runs",
         files.len(),
         files.len() * copies
     );
+    let (ours, ours_rss) = audit_binary(&exe, &tree, runs);
+    let base = baseline.as_ref().map(|b| audit_binary(b, &tree, runs));
+    let texts: Vec<(String, String)> = rollout_safe_testkit::manifest_files(&tree)
+        .iter()
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(p).unwrap(),
+            )
+        })
+        .collect();
+    let floor1 = parse_floor(&texts, 1, runs);
+    let floor2 = parse_floor(&texts, cores.max(2), runs);
+    let checkov = checkov_run(&tree);
+
+    println!();
+    println!("| | wall (median) | documents/s | peak RSS | vs checkov |");
+    println!("|---|---|---|---|---|");
+    let vs = |d: Duration| match checkov {
+        Some(c) => format!("{:.0}x", c.as_secs_f64() / d.as_secs_f64()),
+        None => "not measured".into(),
+    };
     println!(
-        "rollout-safe (in process, best of 5): {:.1} ms, {ours:.0} documents/s, {findings} findings",
-        best.as_secs_f64() * 1e3
+        "| rollout-safe, this build (`audit -R -o json`) | {:.1} ms | {:.0} | {} MiB | {} |",
+        ours.as_secs_f64() * 1e3,
+        rate(docs, ours),
+        ours_rss / 1024,
+        vs(ours)
+    );
+    if let (Some(b), Some((bw, brss))) = (&baseline, base) {
+        println!(
+            "| baseline {} | {:.1} ms | {:.0} | {} MiB | {} |",
+            b.display(),
+            bw.as_secs_f64() * 1e3,
+            rate(docs, bw),
+            brss / 1024,
+            vs(bw)
+        );
+    }
+    for ((wall, n), threads) in [(floor1, 1), (floor2, cores.max(2))] {
+        println!(
+            "| parse-only floor: serde-saphyr into serde_json::Value, {threads} thread(s), in process | {:.1} ms | {:.0} | | |",
+            wall.as_secs_f64() * 1e3,
+            rate(n, wall)
+        );
+    }
+    if let Some(c) = checkov {
+        println!(
+            "| checkov `--framework kubernetes --compact -o json` | {:.1} ms | {:.1} | | 1x |",
+            c.as_secs_f64() * 1e3,
+            rate(docs, c)
+        );
+    }
+    println!();
+    if let Some((bw, _)) = base {
+        println!(
+            "this build vs baseline: {:.2}x the documents per second",
+            bw.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+    println!(
+        "this build vs the 1-thread parse-only floor: {:.2}x its time",
+        ours.as_secs_f64() / floor1.0.as_secs_f64()
     );
 
-    // rollout-safe, the real binary end to end (process start, output rendering), once.
-    let exe =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/kubectl-rollout_safe");
-    let cli = if exe.exists() {
-        let t = Instant::now();
-        let out = Command::new(&exe)
-            .args(["audit", "-R", "-o", "json", "-f"])
-            .arg(&scratch)
-            .output()
-            .unwrap();
-        let el = t.elapsed();
-        assert!(
-            matches!(out.status.code(), Some(0 | 2 | 3)),
-            "audit failed: {:?}",
-            out.status
-        );
+    // One namespace growing: copies of examples/unsafe/web.yaml (a Deployment and a Service
+    // in namespace shop), 100 copies (200 documents) per file.
+    println!();
+    println!("one namespace, copies of examples/unsafe/web.yaml (median of {runs} runs):");
+    println!();
+    println!("| documents | this build: wall | per document | peak RSS | baseline: wall | per document | peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
+    let web = std::fs::read_to_string(root.join("examples/unsafe/web.yaml")).unwrap();
+    let block = format!("{}\n---\n", web.trim_end()).repeat(100);
+    for &n in &scale {
+        let dir = scratch.join(format!("web-{n}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..n.div_ceil(200) {
+            std::fs::write(dir.join(format!("web-{i:05}.yaml")), &block).unwrap();
+        }
+        let docs = n.div_ceil(200) * 200;
+        let (w, rss) = audit_binary(&exe, &dir, runs);
+        // The baseline grows quadratically: it is measured up to 10,000 documents.
+        let b = baseline
+            .as_ref()
+            .filter(|_| docs <= 10_000)
+            .map(|b| audit_binary(b, &dir, runs.min(3)));
+        let per = |d: Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6 / docs as f64);
+        let (bw, bp, br) = match b {
+            Some((bw, brss)) => (
+                format!("{:.0} ms", bw.as_secs_f64() * 1e3),
+                per(bw),
+                format!("{} MiB", brss / 1024),
+            ),
+            None => ("not run".into(), String::new(), String::new()),
+        };
         println!(
-            "rollout-safe (binary, -o json): {:.1} ms, {:.0} documents/s",
-            el.as_secs_f64() * 1e3,
-            docs as f64 / el.as_secs_f64()
+            "| {docs} | {:.0} ms | {} | {} MiB | {bw} | {bp} | {br} |",
+            w.as_secs_f64() * 1e3,
+            per(w),
+            rss / 1024
         );
-        Some(el)
-    } else {
-        println!(
-            "rollout-safe binary not built in release ({}); skipping the end-to-end figure",
-            exe.display()
-        );
-        None
-    };
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
-    // checkov on the same files: its Kubernetes framework, compact output, no network.
+    // Memory at 100,000 documents of the real-world corpus.
+    let big_copies = 100_000usize.div_ceil(per_copy.max(1));
+    let big = scratch.join("corpus-100k");
+    copy_tree(&files, &big, big_copies);
+    let (w, rss) = audit_binary(&exe, &big, 1);
+    println!();
+    println!(
+        "corpus x {big_copies} = {} documents: {:.0} ms, peak RSS {} MiB",
+        per_copy * big_copies,
+        w.as_secs_f64() * 1e3,
+        rss / 1024
+    );
+    println!("load average after: {}", load());
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// checkov on `dir`: its Kubernetes framework, compact output, no network. `None` when it
+/// cannot be run.
+fn checkov_run(dir: &Path) -> Option<Duration> {
     let checkov = arg("--checkov")
         .or_else(|| std::env::var("CHECKOV").ok())
         .unwrap_or_else(|| "checkov".into());
@@ -128,37 +319,29 @@ fn main() {
             "json",
             "-d",
         ])
-        .arg(&scratch)
+        .arg(dir)
         .env("BC_SKIP_MAPPING", "TRUE")
         .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
         .output();
     let el = t.elapsed();
     match out {
-        Ok(o) if o.status.code().is_some_and(|c| c <= 1) => {
-            let theirs = docs as f64 / el.as_secs_f64();
+        Ok(o) if o.status.code().is_some_and(|c| c <= 1) => Some(el),
+        Ok(o) => {
             println!(
-                "checkov ({checkov}): {:.1} ms, {theirs:.0} documents/s",
-                el.as_secs_f64() * 1e3
+                "checkov exited {:?}: {}; ratio not measured",
+                o.status.code(),
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
             );
-            println!("ratio (in process): {:.0}x checkov", ours / theirs);
-            if let Some(cli) = cli {
-                println!(
-                    "ratio (binary end to end): {:.0}x checkov",
-                    el.as_secs_f64() / cli.as_secs_f64()
-                );
-            }
+            None
         }
-        Ok(o) => println!(
-            "checkov exited {:?}: {}; ratio not measured",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        ),
-        Err(e) => println!(
-            "checkov not runnable ({checkov}: {e}); ratio not measured. Install: pip install checkov"
-        ),
+        Err(e) => {
+            println!(
+                "checkov not runnable ({checkov}: {e}); ratio not measured. Install: pip install checkov"
+            );
+            None
+        }
     }
-    let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -7,6 +7,7 @@
 //! codes), `text` and `display` (how things are shown), `interrupt` and `signals` (Ctrl-C),
 //! `input` and `report` (files in, audit reports out).
 
+pub mod audit_files;
 pub mod cluster;
 pub mod commands;
 pub mod display;
@@ -16,6 +17,7 @@ pub mod input;
 pub mod interrupt;
 pub mod metrics;
 pub mod ops;
+pub mod policy_report;
 pub mod report;
 pub mod signals;
 pub mod text;

@@ -1,8 +1,11 @@
 //! Rendering an audit report: a table for people, JSON, SARIF 2.1.0 for code scanning, JUnit for CI.
 
+use std::io::Write;
+
 use comfy_table::{ContentArrangement, Table, presets};
-use rollout_safe_policy::audit::AuditReport;
-use rollout_safe_policy::{RuleId, Severity};
+use rollout_safe_policy::{AuditResult, LocatedFinding, Notice, RuleId, Severity};
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
 pub const TOOL_NAME: &str = "rollout-safe";
@@ -25,9 +28,9 @@ fn location(file: &str, line: usize) -> String {
 }
 
 /// The table people read, with a summary line.
-pub fn table(report: &AuditReport) -> String {
+pub fn table(report: &AuditResult) -> String {
     let mut out = String::new();
-    if !report.findings.is_empty() {
+    if report.finding_count() > 0 {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic)
@@ -36,7 +39,7 @@ pub fn table(report: &AuditReport) -> String {
         if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             t.set_width(160);
         }
-        for lf in &report.findings {
+        for lf in report.findings() {
             let f = &lf.finding;
             let object = match &f.container {
                 Some(c) => format!("{}\ncontainer {c}", f.object),
@@ -57,11 +60,7 @@ pub fn table(report: &AuditReport) -> String {
         out.push('\n');
     }
     for n in &report.notices {
-        out.push_str(&format!(
-            "note: {}: {}\n",
-            location(&n.file, n.line),
-            n.message
-        ));
+        out.push_str(&format!("note: {}\n", notice_text(n)));
     }
     for e in &report.errors {
         out.push_str(&format!("error: {e}\n"));
@@ -71,7 +70,12 @@ pub fn table(report: &AuditReport) -> String {
     out
 }
 
-pub fn summary(report: &AuditReport) -> String {
+/// `file:line: message`.
+pub fn notice_text(n: &Notice) -> String {
+    format!("{}: {}", location(&n.file, n.line), n.message)
+}
+
+pub fn summary(report: &AuditResult) -> String {
     let mut s = format!(
         "{} workload(s) in {} object(s) audited: {} error(s), {} warning(s)",
         report.workloads,
@@ -88,14 +92,39 @@ pub fn summary(report: &AuditReport) -> String {
     s
 }
 
-pub fn json(report: &AuditReport) -> String {
-    serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+/// The report as JSON (the fields of `rollout_safe_policy::AuditReport`), written as it is
+/// rendered: findings are never all in memory at once.
+pub fn write_json(report: &AuditResult, out: &mut impl Write) -> serde_json::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &JsonReport(report))?;
+    out.write_all(b"\n").map_err(serde_json::Error::io)
 }
 
-/// SARIF 2.1.0: one result per finding, located at its document's file and line; unreadable
-/// inputs as tool execution notifications.
-pub fn sarif(report: &AuditReport) -> String {
-    let rules: Vec<Value> = RuleId::ALL
+struct JsonReport<'a>(&'a AuditResult);
+
+impl Serialize for JsonReport<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut m = s.serialize_struct("AuditReport", 5)?;
+        m.serialize_field("findings", &Findings(r))?;
+        m.serialize_field("errors", &r.errors)?;
+        m.serialize_field("notices", &r.notices)?;
+        m.serialize_field("workloads", &r.workloads)?;
+        m.serialize_field("objects", &r.objects)?;
+        m.end()
+    }
+}
+
+/// The findings as a JSON array, rendered one at a time.
+struct Findings<'a>(&'a AuditResult);
+
+impl Serialize for Findings<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.findings())
+    }
+}
+
+fn sarif_rules() -> Vec<Value> {
+    RuleId::ALL
         .iter()
         .map(|r| {
             json!({
@@ -106,69 +135,103 @@ pub fn sarif(report: &AuditReport) -> String {
                 "helpUri": format!("{TOOL_URI}#{}", r.as_str().to_lowercase()),
             })
         })
-        .collect();
-    let results: Vec<Value> = report
-        .findings
-        .iter()
-        .map(|lf| {
-            let f = &lf.finding;
-            json!({
-                "ruleId": f.rule.as_str(),
-                "ruleIndex": RuleId::ALL.iter().position(|r| *r == f.rule),
-                "level": level(f.severity),
-                "message": {"text": format!("{} Fix: {}", f.message, f.fix)},
-                "locations": [{
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": uri(&lf.file)},
-                        "region": {"startLine": lf.line.max(1)},
-                    },
-                    "logicalLocations": [{
-                        "fullyQualifiedName": f.object.to_string(),
-                        "kind": "object",
+        .collect()
+}
+
+fn sarif_result(lf: &LocatedFinding) -> Value {
+    let f = &lf.finding;
+    json!({
+        "ruleId": f.rule.as_str(),
+        "ruleIndex": RuleId::ALL.iter().position(|r| *r == f.rule),
+        "level": level(f.severity),
+        "message": {"text": format!("{} Fix: {}", f.message, f.fix)},
+        "locations": [{
+            "physicalLocation": {
+                "artifactLocation": {"uri": uri(&lf.file)},
+                "region": {"startLine": lf.line.max(1)},
+            },
+            "logicalLocations": [{
+                "fullyQualifiedName": f.object.to_string(),
+                "kind": "object",
+            }],
+        }],
+        "properties": {
+            "action": f.action.to_string(),
+            "field": f.field,
+            "container": f.container,
+        },
+    })
+}
+
+/// SARIF 2.1.0: one result per finding, located at its document's file and line; unreadable
+/// inputs as tool execution notifications. Written as it is rendered, results one at a time
+/// (keys in the order serde_json sorts them).
+pub fn write_sarif(report: &AuditResult, out: &mut impl Write) -> serde_json::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &Sarif(report))?;
+    out.write_all(b"\n").map_err(serde_json::Error::io)
+}
+
+struct Sarif<'a>(&'a AuditResult);
+
+impl Serialize for Sarif<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("$schema", "https://json.schemastore.org/sarif-2.1.0.json")?;
+        m.serialize_entry("runs", &[SarifRun(self.0)])?;
+        m.serialize_entry("version", "2.1.0")?;
+        m.end()
+    }
+}
+
+struct SarifRun<'a>(&'a AuditResult);
+
+impl Serialize for SarifRun<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let report = self.0;
+        let notifications: Vec<Value> = report
+            .errors
+            .iter()
+            .map(|e| {
+                json!({
+                    "level": "error",
+                    "message": {"text": e.message},
+                    "locations": [{
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": uri(&e.file)},
+                            "region": {"startLine": e.line.max(1)},
+                        }
                     }],
-                }],
-                "properties": {
-                    "action": f.action.to_string(),
-                    "field": f.field,
-                    "container": f.container,
-                },
+                })
             })
-        })
-        .collect();
-    let notifications: Vec<Value> = report
-        .errors
-        .iter()
-        .map(|e| {
-            json!({
-                "level": "error",
-                "message": {"text": e.message},
-                "locations": [{
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": uri(&e.file)},
-                        "region": {"startLine": e.line.max(1)},
-                    }
-                }],
-            })
-        })
-        .collect();
-    let doc = json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
+            .collect();
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry(
+            "invocations",
+            &json!([{
+                "executionSuccessful": report.errors.is_empty(),
+                "toolExecutionNotifications": notifications,
+            }]),
+        )?;
+        m.serialize_entry("results", &SarifResults(report))?;
+        m.serialize_entry(
+            "tool",
+            &json!({"driver": {
                 "name": TOOL_NAME,
                 "informationUri": TOOL_URI,
                 "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules,
-            }},
-            "invocations": [{
-                "executionSuccessful": report.errors.is_empty(),
-                "toolExecutionNotifications": notifications,
-            }],
-            "results": results,
-        }],
-    });
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
+                "rules": sarif_rules(),
+            }}),
+        )?;
+        m.end()
+    }
+}
+
+struct SarifResults<'a>(&'a AuditResult);
+
+impl Serialize for SarifResults<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.findings().map(|lf| sarif_result(&lf)))
+    }
 }
 
 /// A relative path as a URI reference (SARIF wants forward slashes, no scheme for relative).
@@ -176,17 +239,24 @@ fn uri(file: &str) -> String {
     file.replace('\\', "/").replace(' ', "%20")
 }
 
-/// JUnit XML: a test suite per file, a test case per audited object; findings at or above the
-/// fail level are failures, the rest go to the case's system-out; unreadable inputs are errors.
-pub fn junit(report: &AuditReport, fail_at: Severity) -> String {
+/// JUnit XML: a test suite per file, a test case per audited workload (passing when clean)
+/// and per other object with findings; findings at or above the fail level are failures, the
+/// rest go to the case's system-out; unreadable inputs are errors.
+pub fn junit(report: &AuditResult, fail_at: Severity) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     use std::collections::BTreeMap;
 
-    let mut suites: BTreeMap<&str, BTreeMap<String, Vec<&rollout_safe_policy::LocatedFinding>>> =
-        BTreeMap::new();
-    for lf in &report.findings {
+    let mut suites: BTreeMap<String, BTreeMap<String, Vec<LocatedFinding>>> = BTreeMap::new();
+    for w in report.audited_workloads() {
         suites
-            .entry(lf.file.as_str())
+            .entry(w.file.to_string())
+            .or_default()
+            .entry(w.object.to_string())
+            .or_default();
+    }
+    for lf in report.findings() {
+        suites
+            .entry(lf.file.clone())
             .or_default()
             .entry(lf.finding.object.to_string())
             .or_default()
@@ -194,7 +264,7 @@ pub fn junit(report: &AuditReport, fail_at: Severity) -> String {
     }
     let mut r = Report::new(TOOL_NAME);
     for (file, objects) in suites {
-        let mut suite = TestSuite::new(file);
+        let mut suite = TestSuite::new(file.as_str());
         for (object, findings) in objects {
             let failing: Vec<_> = findings
                 .iter()
@@ -228,8 +298,10 @@ pub fn junit(report: &AuditReport, fail_at: Severity) -> String {
                 status.set_type("policy-violation");
                 TestCase::new(object.clone(), status)
             };
-            case.set_classname(file);
-            case.set_system_out(text.join("\n"));
+            case.set_classname(file.as_str());
+            if !text.is_empty() {
+                case.set_system_out(text.join("\n"));
+            }
             suite.add_test_case(case);
         }
         r.add_test_suite(suite);

@@ -78,13 +78,18 @@ fn examples_fail_with_violations_and_safe_ones_pass() {
 
 #[test]
 fn directories_without_recursion_read_only_their_own_files() {
+    // examples/ itself holds only policy.yaml: no workload, so nothing was audited, which is
+    // an error unless --allow-empty; the subdirectories left out are named.
     let o = run(&["audit", "-f", "examples"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "examples/ itself holds only policy.yaml: {}",
-        text(&o)
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("2 subdirectories not read without -R: safe, unsafe"),
+        "{t}"
     );
+    assert!(t.contains("no workload found (1 object(s) read)"), "{t}");
+    let o = run(&["audit", "-f", "examples", "--allow-empty"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
 #[test]
@@ -258,6 +263,7 @@ fn empty_and_foreign_documents_are_skipped_quietly() {
         f.to_str().unwrap(),
         "-f",
         g.to_str().unwrap(),
+        "--allow-empty",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
@@ -265,6 +271,10 @@ fn empty_and_foreign_documents_are_skipped_quietly() {
         "{}",
         text(&o)
     );
+    // Without --allow-empty, an audit that found no workload checked nothing: exit 2.
+    let o = run(&["audit", "-f", f.to_str().unwrap(), "-f", g.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no workload found"), "{}", text(&o));
 }
 
 #[test]
@@ -336,4 +346,115 @@ fn plan_from_a_file() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["plan"]["maxPods"], 13);
     assert_eq!(v[0]["plan"]["minAvailable"], 8);
+}
+
+#[test]
+fn paths_as_arguments_like_pre_commit_passes_them() {
+    let o = run(&["audit", "examples/safe/shop.yaml", "examples/unsafe/web.yaml"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("examples/unsafe/web.yaml:3"), "{}", text(&o));
+    // Mixed with -f.
+    let o = run(&["audit", "-f", "examples/safe/shop.yaml", "examples/unsafe/batch.yaml"]);
+    assert!(text(&o).contains("examples/unsafe/batch.yaml"), "{}", text(&o));
+    assert!(text(&o).contains("3 workload(s)") || text(&o).contains("workload(s) in"));
+}
+
+#[test]
+fn empty_inputs_are_not_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "empty.yaml", "");
+    // An empty file, and empty stdin (helm failed before the pipe): exit 2, said clearly.
+    for o in [
+        run(&["audit", "-f", empty.to_str().unwrap()]),
+        run_stdin(&["audit", "-f", "-"], ""),
+    ] {
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("no workload found"), "{}", text(&o));
+    }
+    let o = run_stdin(&["audit", "-f", "-", "--allow-empty"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn charts_and_kustomizations_are_skipped_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let chart = root.join("charts/web");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    write(&chart, "Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+    write(&chart, "values.yaml", "replicas: 2\n");
+    write(
+        &chart.join("templates"),
+        "deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n{{- include \"x\" . }}\n",
+    );
+    let base = root.join("base");
+    std::fs::create_dir_all(&base).unwrap();
+    write(
+        &base,
+        "kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [shop.yaml]\n",
+    );
+    write(&base, "shop.yaml", SAFE);
+    let o = run(&["audit", "-R", "-f", root.to_str().unwrap(), "-o", "json"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The kustomization is not counted as an object; the chart is not parsed at all.
+    assert_eq!(v["objects"], 4, "{v}");
+    assert_eq!(v["errors"].as_array().unwrap().len(), 0, "{v}");
+    let notes = v["notices"].to_string();
+    assert!(notes.contains("a Helm chart") && notes.contains("helm template"), "{notes}");
+    assert!(notes.contains("a kustomization") && notes.contains("kubectl kustomize"), "{notes}");
+    // Named one by one (as pre-commit does), the template is skipped too.
+    let o = run(&[
+        "audit",
+        chart.join("templates/deployment.yaml").to_str().unwrap(),
+        base.join("shop.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("a Helm chart"), "{}", text(&o));
+}
+
+#[test]
+fn exclude_globs() {
+    let o = run(&["audit", "-R", "-f", "examples", "--exclude", "examples/unsafe"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&["audit", "-R", "-f", "examples", "--exclude", "web.yaml", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let files: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert!(!files.is_empty() && files.iter().all(|f| !f.ends_with("web.yaml")), "{files:?}");
+    let o = run(&["audit", "-R", "-f", "examples", "--exclude", "*"]);
+    assert_eq!(o.status.code(), Some(2), "everything excluded: {}", text(&o));
+}
+
+#[test]
+fn junit_has_a_passing_case_per_clean_workload() {
+    let o = run(&["audit", "-f", "examples/safe", "-o", "junit"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let x = String::from_utf8(o.stdout).unwrap();
+    assert!(x.contains("<testsuites name=\"rollout-safe\" tests=\"2\""), "{x}");
+    assert!(
+        x.contains("<testcase name=\"Deployment shop/shop\"")
+            && x.contains("<testcase name=\"Deployment shop/worker\""),
+        "{x}"
+    );
+    assert!(!x.contains("<failure"), "{x}");
+}
+
+#[test]
+fn the_report_is_the_same_whatever_the_thread_count() {
+    let one = run(&["audit", "-R", "-f", "examples", "-f", "tests/fixtures/manifests", "-o", "json", "-j", "1"]);
+    for jobs in ["2", "4", "16"] {
+        let many = run(&["audit", "-R", "-f", "examples", "-f", "tests/fixtures/manifests", "-o", "json", "-j", jobs]);
+        assert_eq!(one.stdout, many.stdout, "-j {jobs}");
+        assert_eq!(one.status.code(), many.status.code());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert!(v["findings"].as_array().unwrap().len() > 20);
 }

@@ -1,39 +1,22 @@
 //! The offline audit: every rule over a set of documents, plus the rules that look across
 //! objects (RS601 PodDisruptionBudget coverage, RS603 Service selectors, RS405's HPA exemption).
+//!
+//! Sources are checked one by one (`file_audit`, in parallel in the plugin) and collected
+//! with the cross-object rules settled at the end (`settle`); [`audit`] does both for
+//! documents already read.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::check::{Facts, check, check_service};
 use crate::config::RolloutPolicy;
-use crate::documents::{Document, DocumentError};
-use crate::finding::Finding;
-use crate::rule::{Severity, WorkloadKind};
-use crate::rules::{ServiceContext, WorkloadsInView};
-use crate::selector::map_selects;
-use crate::view::ServiceView;
-use crate::workload::Workload;
+use crate::documents::{Document, DocumentError, parse_documents};
+use crate::file_audit::FileChecker;
+use crate::rule::Severity;
 
-/// A finding with the place its object was read from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LocatedFinding {
-    pub file: String,
-    pub line: usize,
-    #[serde(flatten)]
-    pub finding: Finding,
-}
+pub use crate::file_audit::{FileAudit, RuleSet};
+pub use crate::located::{LocatedFinding, Notice};
+pub use crate::settle::{AuditCollector, AuditResult, AuditedWorkload};
 
-/// Something worth telling that is neither a finding nor an unreadable input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Notice {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-}
-
+/// An audit's result with every finding in memory (see [`AuditResult`] for the compact form).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditReport {
     pub findings: Vec<LocatedFinding>,
@@ -55,36 +38,55 @@ impl AuditReport {
     }
 }
 
-/// Workload kinds under API versions the API server no longer serves.
-fn removed_api(api_version: &str, kind: &str) -> Option<&'static str> {
-    WorkloadKind::from_kind(kind)?;
-    matches!(
-        api_version,
-        "extensions/v1beta1" | "apps/v1beta1" | "apps/v1beta2"
-    )
-    .then_some("removed in Kubernetes 1.16")
+impl From<AuditResult> for AuditReport {
+    fn from(r: AuditResult) -> Self {
+        AuditReport {
+            findings: r.findings().collect(),
+            errors: r.errors,
+            notices: r.notices,
+            workloads: r.workloads,
+            objects: r.objects,
+        }
+    }
 }
 
-struct Pdb {
-    namespace: Option<String>,
-    selector: LabelSelector,
+/// Checks the objects of one source's `docs` (objects listed from a cluster, say).
+pub fn audit_documents<'a>(
+    policy: &RolloutPolicy,
+    docs: impl IntoIterator<Item = &'a Document>,
+) -> FileAudit {
+    let mut checker = FileChecker::new(policy);
+    for doc in docs {
+        checker.add_document(doc);
+    }
+    checker.out
 }
 
-struct Hpa {
-    namespace: Option<String>,
-    kind: String,
-    name: String,
+/// Reads and checks one source's text (`source` names it in messages): malformed documents
+/// become errors and the rest is still checked.
+pub fn audit_text(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
+    let mut checker = FileChecker::new(policy);
+    for doc in parse_documents(source, text) {
+        match doc {
+            Ok(doc) => checker.add_document(&doc),
+            Err(e) => checker.out.read_error(e),
+        }
+    }
+    checker.out
 }
 
-struct Service<'a> {
-    doc: &'a Document,
-    view: ServiceView,
-}
-
-fn meta_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get("metadata")
-        .and_then(|m| m.get(key))
-        .and_then(Value::as_str)
+/// Audits `docs` (already read, with errors from reading passed in `read_errors`), compactly.
+pub fn audit_result(
+    policy: &RolloutPolicy,
+    docs: &[Document],
+    read_errors: Vec<DocumentError>,
+) -> AuditResult {
+    let mut collector = AuditCollector::new(policy);
+    for e in read_errors {
+        collector.read_error(e);
+    }
+    collector.add(0, audit_documents(policy, docs));
+    collector.finish()
 }
 
 /// Audits `docs` (already read, with errors from reading passed in `read_errors`).
@@ -93,142 +95,5 @@ pub fn audit(
     docs: &[Document],
     read_errors: Vec<DocumentError>,
 ) -> AuditReport {
-    let mut report = AuditReport {
-        errors: read_errors,
-        objects: docs.len(),
-        ..Default::default()
-    };
-    let mut workloads: Vec<(&Document, Workload)> = Vec::new();
-    let mut pdbs = Vec::new();
-    let mut hpas = Vec::new();
-    let mut services = Vec::new();
-
-    for doc in docs {
-        let v = &doc.value;
-        let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
-        let namespace = meta_str(v, "namespace").map(str::to_string);
-        if let Some(why) = removed_api(api_version, kind) {
-            report.notices.push(Notice {
-                file: doc.source.clone(),
-                line: doc.line,
-                message: format!(
-                    "{kind} {} uses {api_version}, {why}; not audited (convert it to apps/v1)",
-                    meta_str(v, "name").unwrap_or("<unnamed>")
-                ),
-            });
-            continue;
-        }
-        match (api_version, kind) {
-            ("apps/v1", _) if WorkloadKind::from_kind(kind).is_some() => {
-                match Workload::from_value(v) {
-                    Ok(Some(w)) => workloads.push((doc, w)),
-                    Ok(None) => {}
-                    Err(e) => report.errors.push(DocumentError {
-                        file: doc.source.clone(),
-                        line: doc.line,
-                        column: None,
-                        message: e.to_string(),
-                    }),
-                }
-            }
-            ("policy/v1" | "policy/v1beta1", "PodDisruptionBudget") => {
-                let selector = v
-                    .pointer("/spec/selector")
-                    .cloned()
-                    .and_then(|s| serde_json::from_value::<LabelSelector>(s).ok());
-                // policy/v1beta1 treated an empty selector as selecting nothing.
-                if let Some(selector) = selector.filter(|s| {
-                    api_version == "policy/v1"
-                        || s.match_labels.is_some()
-                        || s.match_expressions.is_some()
-                }) {
-                    pdbs.push(Pdb {
-                        namespace,
-                        selector,
-                    });
-                }
-            }
-            (av, "HorizontalPodAutoscaler") if av.starts_with("autoscaling/") => {
-                let target = v.pointer("/spec/scaleTargetRef");
-                if let Some(t) = target {
-                    hpas.push(Hpa {
-                        namespace,
-                        kind: t.get("kind").and_then(Value::as_str).unwrap_or("").into(),
-                        name: t.get("name").and_then(Value::as_str).unwrap_or("").into(),
-                    });
-                }
-            }
-            ("v1", "Service") => services.push(Service {
-                doc,
-                view: ServiceView::from_value(v, None),
-            }),
-            _ => {}
-        }
-    }
-
-    report.workloads = workloads.len();
-    // The cross-object rules look things up by namespace.
-    let mut pdbs_by_ns: BTreeMap<Option<&str>, Vec<&LabelSelector>> = BTreeMap::new();
-    for p in &pdbs {
-        pdbs_by_ns
-            .entry(p.namespace.as_deref())
-            .or_default()
-            .push(&p.selector);
-    }
-    let mut hpas_by_ns: BTreeMap<Option<&str>, Vec<(&str, &str)>> = BTreeMap::new();
-    for h in &hpas {
-        hpas_by_ns
-            .entry(h.namespace.as_deref())
-            .or_default()
-            .push((h.kind.as_str(), h.name.as_str()));
-    }
-    let mut pod_labels_by_ns: BTreeMap<Option<&str>, Vec<BTreeMap<String, String>>> =
-        BTreeMap::new();
-    for (doc, w) in &workloads {
-        let ns = w.namespace();
-        let facts = Facts::gather(
-            w,
-            pdbs_by_ns.get(&ns).into_iter().flatten().copied(),
-            hpas_by_ns.get(&ns).into_iter().flatten().copied(),
-        );
-        let eff = policy.for_namespace(ns);
-        for finding in check(w, None, &eff, &facts) {
-            report.findings.push(LocatedFinding {
-                file: doc.source.clone(),
-                line: doc.line,
-                finding,
-            });
-        }
-        pod_labels_by_ns.entry(ns).or_default().push(w.pod_labels());
-    }
-
-    for svc in &services {
-        let ns = svc.view.object.namespace.as_deref();
-        let eff = policy.for_namespace(ns);
-        let in_ns = pod_labels_by_ns
-            .get(&ns)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let workloads_seen = |selector: &BTreeMap<String, String>| WorkloadsInView {
-            count: in_ns.len(),
-            any_selected: in_ns.iter().any(|labels| map_selects(selector, labels)),
-        };
-        let cx = ServiceContext {
-            workloads: Some(&workloads_seen),
-            ..Default::default()
-        };
-        for finding in check_service(&svc.view, &cx, &eff) {
-            report.findings.push(LocatedFinding {
-                file: svc.doc.source.clone(),
-                line: svc.doc.line,
-                finding,
-            });
-        }
-    }
-
-    report
-        .findings
-        .sort_by(|a, b| (&a.file, a.line, a.finding.rule).cmp(&(&b.file, b.line, b.finding.rule)));
-    report
+    audit_result(policy, docs, read_errors).into()
 }

@@ -110,6 +110,14 @@ impl ApiRequest<'_> {
     fn dry_run(&self) -> bool {
         self.query.contains_key("dryRun")
     }
+
+    /// A server-side apply (`application/apply-patch+yaml`).
+    fn is_apply(&self) -> bool {
+        self.content_type
+            .split(';')
+            .next()
+            .is_some_and(|m| m.trim() == "application/apply-patch+yaml")
+    }
 }
 
 /// The answer to a request other than a watch, and whether it changed the store.
@@ -144,6 +152,7 @@ pub fn answer(st: &mut State, rec: &RecordedAnswers, req: &ApiRequest) -> (Answe
             target.scale_write(st, n, req)
         }
         (Verb::Update, Some(n), None) => target.update(st, n, req),
+        (Verb::Patch, Some(n), None) if req.is_apply() => target.apply(st, n, req),
         (Verb::Patch, Some(n), None) => target.patch(st, n, req),
         (Verb::Delete, Some(n), None) => target.delete(st, n, req),
         (_, Some(_), Some(_)) => (status::no_such_path(), false),
@@ -376,6 +385,37 @@ impl Target<'_> {
         let (answer, stored) =
             self.finish_write(st, name, &current, without_kind(new), req.dry_run());
         (answer, wrote || stored)
+    }
+
+    /// Server-side apply, for a single field manager: the applied configuration becomes the
+    /// object (server-set metadata kept), creating it when absent. Conflicts between managers
+    /// and `managedFields` are not modelled; `fieldManager` is required, as on a real server.
+    fn apply(&self, st: &mut State, name: &str, req: &ApiRequest) -> (Answer, bool) {
+        if req.query.get("fieldManager").is_none_or(String::is_empty) {
+            return (
+                status::bad_request("PATCH, fieldManager is required for apply requests"),
+                false,
+            );
+        }
+        // JSON is YAML: kube-rs sends the applied configuration as JSON.
+        let applied = match parse_json(req.body) {
+            Ok(o) => o,
+            Err(a) => return (a, false),
+        };
+        if applied["metadata"]["name"].as_str() != Some(name) {
+            return (
+                status::bad_request(
+                    "the name of the object does not match the name on the URL",
+                ),
+                false,
+            );
+        }
+        match self.current(st, name) {
+            Err(_) => self.create(st, req),
+            Ok(current) => {
+                self.finish_write(st, name, &current, without_kind(applied), req.dry_run())
+            }
+        }
     }
 
     /// Applies a JSON Patch or merge patch to `target`.

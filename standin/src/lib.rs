@@ -33,8 +33,9 @@
 //!   a later page reflects later writes), `resourceVersion=0` answered whole, as the watch cache
 //!   does; watches from any resourceVersion (the whole log is kept: no 410 Gone), `ADDED` for
 //!   what exists when asked from `0`, selection changes as `ADDED`/`DELETED`, bookmarks;
-//!   JSON Patch and merge patch (strategic merge and server-side apply are answered 415: the
-//!   plugin uses neither); `resourceVersion` preconditions; `dryRun`; delete with
+//!   JSON Patch and merge patch (strategic merge is answered 415: the plugin does not use it);
+//!   server-side apply for a single field manager (the applied configuration becomes the
+//!   object; `managedFields` and conflicts between managers are not modelled); `resourceVersion` preconditions; `dryRun`; delete with
 //!   `preconditions` and `Orphan` propagation; `scale`; validation of names, environment variable names and workload selectors;
 //! - [`controllers`]: Deployment (revisions, rolling update within maxSurge/maxUnavailable,
 //!   Recreate, history limit, conditions, `ProgressDeadlineExceeded`), ReplicaSet, a kubelet
@@ -42,6 +43,8 @@
 //!   garbage collection. Not modelled: `minReadySeconds` (ready is available at once),
 //!   terminating pods (deletion is immediate), scheduling constraints, StatefulSet and DaemonSet
 //!   controllers (their objects stay as seeded), events of the deployment controller;
+//! - custom resources (the report CRDs of [`resources::CUSTOM`]), served only by a stand-in
+//!   built with their CRD ([`StandinBuilder::crd`]), 404 otherwise, as without the CRD;
 //! - [`Fault`]s and the [`requests`] log; [`traffic`]: what a Service could reach, over time.
 //!
 //! The server runs on its own thread and runtime; dropping the [`Standin`] stops it. Processes

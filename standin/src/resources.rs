@@ -101,9 +101,34 @@ pub static ALL: [&ResourceType; 13] = [
     &HORIZONTALPODAUTOSCALERS,
 ];
 
+// Custom resources: served only by a stand-in built with their CRD (`StandinBuilder::crd`);
+// any other answers 404, as a cluster without the CRD does.
+resource!(POLICYREPORTS, "policyreports", "wgpolicyk8s.io", "v1alpha2", "PolicyReport", namespaced: true, status: false, generation: false, scale: false);
+resource!(OPENREPORTS, "reports", "openreports.io", "v1alpha1", "Report", namespaced: true, status: false, generation: false, scale: false);
+
+/// The custom resource types a stand-in can be built with.
+pub static CUSTOM: [&ResourceType; 2] = [&POLICYREPORTS, &OPENREPORTS];
+
+impl ResourceType {
+    /// A custom resource: served only when the stand-in has its CRD.
+    pub fn is_custom(&self) -> bool {
+        CUSTOM.iter().any(|c| std::ptr::eq(*c, self))
+    }
+
+    /// `<plural>.<group>`: the name of its CustomResourceDefinition.
+    pub fn crd_name(&self) -> String {
+        format!("{}.{}", self.plural, self.group)
+    }
+}
+
+/// Every type the stand-in knows, custom resources last.
+fn known() -> impl Iterator<Item = &'static ResourceType> {
+    ALL.iter().chain(CUSTOM.iter()).copied()
+}
+
 /// The served type with this plural.
 pub fn by_plural(plural: &str) -> Option<&'static ResourceType> {
-    ALL.iter().copied().find(|r| r.plural == plural)
+    known().find(|r| r.plural == plural)
 }
 
 /// The served type with this kind (as in `ownerReferences`).
@@ -115,9 +140,7 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
 
 /// The served type at `/apis/<group>/<version>/…/<plural>` (`group` empty for `/api/<version>`).
 pub fn by_path(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
-    ALL.iter()
-        .copied()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+    known().find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The plurals served, for messages.
@@ -143,5 +166,16 @@ mod tests {
         assert_eq!(by_path("apps", "v1", "pods"), None, "pods are not in apps");
         assert_eq!(by_kind("apps/v1", "ReplicaSet"), Some(&REPLICASETS));
         assert_eq!(ENDPOINTSLICES.list_kind(), "EndpointSliceList");
+    }
+
+    #[test]
+    fn custom_resources() {
+        assert_eq!(
+            by_path("wgpolicyk8s.io", "v1alpha2", "policyreports"),
+            Some(&POLICYREPORTS)
+        );
+        assert_eq!(by_plural("reports"), Some(&OPENREPORTS));
+        assert!(POLICYREPORTS.is_custom() && !DEPLOYMENTS.is_custom());
+        assert_eq!(OPENREPORTS.crd_name(), "reports.openreports.io");
     }
 }

@@ -69,6 +69,9 @@ pub struct Options {
     /// Threads serving requests: 1 (the default) is plenty for a test; a load test may want
     /// more.
     pub worker_threads: usize,
+    /// The custom resources served (plurals of [`crate::resources::CUSTOM`]): their CRDs are
+    /// installed. The others answer 404, as in a cluster without the CRD.
+    pub crds: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -78,6 +81,7 @@ impl Default for Options {
             resync_interval: Duration::from_secs(1),
             bookmark_interval: Duration::from_secs(5),
             worker_threads: 1,
+            crds: Vec::new(),
         }
     }
 }
@@ -214,6 +218,13 @@ impl StandinBuilder {
 
     pub fn resync_interval(mut self, d: Duration) -> Self {
         self.options.resync_interval = d;
+        self
+    }
+
+    /// Serves the custom resource `rt` (one of [`crate::resources::CUSTOM`]), as if its CRD
+    /// were installed.
+    pub fn crd(mut self, rt: &'static crate::resources::ResourceType) -> Self {
+        self.options.crds.push(rt.plural);
         self
     }
 
@@ -545,7 +556,15 @@ async fn handle(
     let query: BTreeMap<String, String> = form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
-    let route = Route::parse(uri.path());
+    let route = match Route::parse(uri.path()) {
+        // A custom resource whose CRD is not installed: an unknown path, as on a real server.
+        Route::Collection { rt, .. } | Route::Object { rt, .. }
+            if rt.is_custom() && !shared.options.crds.contains(&rt.plural) =>
+        {
+            Route::Unknown
+        }
+        route => route,
+    };
     let verb = route.verb(method.as_str(), &query);
     let content_type = headers
         .get("content-type")

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod inventory;
 pub mod patch;
 pub mod refs;
+pub mod reports;
 pub mod revisions;
 pub mod rollback;
 pub mod services;
