@@ -15,7 +15,7 @@ use crate::config::EffectivePolicy;
 use crate::rule::{Action, RuleId};
 use crate::rules::{self, FixContext, Fixes, Report, WorkloadContext};
 use crate::view::WorkloadView;
-use crate::workload::{ObjectError, Workload};
+use crate::workload::{ObjectError, ObjectJson, Workload};
 
 /// What the mutator knows about the API server it mutates for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,14 +107,40 @@ pub fn mutate(
     server: ServerInfo,
     actor: &Actor,
 ) -> Result<Option<MutationOutcome>, ObjectError> {
-    let Some(workload) = Workload::from_value(object)? else {
+    mutate_json(
+        ObjectJson::Value(object),
+        old.map(ObjectJson::Value),
+        policy,
+        server,
+        actor,
+    )
+}
+
+/// [`mutate`] on an object as the admission request carries it: each object is decoded at
+/// most once, straight into its typed form.
+pub fn mutate_json(
+    object: ObjectJson<'_>,
+    old: Option<ObjectJson<'_>>,
+    policy: &EffectivePolicy,
+    server: ServerInfo,
+    actor: &Actor,
+) -> Result<Option<MutationOutcome>, ObjectError> {
+    let new = object.outline()?;
+    let Some(workload) = new.workload()? else {
         return Ok(None);
     };
     // Only a template change makes the old object matter (RS301 and the cause); comparing the
     // JSON first spares a typed parse on every scale, pause or annotation update.
     let old_workload = match old {
-        Some(v) if template_differs(object, v) => Workload::from_value(v)?,
-        _ => None,
+        Some(v) => {
+            let before = v.outline()?;
+            if new.template_differs(&before) {
+                before.workload()?
+            } else {
+                None
+            }
+        }
+        None => None,
     };
     Ok(Some(mutate_workload(
         &workload,

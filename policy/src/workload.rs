@@ -1,6 +1,8 @@
 //! Typed views of the workloads the rules read, with Kubernetes' defaults and arithmetic.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
@@ -8,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::rule::WorkloadKind;
 
@@ -307,6 +310,360 @@ impl Workload {
     }
 }
 
+/// An object of an admission request, in the form its caller holds it.
+#[derive(Debug, Clone, Copy)]
+pub enum ObjectJson<'a> {
+    /// JSON text as the API server sent it (the webhook): decoded straight into its typed
+    /// form, without an intermediate `Value`.
+    Text(&'a RawValue),
+    /// A parsed value (tests and tools).
+    Value(&'a Value),
+}
+
+impl<'a> From<&'a RawValue> for ObjectJson<'a> {
+    fn from(text: &'a RawValue) -> Self {
+        ObjectJson::Text(text)
+    }
+}
+
+impl<'a> From<&'a Value> for ObjectJson<'a> {
+    fn from(value: &'a Value) -> Self {
+        ObjectJson::Value(value)
+    }
+}
+
+impl<'a> ObjectJson<'a> {
+    /// Reads, in one pass over the text, what decides how to decode the object: its
+    /// `apiVersion` and `kind`, where its `managedFields` are, and its pod template's JSON.
+    /// Text the outline cannot read (duplicate keys, a field of an unexpected shape) is
+    /// read as a `Value` instead, which is what every answer is defined by.
+    pub fn outline(self) -> Result<AdmissionObject<'a>, ObjectError> {
+        let text = match self {
+            ObjectJson::Value(v) => {
+                return Ok(AdmissionObject {
+                    shape: Shape::Value(without_managed_fields(Cow::Borrowed(v))),
+                });
+            }
+            ObjectJson::Text(raw) => raw.get(),
+        };
+        let outlined = text
+            .trim_start()
+            .starts_with('{')
+            .then(|| serde_json::from_str::<outline::Outline<'a>>(text).ok())
+            .flatten()
+            .and_then(|o| {
+                let managed_fields = match o.managed_fields {
+                    Some(m) => Some(span_in(text, m.get())?),
+                    None => None,
+                };
+                Some(Shape::Text {
+                    text,
+                    api_version: o.api_version,
+                    kind: o.kind,
+                    managed_fields,
+                    template: o.template.map(RawValue::get),
+                })
+            });
+        match outlined {
+            Some(shape) => Ok(AdmissionObject { shape }),
+            None => Ok(AdmissionObject {
+                shape: Shape::Value(without_managed_fields(Cow::Owned(parse_value(text)?))),
+            }),
+        }
+    }
+
+    /// The object as a JSON value (the Service rules read values).
+    pub fn to_value(self) -> Result<Cow<'a, Value>, ObjectError> {
+        match self {
+            ObjectJson::Value(v) => Ok(Cow::Borrowed(v)),
+            ObjectJson::Text(raw) => parse_value(raw.get()).map(Cow::Owned),
+        }
+    }
+}
+
+/// An admission object, outlined: decoded into a [`Workload`] only when asked, and its pod
+/// template compared with another object's without decoding either.
+#[derive(Debug)]
+pub struct AdmissionObject<'a> {
+    shape: Shape<'a>,
+}
+
+#[derive(Debug)]
+enum Shape<'a> {
+    Text {
+        text: &'a str,
+        api_version: Option<Cow<'a, str>>,
+        kind: Option<Cow<'a, str>>,
+        /// Byte range of `metadata.managedFields`' value in `text`.
+        managed_fields: Option<Range<usize>>,
+        /// `spec.template`'s JSON text (`null` included) when `spec` has one.
+        template: Option<&'a str>,
+    },
+    /// Read as a value, `managedFields` removed.
+    Value(Cow<'a, Value>),
+}
+
+impl AdmissionObject<'_> {
+    /// The object as a workload, with the same answers as [`Workload::from_value`]:
+    /// `Ok(None)` for any other kind, an [`ObjectError`] naming the field of a wrong type.
+    /// `metadata.managedFields` is not read: no rule looks at it, and it is often half the
+    /// object.
+    pub fn workload(&self) -> Result<Option<Workload>, ObjectError> {
+        let (text, api_version, kind, managed_fields) = match &self.shape {
+            Shape::Value(v) => return Workload::from_value(v),
+            Shape::Text {
+                text,
+                api_version,
+                kind,
+                managed_fields,
+                ..
+            } => (*text, api_version, kind, managed_fields),
+        };
+        if api_version.as_deref() != Some("apps/v1") {
+            return Ok(None);
+        }
+        let Some(wk) = kind.as_deref().and_then(WorkloadKind::from_kind) else {
+            return Ok(None);
+        };
+        let text: Cow<'_, str> = match managed_fields {
+            Some(r) => Cow::Owned([&text[..r.start], "null", &text[r.end..]].concat()),
+            None => Cow::Borrowed(text),
+        };
+        let decoded = match wk {
+            WorkloadKind::Deployment => {
+                serde_json::from_str(&text).map(|d| Workload::Deployment(Box::new(d)))
+            }
+            WorkloadKind::StatefulSet => {
+                serde_json::from_str(&text).map(|s| Workload::StatefulSet(Box::new(s)))
+            }
+            WorkloadKind::DaemonSet => {
+                serde_json::from_str(&text).map(|d| Workload::DaemonSet(Box::new(d)))
+            }
+        };
+        match decoded {
+            Ok(w) => Ok(Some(w)),
+            // Only a failure pays for the value: reading it names the bad field exactly as
+            // `from_value` does (and stands by its answer should the two ever differ).
+            Err(_) => Workload::from_value(&parse_value(&text)?),
+        }
+    }
+
+    /// Whether the pod templates (`spec.template`) differ as JSON values, like
+    /// [`crate::mutate::template_differs`]. Byte-equal templates, what the API server sends
+    /// for an update that leaves the template alone, are equal without decoding either.
+    pub fn template_differs(&self, old: &AdmissionObject<'_>) -> bool {
+        if let (Some(new), Some(old)) = (self.template_text(), old.template_text())
+            && new == old
+        {
+            return false;
+        }
+        self.template_value() != old.template_value()
+    }
+
+    /// `Some` for outlined text: the template's JSON text, when there is one.
+    fn template_text(&self) -> Option<Option<&str>> {
+        match &self.shape {
+            Shape::Text { template, .. } => Some(*template),
+            Shape::Value(_) => None,
+        }
+    }
+
+    fn template_value(&self) -> Option<Cow<'_, Value>> {
+        match &self.shape {
+            Shape::Text { template, .. } => {
+                // Text the outline captured is valid JSON, so this parse does not fail; were
+                // it to, the templates would count as different (a rollout: every rule runs).
+                template.map(|t| Cow::Owned(serde_json::from_str(t).unwrap_or(Value::Null)))
+            }
+            Shape::Value(v) => v.pointer("/spec/template").map(Cow::Borrowed),
+        }
+    }
+}
+
+/// The byte range of `part`, a slice borrowed from `text`, within `text`.
+fn span_in(text: &str, part: &str) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= text.len()).then_some(start..end)
+}
+
+fn parse_value(text: &str) -> Result<Value, ObjectError> {
+    serde_json::from_str(text).map_err(|e| ObjectError {
+        kind: "object".into(),
+        name: "<unnamed>".into(),
+        path: ".".into(),
+        message: format!("not valid JSON: {e}"),
+    })
+}
+
+fn without_managed_fields(mut v: Cow<'_, Value>) -> Cow<'_, Value> {
+    if v.pointer("/metadata/managedFields").is_some()
+        && let Some(Value::Object(meta)) = v.to_mut().get_mut("metadata")
+    {
+        meta.remove("managedFields");
+    }
+    v
+}
+
+/// The outline of an object's text: the few members that decide how to decode it, each
+/// borrowed from the text; everything else is skipped. Only JSON objects are read (a derived
+/// `Deserialize` would also take an array), and a repeated key is an error, so whatever the
+/// outline accepts reads exactly as the same text read as a `Value`.
+mod outline {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde_json::value::RawValue;
+
+    #[derive(Default)]
+    pub(super) struct Outline<'a> {
+        pub api_version: Option<Cow<'a, str>>,
+        pub kind: Option<Cow<'a, str>>,
+        pub managed_fields: Option<&'a RawValue>,
+        pub template: Option<&'a RawValue>,
+    }
+
+    impl<'de> Deserialize<'de> for Outline<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(OutlineVisitor)
+        }
+    }
+
+    struct OutlineVisitor;
+
+    impl<'de> Visitor<'de> for OutlineVisitor {
+        type Value = Outline<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a Kubernetes object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outline<'de>, A::Error> {
+            let mut out = Outline::default();
+            let mut seen = [false; 4];
+            while let Some(key) =
+                map.next_key_seed(Key(&["apiVersion", "kind", "metadata", "spec"]))?
+            {
+                let Some(i) = key else {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                };
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(de::Error::custom("repeated key"));
+                }
+                match i {
+                    0 => out.api_version = map.next_value::<MaybeStr<'de>>()?.0,
+                    1 => out.kind = map.next_value::<MaybeStr<'de>>()?.0,
+                    2 => out.managed_fields = map.next_value_seed(Member("managedFields"))?,
+                    _ => out.template = map.next_value_seed(Member("template"))?,
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// A key: its index in the list, `None` for any other.
+    struct Key<'k>(&'k [&'static str]);
+
+    impl<'de> DeserializeSeed<'de> for Key<'_> {
+        type Value = Option<usize>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Key<'_> {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+            Ok(self.0.iter().position(|k| *k == key))
+        }
+    }
+
+    /// The raw value of one member of an object (`null` included); `None` when the object
+    /// has no such member or is itself `null`.
+    struct Member(&'static str);
+
+    impl<'de> DeserializeSeed<'de> for Member {
+        type Value = Option<&'de RawValue>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Member {
+        type Value = Option<&'de RawValue>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object or null")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key_seed(Key(std::slice::from_ref(&self.0)))? {
+                if key.is_none() {
+                    map.next_value::<IgnoredAny>()?;
+                } else if found.replace(map.next_value::<&'de RawValue>()?).is_some() {
+                    return Err(de::Error::custom("repeated key"));
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    /// A string, or `None` for any other value (`Value::as_str`).
+    struct MaybeStr<'a>(Option<Cow<'a, str>>);
+
+    impl<'de> Deserialize<'de> for MaybeStr<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(MaybeStrVisitor)
+        }
+    }
+
+    struct MaybeStrVisitor;
+
+    impl<'de> Visitor<'de> for MaybeStrVisitor {
+        type Value = MaybeStr<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any value")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+            Ok(MaybeStr(Some(Cow::Borrowed(s))))
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(MaybeStr(Some(Cow::Owned(s.to_string()))))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(MaybeStr(None))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(MaybeStr(None))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(MaybeStr(None))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(MaybeStr(None))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(MaybeStr(None))
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(MaybeStr(None))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(MaybeStr(None))
+        }
+    }
+}
+
 fn typed<T: serde::de::DeserializeOwned>(value: &Value, kind: &str) -> Result<T, ObjectError> {
     // The fast path; only a failure pays for tracking the path to the bad field.
     if let Ok(t) = T::deserialize(value) {
@@ -409,6 +766,119 @@ mod tests {
         let e = Workload::from_value(&v).unwrap_err();
         assert_eq!(e.path, "spec.replicas");
         assert!(e.to_string().contains("Deployment x: field spec.replicas"));
+    }
+
+    /// What the webhook hands over (the JSON text) reads exactly as the same JSON as a value,
+    /// whatever the outline makes of it.
+    #[test]
+    fn text_reads_as_the_value_does() {
+        let cases = [
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x","managedFields":[{"manager":"m","fieldsV1":{"f:spec":{}}}]},"spec":{"replicas":2,"selector":{},"template":{}}}"#,
+            // Escapes in what the outline reads.
+            r#"{"api\u0056ersion":"apps\/v1","kin\u0064":"StatefulSet","metadata":{"name":"x"},"spec":{"template":{}}}"#,
+            // Repeated keys: the value keeps the last one.
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","kind":"Service","metadata":{"name":"x"}}"#,
+            r#"{"apiVersion":"apps/v1","kind":"Service","kind":"DaemonSet","metadata":{"name":"x"},"spec":{"template":{}}}"#,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x","managedFields":[],"managedFields":5}}"#,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","spec":{"replicas":1},"spec":{"replicas":"two"}}"#,
+            // Shapes the outline leaves to the value.
+            r#"["apps/v1","Deployment"]"#,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":["x"]}"#,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x"},"spec":["template"]}"#,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":null,"spec":null}"#,
+            // Wrong types: the same error, naming the same field.
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x","managedFields":"junk"},"spec":{"replicas":"three"}}"#,
+            r#"{"apiVersion":"apps/v1","kind":"DaemonSet","metadata":{"name":"x","labels":{"a":1}}}"#,
+            r#"{"apiVersion":5,"kind":"Deployment"}"#,
+            r#"{"apiVersion":"apps/v1","kind":["Deployment"]}"#,
+            "null",
+            "5",
+            r#""Deployment""#,
+        ];
+        for text in cases {
+            let raw = RawValue::from_string(text.to_string()).expect("JSON");
+            let value: Value = serde_json::from_str(text).expect("JSON");
+            let from_text = ObjectJson::Text(&raw).outline().and_then(|o| o.workload());
+            let from_value = ObjectJson::Value(&value)
+                .outline()
+                .and_then(|o| o.workload());
+            assert_eq!(from_text, from_value, "{text}");
+        }
+        let raw = RawValue::from_string(cases[0].to_string()).expect("JSON");
+        let w = ObjectJson::Text(&raw)
+            .outline()
+            .and_then(|o| o.workload())
+            .expect("readable")
+            .expect("a Deployment");
+        assert_eq!((w.name(), w.replicas()), ("x", Some(2)));
+        assert!(
+            w.metadata().managed_fields.is_none(),
+            "managedFields are not read"
+        );
+        let e = ObjectJson::Text(&RawValue::from_string(cases[10].to_string()).expect("JSON"))
+            .outline()
+            .and_then(|o| o.workload())
+            .expect_err("replicas is no number");
+        assert_eq!(e.path, "spec.replicas");
+    }
+
+    #[test]
+    fn templates_compare_as_values() {
+        let pairs = [
+            (
+                r#"{"spec":{"template":{"a":1}}}"#,
+                r#"{"spec":{"template":{"a":1}}}"#,
+                false,
+            ),
+            (
+                r#"{"spec":{"template":{"a":1,"b":2}}}"#,
+                r#"{"spec":{"template":{ "b" : 2, "a":1}}}"#,
+                false,
+            ),
+            (
+                r#"{"spec":{"template":{"a":1}}}"#,
+                r#"{"spec":{"template":{"a":2}}}"#,
+                true,
+            ),
+            (
+                r#"{"spec":{"template":{"a":1.0}}}"#,
+                r#"{"spec":{"template":{"a":1}}}"#,
+                true,
+            ),
+            (r#"{"spec":{"template":null}}"#, r#"{"spec":{}}"#, true),
+            (r#"{"spec":null}"#, r#"{"spec":{}}"#, false),
+            (r#"{"spec":[1]}"#, r#"{"spec":{"template":{}}}"#, true),
+            (r#"{"spec":[1]}"#, r#"{}"#, false),
+            (
+                r#"{"kind":"a","kind":"b","spec":{"template":{}}}"#,
+                r#"{"spec":{"template":{}}}"#,
+                false,
+            ),
+        ];
+        for (new, old, differs) in pairs {
+            let (new_raw, old_raw) = (
+                RawValue::from_string(new.to_string()).expect("JSON"),
+                RawValue::from_string(old.to_string()).expect("JSON"),
+            );
+            let (new_value, old_value): (Value, Value) = (
+                serde_json::from_str(new).expect("JSON"),
+                serde_json::from_str(old).expect("JSON"),
+            );
+            assert_eq!(
+                crate::mutate::template_differs(&new_value, &old_value),
+                differs,
+                "{new} / {old}"
+            );
+            for (a, b) in [
+                (ObjectJson::Text(&new_raw), ObjectJson::Text(&old_raw)),
+                (ObjectJson::Text(&new_raw), ObjectJson::Value(&old_value)),
+                (ObjectJson::Value(&new_value), ObjectJson::Text(&old_raw)),
+                (ObjectJson::Value(&new_value), ObjectJson::Value(&old_value)),
+            ] {
+                let (a, b) = (a.outline().expect("outline"), b.outline().expect("outline"));
+                assert_eq!(a.template_differs(&b), differs, "{new} / {old}");
+            }
+        }
     }
 
     #[test]
