@@ -2,7 +2,9 @@
 //! as the webhook calls it: each object handed over as the JSON text the API server sent,
 //! decoded by the policy as far as it needs.
 //!
-//!   cargo run --release -p rollout-safe-policy --example admission_cost
+//!   cargo run --release -p rollout-safe-policy --example admission_cost [-- ROUNDS]
+//!
+//! (ROUNDS passes over the reviews, 2000 by default; a few suffice under callgrind.)
 //!
 //! (The webhook benchmark, `cargo run --release -p rollout-safe-tests --bin webhook-bench`,
 //! measures the whole server against no-op floors; this isolates the policy's share. Reading
@@ -90,7 +92,10 @@ fn main() {
         .collect();
     reviews.sort_by(|a, b| a.0.cmp(&b.0));
     let policy = RolloutPolicy::default();
-    let rounds = 2000;
+    let rounds: usize = match std::env::args().nth(1) {
+        Some(r) => r.parse().expect("ROUNDS: a number of passes"),
+        None => 2000,
+    };
     for (label, mutating) in [("validate", false), ("mutate", true)] {
         let set: Vec<Request> = reviews
             .iter()

@@ -155,8 +155,8 @@ pub fn validate_request(
         };
         // Only a template change makes the old object matter to the rules (RS301).
         let old = match &before {
-            Some(b) if new.template_differs(b) => b.workload()?,
-            _ => None,
+            Some(b) => b.workload_if_template_changed(&new, &w)?,
+            None => None,
         };
         let ns = w.namespace().or(input.namespace).unwrap_or("default");
         let facts = Facts::from_lookups(

@@ -132,14 +132,7 @@ pub fn mutate_json(
     // Only a template change makes the old object matter (RS301 and the cause); comparing the
     // JSON first spares a typed parse on every scale, pause or annotation update.
     let old_workload = match old {
-        Some(v) => {
-            let before = v.outline()?;
-            if new.template_differs(&before) {
-                before.workload()?
-            } else {
-                None
-            }
-        }
+        Some(v) => v.outline()?.workload_if_template_changed(&new, &workload)?,
         None => None,
     };
     Ok(Some(mutate_workload(

@@ -346,26 +346,16 @@ impl<'a> ObjectJson<'a> {
             }
             ObjectJson::Text(raw) => raw.get(),
         };
-        let outlined = text
-            .trim_start()
-            .starts_with('{')
-            .then(|| serde_json::from_str::<outline::Outline<'a>>(text).ok())
-            .flatten()
-            .and_then(|o| {
-                let managed_fields = match o.managed_fields {
-                    Some(m) => Some(span_in(text, m.get())?),
-                    None => None,
-                };
-                Some(Shape::Text {
+        match outline::outline(text) {
+            Some(o) => Ok(AdmissionObject {
+                shape: Shape::Text {
                     text,
                     api_version: o.api_version,
                     kind: o.kind,
-                    managed_fields,
-                    template: o.template.map(RawValue::get),
-                })
-            });
-        match outlined {
-            Some(shape) => Ok(AdmissionObject { shape }),
+                    managed_fields: o.managed_fields,
+                    template: o.template.and_then(|t| text.get(t)),
+                },
+            }),
             None => Ok(AdmissionObject {
                 shape: Shape::Value(without_managed_fields(Cow::Owned(parse_value(text)?))),
             }),
@@ -460,6 +450,32 @@ impl AdmissionObject<'_> {
         self.template_value() != old.template_value()
     }
 
+    /// For the object before an update: its workload when the update changes the pod
+    /// template (as JSON values, like [`AdmissionObject::template_differs`]), `None` when it
+    /// does not or when this is no workload. `new` is the updated object, `new_workload` its
+    /// workload. A changed template needs the old workload anyway (RS301), and typed
+    /// templates that differ differ as JSON too, so the JSON is only compared when the typed
+    /// templates are equal (they drop unknown fields and nulls).
+    pub fn workload_if_template_changed(
+        &self,
+        new: &AdmissionObject<'_>,
+        new_workload: &Workload,
+    ) -> Result<Option<Workload>, ObjectError> {
+        if let (Some(new), Some(old)) = (new.template_text(), self.template_text())
+            && new == old
+        {
+            return Ok(None);
+        }
+        match self.workload() {
+            Ok(Some(old)) if old.template() != new_workload.template() => Ok(Some(old)),
+            Ok(Some(old)) => Ok(new.template_differs(self).then_some(old)),
+            Ok(None) => Ok(None),
+            // An unreadable old object only matters when the template changed.
+            Err(e) if new.template_differs(self) => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// `Some` for outlined text: the template's JSON text, when there is one.
     fn template_text(&self) -> Option<Option<&str>> {
         match &self.shape {
@@ -480,13 +496,6 @@ impl AdmissionObject<'_> {
     }
 }
 
-/// The byte range of `part`, a slice borrowed from `text`, within `text`.
-fn span_in(text: &str, part: &str) -> Option<Range<usize>> {
-    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-    let end = start.checked_add(part.len())?;
-    (end <= text.len()).then_some(start..end)
-}
-
 fn parse_value(text: &str) -> Result<Value, ObjectError> {
     serde_json::from_str(text).map_err(|e| ObjectError {
         kind: "object".into(),
@@ -505,161 +514,216 @@ fn without_managed_fields(mut v: Cow<'_, Value>) -> Cow<'_, Value> {
     v
 }
 
-/// The outline of an object's text: the few members that decide how to decode it, each
-/// borrowed from the text; everything else is skipped. Only JSON objects are read (a derived
-/// `Deserialize` would also take an array), and a repeated key is an error, so whatever the
-/// outline accepts reads exactly as the same text read as a `Value`.
+/// The outline of an object's JSON text: the few members that decide how to decode it, found
+/// by a scan of the text. The text is valid JSON (it comes as a `RawValue`), so where a value
+/// ends takes only string ends and bracket depth to find; serde's `IgnoredAny` walks every
+/// token of `managedFields` through its visitors instead (that scan was a third of a request's
+/// policy time). Whatever is not plainly read (an object that is not a JSON map, a repeated
+/// key, `metadata` or `spec` of another type than map or null) gives `None`, and the caller
+/// reads the text as a `Value` instead.
 mod outline {
     use std::borrow::Cow;
-    use std::fmt;
+    use std::ops::Range;
 
-    use serde::Deserialize;
-    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-    use serde_json::value::RawValue;
-
-    #[derive(Default)]
+    #[derive(Debug, Default)]
     pub(super) struct Outline<'a> {
+        /// `apiVersion` and `kind` when they are strings (`Value::as_str`).
         pub api_version: Option<Cow<'a, str>>,
         pub kind: Option<Cow<'a, str>>,
-        pub managed_fields: Option<&'a RawValue>,
-        pub template: Option<&'a RawValue>,
+        /// Byte range of `metadata.managedFields`' value.
+        pub managed_fields: Option<Range<usize>>,
+        /// Byte range of `spec.template`'s value (`null` included).
+        pub template: Option<Range<usize>>,
     }
 
-    impl<'de> Deserialize<'de> for Outline<'de> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(OutlineVisitor)
-        }
+    pub(super) fn outline(text: &str) -> Option<Outline<'_>> {
+        let mut scan = Scan { text, at: 0 };
+        let mut out = Outline::default();
+        let mut seen = [false; 4];
+        scan.members(|scan, key| {
+            let Some(i) = ["apiVersion", "kind", "metadata", "spec"]
+                .iter()
+                .position(|k| key == *k)
+            else {
+                return scan.value().map(drop);
+            };
+            if std::mem::replace(&mut seen[i], true) {
+                return None;
+            }
+            match i {
+                0 => out.api_version = scan.maybe_str()?,
+                1 => out.kind = scan.maybe_str()?,
+                2 => out.managed_fields = scan.member("managedFields")?,
+                _ => out.template = scan.member("template")?,
+            }
+            Some(())
+        })?;
+        scan.skip_ws();
+        (scan.at == text.len()).then_some(out)
     }
 
-    struct OutlineVisitor;
+    /// A position in valid JSON text. Every step checks its bounds: on anything unexpected it
+    /// answers `None` rather than guess.
+    struct Scan<'a> {
+        text: &'a str,
+        at: usize,
+    }
 
-    impl<'de> Visitor<'de> for OutlineVisitor {
-        type Value = Outline<'de>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a Kubernetes object")
+    impl<'a> Scan<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.text.as_bytes().get(self.at).copied()
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outline<'de>, A::Error> {
-            let mut out = Outline::default();
-            let mut seen = [false; 4];
-            while let Some(key) =
-                map.next_key_seed(Key(&["apiVersion", "kind", "metadata", "spec"]))?
-            {
-                let Some(i) = key else {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                };
-                if std::mem::replace(&mut seen[i], true) {
-                    return Err(de::Error::custom("repeated key"));
-                }
-                match i {
-                    0 => out.api_version = map.next_value::<MaybeStr<'de>>()?.0,
-                    1 => out.kind = map.next_value::<MaybeStr<'de>>()?.0,
-                    2 => out.managed_fields = map.next_value_seed(Member("managedFields"))?,
-                    _ => out.template = map.next_value_seed(Member("template"))?,
+        fn skip_ws(&mut self) {
+            while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+                self.at += 1;
+            }
+        }
+
+        /// At an opening quote: the string's contents and whether they hold escapes; moves
+        /// past the closing quote.
+        fn string(&mut self) -> Option<(Range<usize>, bool)> {
+            let bytes = self.text.as_bytes();
+            if bytes.get(self.at) != Some(&b'"') {
+                return None;
+            }
+            let start = self.at + 1;
+            let mut i = start;
+            let mut escaped = false;
+            loop {
+                match bytes.get(i)? {
+                    b'"' => break,
+                    b'\\' => {
+                        escaped = true;
+                        i += 2;
+                    }
+                    _ => i += 1,
                 }
             }
-            Ok(out)
+            self.at = i + 1;
+            Some((start..i, escaped))
         }
-    }
 
-    /// A key: its index in the list, `None` for any other.
-    struct Key<'k>(&'k [&'static str]);
+        /// A string's value: borrowed, or unescaped by serde_json when it has escapes.
+        fn string_value(&mut self) -> Option<Cow<'a, str>> {
+            let (span, escaped) = self.string()?;
+            if escaped {
+                serde_json::from_str(self.text.get(span.start - 1..span.end + 1)?)
+                    .ok()
+                    .map(Cow::Owned)
+            } else {
+                self.text.get(span).map(Cow::Borrowed)
+            }
+        }
 
-    impl<'de> DeserializeSeed<'de> for Key<'_> {
-        type Value = Option<usize>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-            d.deserialize_str(self)
+        /// Any value: its byte range; moves past it.
+        fn value(&mut self) -> Option<Range<usize>> {
+            self.skip_ws();
+            let start = self.at;
+            match self.peek()? {
+                b'"' => {
+                    self.string()?;
+                }
+                b'{' | b'[' => {
+                    let mut depth = 0usize;
+                    loop {
+                        match self.peek()? {
+                            b'"' => {
+                                self.string()?;
+                                continue;
+                            }
+                            b'{' | b'[' => depth += 1,
+                            b'}' | b']' => {
+                                depth = depth.checked_sub(1)?;
+                                if depth == 0 {
+                                    self.at += 1;
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                        self.at += 1;
+                    }
+                }
+                _ => {
+                    while !matches!(
+                        self.peek(),
+                        None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+                    ) {
+                        self.at += 1;
+                    }
+                    if self.at == start {
+                        return None;
+                    }
+                }
+            }
+            Some(start..self.at)
         }
-    }
 
-    impl<'de> Visitor<'de> for Key<'_> {
-        type Value = Option<usize>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a key")
+        /// A string value, or `None` for a value of any other type.
+        fn maybe_str(&mut self) -> Option<Option<Cow<'a, str>>> {
+            self.skip_ws();
+            if self.peek()? == b'"' {
+                self.string_value().map(Some)
+            } else {
+                self.value().map(|_| None)
+            }
         }
-        fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-            Ok(self.0.iter().position(|k| *k == key))
-        }
-    }
 
-    /// The raw value of one member of an object (`null` included); `None` when the object
-    /// has no such member or is itself `null`.
-    struct Member(&'static str);
+        /// Calls `each` with every key of the object here, `each` reading its value.
+        fn members(
+            &mut self,
+            mut each: impl FnMut(&mut Self, Cow<'a, str>) -> Option<()>,
+        ) -> Option<()> {
+            self.skip_ws();
+            if self.peek()? != b'{' {
+                return None;
+            }
+            self.at += 1;
+            self.skip_ws();
+            if self.peek()? == b'}' {
+                self.at += 1;
+                return Some(());
+            }
+            loop {
+                self.skip_ws();
+                let key = self.string_value()?;
+                self.skip_ws();
+                if self.peek()? != b':' {
+                    return None;
+                }
+                self.at += 1;
+                each(self, key)?;
+                self.skip_ws();
+                let next = self.peek()?;
+                self.at += 1;
+                match next {
+                    b',' => {}
+                    b'}' => return Some(()),
+                    _ => return None,
+                }
+            }
+        }
 
-    impl<'de> DeserializeSeed<'de> for Member {
-        type Value = Option<&'de RawValue>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Member {
-        type Value = Option<&'de RawValue>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an object or null")
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        /// The byte range of member `name` of the object here (`None` inside when it has no
+        /// such member, or is `null`); `None` for a value of any other type or a repeated key.
+        fn member(&mut self, name: &str) -> Option<Option<Range<usize>>> {
+            self.skip_ws();
+            if self.peek()? != b'{' {
+                return (self.text.get(self.at..)?.starts_with("null")).then(|| {
+                    self.at += 4;
+                    None
+                });
+            }
             let mut found = None;
-            while let Some(key) = map.next_key_seed(Key(std::slice::from_ref(&self.0)))? {
-                if key.is_none() {
-                    map.next_value::<IgnoredAny>()?;
-                } else if found.replace(map.next_value::<&'de RawValue>()?).is_some() {
-                    return Err(de::Error::custom("repeated key"));
+            self.members(|scan, key| {
+                let value = scan.value()?;
+                if key == name && found.replace(value).is_some() {
+                    return None;
                 }
-            }
-            Ok(found)
-        }
-    }
-
-    /// A string, or `None` for any other value (`Value::as_str`).
-    struct MaybeStr<'a>(Option<Cow<'a, str>>);
-
-    impl<'de> Deserialize<'de> for MaybeStr<'de> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(MaybeStrVisitor)
-        }
-    }
-
-    struct MaybeStrVisitor;
-
-    impl<'de> Visitor<'de> for MaybeStrVisitor {
-        type Value = MaybeStr<'de>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("any value")
-        }
-        fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-            Ok(MaybeStr(Some(Cow::Borrowed(s))))
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(MaybeStr(Some(Cow::Owned(s.to_string()))))
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(MaybeStr(None))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(MaybeStr(None))
+                Some(())
+            })?;
+            Some(found)
         }
     }
 }
@@ -791,6 +855,9 @@ mod tests {
             r#"{"apiVersion":"apps/v1","kind":"DaemonSet","metadata":{"name":"x","labels":{"a":1}}}"#,
             r#"{"apiVersion":5,"kind":"Deployment"}"#,
             r#"{"apiVersion":"apps/v1","kind":["Deployment"]}"#,
+            // Whitespace everywhere, and strings holding brackets, quotes and backslashes.
+            "{ \"apiVersion\" : \"apps/v1\" ,\n\t\"kind\":\"Deployment\", \"metadata\" : { \"annotations\" : {\"a\":\"{\\\"b\\\":[\\\"}\\\\\\\"]}\"} ,\"managedFields\" : [ {\"f:{\":{}} ] , \"name\":\"x\" } ,\"spec\":{\"replicas\" : 3 , \"template\" : { } } , \"status\" : { } }\n",
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{},"spec":{},"status":null,"x":[[],{},"",0,-1.5e3,true,false,null]}"#,
             "null",
             "5",
             r#""Deployment""#,
@@ -819,6 +886,171 @@ mod tests {
             .outline()
             .and_then(|o| o.workload())
             .expect_err("replicas is no number");
+        assert_eq!(e.path, "spec.replicas");
+    }
+
+    /// The scan finds what serde finds, in the recorded objects and in odd spacing; shapes it
+    /// does not read plainly are left to the value.
+    #[test]
+    fn the_outline_finds_the_members() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/admission-reviews"
+        );
+        let mut texts = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("recorded reviews") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let review: Value =
+                    serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+                for key in ["object", "oldObject"] {
+                    if review["request"][key].is_object() {
+                        texts.push(review["request"][key].to_string());
+                        texts.push(
+                            serde_json::to_string_pretty(&review["request"][key]).expect("JSON"),
+                        );
+                    }
+                }
+            }
+        }
+        assert!(texts.len() >= 40, "{} objects", texts.len());
+        for text in &texts {
+            let value: Value = serde_json::from_str(text).expect("JSON");
+            let o = outline::outline(text).unwrap_or_else(|| panic!("not outlined: {text}"));
+            assert_eq!(o.api_version.as_deref(), value["apiVersion"].as_str());
+            assert_eq!(o.kind.as_deref(), value["kind"].as_str());
+            let at = |r: Option<std::ops::Range<usize>>| {
+                r.map(|r| serde_json::from_str::<Value>(&text[r]).expect("a JSON value"))
+            };
+            assert_eq!(
+                at(o.managed_fields).as_ref(),
+                value.pointer("/metadata/managedFields")
+            );
+            assert_eq!(at(o.template).as_ref(), value.pointer("/spec/template"));
+        }
+        for odd in [
+            "[]",
+            r#"{"kind":"a","kind":"b"}"#,
+            r#"{"metadata":[]}"#,
+            r#"{"metadata":{"managedFields":1,"managedFields":2}}"#,
+            r#"{"spec":"x"}"#,
+            r#"{"a":1} x"#,
+        ] {
+            assert!(outline::outline(odd).is_none(), "{odd}");
+        }
+        let o = outline::outline(r#" { "kin\u0064" : "Deployment" , "metadata" : null , "spec" : { "template" : null } } "#)
+            .expect("outlined");
+        assert_eq!(o.kind.as_deref(), Some("Deployment"));
+        assert_eq!(
+            (o.managed_fields, o.template.map(|r| r.len())),
+            (None, Some(4))
+        );
+    }
+
+    fn arb_object() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("apiVersion".to_string()),
+            Just("kind".to_string()),
+            Just("metadata".to_string()),
+            Just("managedFields".to_string()),
+            Just("spec".to_string()),
+            Just("template".to_string()),
+            ".{0,6}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-1e9f64..1e9).prop_map(Value::from),
+            ".{0,8}".prop_map(Value::String),
+            prop_oneof![Just("\"}]"), Just("\\"), Just("{["), Just("apps/v1")]
+                .prop_map(|s| Value::String(s.into())),
+        ];
+        leaf.prop_recursive(4, 40, 5, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any JSON, compact or pretty: the outline reads what the value holds, or leaves it
+        /// to the value.
+        #[test]
+        fn the_outline_agrees_with_the_value(value in arb_object(), pretty in proptest::bool::ANY) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).expect("JSON")
+            } else {
+                value.to_string()
+            };
+            // The value the text reads as (floats need not read back bit for bit).
+            let value: Value = serde_json::from_str(&text).expect("JSON");
+            if let Some(o) = outline::outline(&text) {
+                let at = |r: Option<std::ops::Range<usize>>| {
+                    r.map(|r| serde_json::from_str::<Value>(&text[r]).expect("a JSON value"))
+                };
+                proptest::prop_assert_eq!(o.api_version.as_deref(), value.get("apiVersion").and_then(Value::as_str));
+                proptest::prop_assert_eq!(o.kind.as_deref(), value.get("kind").and_then(Value::as_str));
+                let (managed_fields, template) = (at(o.managed_fields), at(o.template));
+                proptest::prop_assert_eq!(managed_fields.as_ref(), value.pointer("/metadata/managedFields"));
+                proptest::prop_assert_eq!(template.as_ref(), value.pointer("/spec/template"));
+            } else {
+                // Only shapes the outline leaves alone: not a map, or metadata/spec of another type.
+                let odd = |k: &str| value.get(k).is_some_and(|v| !v.is_object() && !v.is_null());
+                proptest::prop_assert!(!value.is_object() || odd("metadata") || odd("spec"), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_old_workload_is_read_when_the_template_changed() {
+        let deployment = |spec: &str| {
+            let text = format!(
+                r#"{{"apiVersion":"apps/v1","kind":"Deployment","metadata":{{"name":"x"}},"spec":{spec}}}"#
+            );
+            RawValue::from_string(text).expect("JSON")
+        };
+        let changed = |new: &str, old: &str| {
+            let (new, old) = (deployment(new), deployment(old));
+            let new = ObjectJson::Text(&new).outline().expect("outline");
+            let w = new.workload().expect("readable").expect("a workload");
+            let old = ObjectJson::Text(&old).outline().expect("outline");
+            old.workload_if_template_changed(&new, &w)
+                .map(|o| o.map(|o| o.name().to_string()))
+        };
+        let image = |i: &str| {
+            format!(r#"{{"template":{{"spec":{{"containers":[{{"name":"c","image":"{i}"}}]}}}}}}"#)
+        };
+        assert_eq!(changed(&image("a"), &image("a")), Ok(None), "byte-equal");
+        assert_eq!(
+            changed(&image("a"), &image("b")),
+            Ok(Some("x".into())),
+            "typed differ"
+        );
+        // Equal typed (an unknown field, a null), different JSON: changed, like the values.
+        assert_eq!(
+            changed(r#"{"template":{"x":1}}"#, r#"{"template":{}}"#),
+            Ok(Some("x".into()))
+        );
+        assert_eq!(
+            changed(r#"{"template":{"spec":null}}"#, r#"{"template":{}}"#),
+            Ok(Some("x".into()))
+        );
+        // Equal JSON, different bytes: unchanged.
+        assert_eq!(
+            changed(
+                r#"{"template":{"metadata":{"labels":{"a":"1","b":"2"}}}}"#,
+                r#"{"template":{ "metadata":{"labels":{"b":"2","a":"1"}}}}"#
+            ),
+            Ok(None)
+        );
+        // An unreadable old object matters only when the template changed.
+        let bad_old = r#"{"replicas":"two","template":{}}"#;
+        assert_eq!(changed(r#"{"template":{}}"#, bad_old), Ok(None));
+        let e = changed(r#"{"template":{"x":1}}"#, bad_old).expect_err("unreadable");
         assert_eq!(e.path, "spec.replicas");
     }
 
