@@ -588,20 +588,10 @@ mod outline {
                 return None;
             }
             let start = self.at + 1;
-            let mut i = start;
-            let mut escaped = false;
-            loop {
-                match bytes.get(i)? {
-                    b'"' => break,
-                    b'\\' => {
-                        escaped = true;
-                        i += 2;
-                    }
-                    _ => i += 1,
-                }
-            }
-            self.at = i + 1;
-            Some((start..i, escaped))
+            let end = string_end(bytes, start)?;
+            self.at = end + 1;
+            let escaped = bytes.get(start..end)?.contains(&b'\\');
+            Some((start..end, escaped))
         }
 
         /// A string's value: borrowed, or unescaped by serde_json when it has escapes.
@@ -619,45 +609,27 @@ mod outline {
         /// Any value: its byte range; moves past it.
         fn value(&mut self) -> Option<Range<usize>> {
             self.skip_ws();
+            let bytes = self.text.as_bytes();
             let start = self.at;
-            match self.peek()? {
-                b'"' => {
-                    self.string()?;
-                }
-                b'{' | b'[' => {
-                    let mut depth = 0usize;
-                    loop {
-                        match self.peek()? {
-                            b'"' => {
-                                self.string()?;
-                                continue;
-                            }
-                            b'{' | b'[' => depth += 1,
-                            b'}' | b']' => {
-                                depth = depth.checked_sub(1)?;
-                                if depth == 0 {
-                                    self.at += 1;
-                                    break;
-                                }
-                            }
-                            _ => {}
-                        }
-                        self.at += 1;
-                    }
-                }
+            let end = match *bytes.get(start)? {
+                b'"' => string_end(bytes, start + 1)? + 1,
+                b'{' | b'[' => container_end(bytes, start)?,
                 _ => {
-                    while !matches!(
-                        self.peek(),
-                        None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
-                    ) {
-                        self.at += 1;
-                    }
-                    if self.at == start {
+                    let len = bytes
+                        .get(start..)?
+                        .iter()
+                        .position(|c| {
+                            matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+                        })
+                        .unwrap_or(bytes.len() - start);
+                    if len == 0 {
                         return None;
                     }
+                    start + len
                 }
-            }
-            Some(start..self.at)
+            };
+            self.at = end;
+            Some(start..end)
         }
 
         /// A string value, or `None` for a value of any other type.
@@ -724,6 +696,55 @@ mod outline {
                 Some(())
             })?;
             Some(found)
+        }
+    }
+
+    /// Bytes the scans stop at: quotes and backslashes (strings), brackets (nesting).
+    const STOP: [bool; 256] = {
+        let mut t = [false; 256];
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t[b'{' as usize] = true;
+        t[b'}' as usize] = true;
+        t[b'[' as usize] = true;
+        t[b']' as usize] = true;
+        t
+    };
+
+    /// The index of the closing quote of the string whose contents start at `at`.
+    fn string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+        loop {
+            while !STOP[usize::from(*bytes.get(at)?)] {
+                at += 1;
+            }
+            match bytes[at] {
+                b'"' => return Some(at),
+                b'\\' => at += 2,
+                _ => at += 1,
+            }
+        }
+    }
+
+    /// The index just past the object or array opening at `at`.
+    fn container_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        loop {
+            while !STOP[usize::from(*bytes.get(at)?)] {
+                at += 1;
+            }
+            match bytes[at] {
+                b'"' => at = string_end(bytes, at + 1)?,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(at + 1);
+                    }
+                }
+                // A backslash outside a string: not valid JSON.
+                _ => return None,
+            }
+            at += 1;
         }
     }
 }
