@@ -699,40 +699,48 @@ mod outline {
         }
     }
 
-    /// Bytes the scans stop at: quotes and backslashes (strings), brackets (nesting).
-    const STOP: [bool; 256] = {
-        let mut t = [false; 256];
-        t[b'"' as usize] = true;
-        t[b'\\' as usize] = true;
-        t[b'{' as usize] = true;
-        t[b'}' as usize] = true;
-        t[b'[' as usize] = true;
-        t[b']' as usize] = true;
-        t
-    };
-
     /// The index of the closing quote of the string whose contents start at `at`.
     fn string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
         loop {
-            while !STOP[usize::from(*bytes.get(at)?)] {
-                at += 1;
+            at = quote_or_backslash(bytes, at)?;
+            if bytes[at] == b'"' {
+                return Some(at);
             }
-            match bytes[at] {
-                b'"' => return Some(at),
-                b'\\' => at += 2,
-                _ => at += 1,
-            }
+            // A backslash and the byte it escapes (`\uXXXX` has no quote or backslash after).
+            at += 2;
         }
     }
 
-    /// The index just past the object or array opening at `at`.
+    /// The index of the first `"` or `\` at or after `at`, eight bytes at a time: a byte of
+    /// the word is flagged when it equals either (the classic "has a zero byte" test on the
+    /// word xor-ed with each); the lowest flag is exact.
+    pub(super) fn quote_or_backslash(bytes: &[u8], mut at: usize) -> Option<usize> {
+        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+        const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+        while let Some(word) = bytes.get(at..at + 8) {
+            let word = u64::from_le_bytes(word.try_into().ok()?);
+            let quote = word ^ (ONES * u64::from(b'"'));
+            let backslash = word ^ (ONES * u64::from(b'\\'));
+            let flags = ((quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash))
+                & HIGHS;
+            if flags != 0 {
+                return Some(at + (flags.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        let rest = bytes.get(at..)?;
+        rest.iter()
+            .position(|&b| b == b'"' || b == b'\\')
+            .map(|i| at + i)
+    }
+
+    /// The index just past the object or array opening at `at`. Outside strings compact
+    /// JSON has only a few bytes between strings, so those go one at a time.
     fn container_end(bytes: &[u8], mut at: usize) -> Option<usize> {
         let mut depth = 0usize;
         loop {
-            while !STOP[usize::from(*bytes.get(at)?)] {
-                at += 1;
-            }
-            match bytes[at] {
+            match *bytes.get(at)? {
                 b'"' => at = string_end(bytes, at + 1)?,
                 b'{' | b'[' => depth += 1,
                 b'}' | b']' => {
@@ -741,8 +749,7 @@ mod outline {
                         return Some(at + 1);
                     }
                 }
-                // A backslash outside a string: not valid JSON.
-                _ => return None,
+                _ => {}
             }
             at += 1;
         }
@@ -1023,6 +1030,24 @@ mod tests {
                 let odd = |k: &str| value.get(k).is_some_and(|v| !v.is_object() && !v.is_null());
                 proptest::prop_assert!(!value.is_object() || odd("metadata") || odd("spec"), "{}", text);
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_word_scan_finds_the_first_quote_or_backslash(
+            bytes in proptest::collection::vec(proptest::prop_oneof![
+                proptest::prelude::Just(b'"'),
+                proptest::prelude::Just(b'\\'),
+                proptest::prelude::any::<u8>(),
+            ], 0..40),
+            at in 0usize..42,
+        ) {
+            let naive = bytes
+                .get(at..)
+                .and_then(|r| r.iter().position(|&b| b == b'"' || b == b'\\'))
+                .map(|i| at + i);
+            proptest::prop_assert_eq!(outline::quote_or_backslash(&bytes, at), naive);
         }
     }
 
