@@ -4,17 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::change_cause::Actor;
 use crate::check::{Facts, check, check_service};
 use crate::config::RolloutPolicy;
 use crate::finding::Finding;
-use crate::mutate::{MutationOutcome, ServerInfo, mutate};
+use crate::mutate::{MutationOutcome, ServerInfo, mutate_json};
 use crate::rule::Severity;
 use crate::rules::ServiceContext;
 use crate::view::ServiceView;
-use crate::workload::{ObjectError, Workload};
+use crate::workload::ObjectError;
+pub use crate::workload::{AdmissionObject, ObjectJson};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -35,8 +34,11 @@ pub struct AdmissionInput<'a> {
     /// Set for subresource requests (`scale`, `status`): those never change the template.
     pub sub_resource: Option<&'a str>,
     pub namespace: Option<&'a str>,
-    pub object: Option<&'a Value>,
-    pub old_object: Option<&'a Value>,
+    /// `request.object`: read once, straight into its typed form, and only as far as needed.
+    pub object: Option<ObjectJson<'a>>,
+    /// `request.oldObject`: decoded only when the pod template changed, or to grandfather
+    /// what an update that changes no template did not introduce.
+    pub old_object: Option<ObjectJson<'a>>,
     pub actor: Actor,
 }
 
@@ -89,7 +91,7 @@ pub fn mutate_request(
         Operation::Update => input.old_object,
         _ => None,
     };
-    mutate(object, old, &eff, server, &input.actor)
+    mutate_json(object, old, &eff, server, &input.actor)
 }
 
 /// The validating decision.
@@ -151,14 +153,18 @@ pub fn validate_request(
         let Some(object) = input.object else {
             return Ok(Verdict::default());
         };
-        let Some(w) = Workload::from_value(object)? else {
+        let new = object.outline()?;
+        let Some(w) = new.workload()? else {
             return Ok(Verdict::default());
         };
-        let old = match (input.operation, input.old_object) {
-            (Operation::Update, Some(v)) if crate::mutate::template_differs(object, v) => {
-                Workload::from_value(v)?
-            }
+        let before = match (input.operation, input.old_object) {
+            (Operation::Update, Some(v)) => Some(v.outline()?),
             _ => None,
+        };
+        // Only a template change makes the old object matter to the rules (RS301).
+        let old = match &before {
+            Some(b) => b.workload_if_template_changed(&new, &w)?,
+            None => None,
         };
         let ns = w.namespace().or(input.namespace).unwrap_or("default");
         let facts = Facts::from_lookups(
@@ -167,7 +173,7 @@ pub fn validate_request(
             |labels| lookups.pdb_covers(ns, labels),
         );
         let mut findings = check(&w, old.as_ref(), &eff, &facts);
-        if let (Operation::Update, Some(before), None) = (input.operation, input.old_object, &old) {
+        if let (Some(before), None) = (&before, &old) {
             grandfather(&mut findings, before, &eff, &facts)?;
         }
         findings
@@ -176,7 +182,7 @@ pub fn validate_request(
         && input.operation == Operation::Update
         && input.sub_resource.is_none()
     {
-        service_switch(input, &eff, lookups)
+        service_switch(input, &eff, lookups)?
     } else {
         Vec::new()
     };
@@ -191,16 +197,17 @@ pub fn validate_request(
 /// instead of blocking it, so legacy workloads stay operable. Violations the update
 /// introduces (say, maxUnavailable raised to 100 %) and every violation of an update that
 /// changes the template are enforced as usual.
+/// The old object is only decoded when there is something to grandfather.
 fn grandfather(
     findings: &mut [Finding],
-    before: &Value,
+    before: &AdmissionObject<'_>,
     eff: &crate::config::EffectivePolicy,
     facts: &Facts,
 ) -> Result<(), ObjectError> {
     if !findings.iter().any(|f| f.severity == Severity::Error) {
         return Ok(());
     }
-    let Some(old) = Workload::from_value(before)? else {
+    let Some(old) = before.workload()? else {
         return Ok(());
     };
     let existing = check(&old, None, eff, facts);
@@ -226,20 +233,21 @@ fn service_switch(
     input: &AdmissionInput<'_>,
     eff: &crate::config::EffectivePolicy,
     lookups: &dyn ClusterLookups,
-) -> Vec<Finding> {
+) -> Result<Vec<Finding>, ObjectError> {
     let Some(object) = input.object else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let ns = input.namespace.unwrap_or("default");
-    let service = ServiceView::from_value(object, Some(ns));
-    let old_selector = input
-        .old_object
-        .map(|old| ServiceView::from_value(old, Some(ns)).selector);
+    let service = ServiceView::from_value(&*object.to_value()?, Some(ns));
+    let old_selector = match input.old_object {
+        Some(old) => Some(ServiceView::from_value(&*old.to_value()?, Some(ns)).selector),
+        None => None,
+    };
     let ready_pods = |selector: &BTreeMap<String, String>| lookups.ready_pods(ns, selector);
     let cx = ServiceContext {
         old_selector: old_selector.as_ref(),
         ready_pods: Some(&ready_pods),
         workloads: None,
     };
-    check_service(&service, &cx, eff)
+    Ok(check_service(&service, &cx, eff))
 }

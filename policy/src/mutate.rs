@@ -18,7 +18,7 @@ pub use crate::finding::Mutation;
 use crate::rules::{self, FixContext, Fixes, Report, WorkloadContext};
 pub use crate::server_info::ServerInfo;
 use crate::view::WorkloadView;
-use crate::workload::{ObjectError, Workload};
+use crate::workload::{ObjectError, ObjectJson, Workload};
 
 /// The mutator's answer for one object.
 #[derive(Debug, Clone, Default)]
@@ -48,14 +48,33 @@ pub fn mutate(
     server: ServerInfo,
     actor: &Actor,
 ) -> Result<Option<MutationOutcome>, ObjectError> {
-    let Some(workload) = Workload::from_value(object)? else {
+    mutate_json(
+        ObjectJson::Value(object),
+        old.map(ObjectJson::Value),
+        policy,
+        server,
+        actor,
+    )
+}
+
+/// [`mutate`] on an object as the admission request carries it: each object is decoded at
+/// most once, straight into its typed form.
+pub fn mutate_json(
+    object: ObjectJson<'_>,
+    old: Option<ObjectJson<'_>>,
+    policy: &EffectivePolicy,
+    server: ServerInfo,
+    actor: &Actor,
+) -> Result<Option<MutationOutcome>, ObjectError> {
+    let new = object.outline()?;
+    let Some(workload) = new.workload()? else {
         return Ok(None);
     };
     // Only a template change makes the old object matter (RS301 and the cause); comparing the
     // JSON first spares a typed parse on every scale, pause or annotation update.
     let old_workload = match old {
-        Some(v) if template_differs(object, v) => Workload::from_value(v)?,
-        _ => None,
+        Some(v) => v.outline()?.workload_if_template_changed(&new, &workload)?,
+        None => None,
     };
     Ok(Some(mutate_workload(
         &workload,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use rollout_safe_policy::admission::{
-    AdmissionInput, NoLookups, Operation, mutate_request, validate_request,
+    AdmissionInput, NoLookups, ObjectJson, Operation, mutate_request, validate_request,
 };
 use rollout_safe_policy::check::{Facts, check};
 use rollout_safe_policy::{
@@ -55,8 +55,14 @@ fn input(req: &Value) -> AdmissionInput<'_> {
         kind: req["kind"]["kind"].as_str().unwrap(),
         sub_resource: req["subResource"].as_str(),
         namespace: req["namespace"].as_str(),
-        object: req.get("object").filter(|o| !o.is_null()),
-        old_object: req.get("oldObject").filter(|o| !o.is_null()),
+        object: req
+            .get("object")
+            .filter(|o| !o.is_null())
+            .map(ObjectJson::Value),
+        old_object: req
+            .get("oldObject")
+            .filter(|o| !o.is_null())
+            .map(ObjectJson::Value),
         actor: Actor {
             username: req["userInfo"]["username"].as_str().unwrap_or("").into(),
             field_manager: req["options"]["fieldManager"].as_str().map(Into::into),
@@ -145,8 +151,9 @@ fn every_recorded_review_mutates_to_a_fixed_point() {
         }
         // Checking the result again: nothing left for the rules the mutator owns.
         let w = Workload::from_value(&obj).unwrap().unwrap();
-        let old = inp
-            .old_object
+        let old = req
+            .get("oldObject")
+            .filter(|o| !o.is_null())
             .map(|o| Workload::from_value(o).unwrap().unwrap());
         let left: Vec<_> = check(
             &w,
@@ -160,7 +167,7 @@ fn every_recorded_review_mutates_to_a_fixed_point() {
         assert!(left.is_empty(), "{name}: {left:#?}");
         // A second pass over the fixed object yields no operations (reinvocationPolicy: IfNeeded).
         let again = AdmissionInput {
-            object: Some(&obj),
+            object: Some(ObjectJson::Value(&obj)),
             ..inp.clone()
         };
         let second = mutate_request(&policy, &again, ServerInfo::default())
@@ -267,7 +274,7 @@ fn bare_deployment_gets_hook_grace_history() {
     let v = validate_request(
         &RolloutPolicy::default(),
         &AdmissionInput {
-            object: Some(&fixed),
+            object: Some(ObjectJson::Value(&fixed)),
             ..input(&r["request"])
         },
         &NoLookups,
@@ -356,8 +363,8 @@ fn updates_without_a_rollout_do_not_block_legacy_workloads() {
             &policy,
             &AdmissionInput {
                 operation: Operation::Update,
-                object: Some(after),
-                old_object: Some(&before),
+                object: Some(ObjectJson::Value(after)),
+                old_object: Some(ObjectJson::Value(&before)),
                 ..input(&r["request"])
             },
             &NoLookups,

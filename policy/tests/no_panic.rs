@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use rollout_safe_policy::admission::{
-    AdmissionInput, NoLookups, Operation, mutate_request, validate_request,
+    AdmissionInput, NoLookups, ObjectJson, Operation, mutate_request, validate_request,
 };
 use rollout_safe_policy::plan::plan_for;
 use rollout_safe_policy::{Actor, RolloutPolicy, ServerInfo, Workload, audit, parse_documents};
@@ -31,6 +31,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
 }
 
 const PATHS: &[&str] = &[
+    "/apiVersion",
+    "/metadata/managedFields",
+    "/metadata/name",
     "/spec/replicas",
     "/spec/revisionHistoryLimit",
     "/spec/progressDeadlineSeconds",
@@ -97,32 +100,56 @@ fn plant(mut v: Value, path: &str, value: Value) -> Value {
 
 fn exercise(obj: &Value, old: Option<&Value>) {
     let policy = RolloutPolicy::default();
+    // Each object as JSON text, and as the value that text reads as (a float need not read
+    // back bit for bit, so the values are not the generated ones).
+    let text = |v: &Value| serde_json::value::to_raw_value(v).expect("JSON");
+    let value =
+        |t: &serde_json::value::RawValue| -> Value { serde_json::from_str(t.get()).expect("JSON") };
+    let old_text = old.map(text);
+    let old_value = old_text.as_deref().map(value);
+    let old = old_value.as_ref();
     for kind in ["Deployment", "StatefulSet", "DaemonSet"] {
         let mut o = obj.clone();
         if o.is_object() {
             o["kind"] = json!(kind);
         }
-        let input = AdmissionInput {
-            operation: if old.is_some() {
-                Operation::Update
-            } else {
-                Operation::Create
-            },
-            group: "apps",
-            kind,
-            sub_resource: None,
-            namespace: Some("ns"),
-            object: Some(&o),
-            old_object: old,
-            actor: Actor::default(),
-        };
-        for server in [ServerInfo::default(), ServerInfo::from_version("1.24")] {
-            if let Ok(Some(m)) = mutate_request(&policy, &input, server) {
-                let mut fixed = o.clone();
-                json_patch::patch(&mut fixed, &m.patch).expect("our own patch applies");
+        let o_text = text(&o);
+        let o = value(&o_text);
+        // The objects as values, and as the JSON text the webhook hands over: the same answers.
+        let mut answers = Vec::new();
+        for (object, old_object) in [
+            (ObjectJson::Value(&o), old.map(ObjectJson::Value)),
+            (
+                ObjectJson::Text(&o_text),
+                old_text.as_deref().map(ObjectJson::Text),
+            ),
+        ] {
+            let input = AdmissionInput {
+                operation: if old.is_some() {
+                    Operation::Update
+                } else {
+                    Operation::Create
+                },
+                group: "apps",
+                kind,
+                sub_resource: None,
+                namespace: Some("ns"),
+                object: Some(object),
+                old_object,
+                actor: Actor::default(),
+            };
+            let mut mutations = Vec::new();
+            for server in [ServerInfo::default(), ServerInfo::from_version("1.24")] {
+                let m = mutate_request(&policy, &input, server);
+                if let Ok(Some(m)) = &m {
+                    let mut fixed = o.clone();
+                    json_patch::patch(&mut fixed, &m.patch).expect("our own patch applies");
+                }
+                mutations.push(m.map(|m| m.map(|m| (m.patch, m.mutations, m.warnings))));
             }
+            answers.push((mutations, validate_request(&policy, &input, &NoLookups)));
         }
-        let _ = validate_request(&policy, &input, &NoLookups);
+        assert_eq!(answers[0], answers[1], "value and text forms answer alike");
         if let Ok(Some(w)) = Workload::from_value(&o) {
             let _ = plan_for(&w);
         }

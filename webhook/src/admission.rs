@@ -2,19 +2,24 @@
 //! the engine's answer → [`AdmissionResponse`]. No decisions are made here; they all live in
 //! `rollout_safe_policy::admission`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use kube::core::DynamicObject;
-use kube::core::Status;
-use kube::core::admission::{self as kadm, AdmissionRequest, AdmissionResponse, AdmissionReview};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::admission::{self as kadm, AdmissionRequest, AdmissionResponse};
+use kube::core::{DynamicResourceScope, Resource, Status, TypeMeta};
 use rollout_safe_policy::admission::{
-    AdmissionInput, ClusterLookups, Operation, mutate_request, validate_request,
+    AdmissionInput, ClusterLookups, ObjectJson, Operation, mutate_request, validate_request,
 };
 use rollout_safe_policy::{Action, Actor, RolloutPolicy, ServerInfo};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::RequestError;
 use crate::metrics::{Decision, Metrics};
@@ -22,14 +27,131 @@ use crate::metrics::{Decision, Metrics};
 /// The API version this webhook answers (the chart registers `admissionReviewVersions: [v1]`).
 pub const API_VERSION: &str = kadm::META_API_VERSION_V1;
 
+/// An object in an admission request, kept as the JSON text the API server sent. The policy
+/// decodes it once, straight into its typed form (`rollout_safe_policy::Workload`), and only
+/// when the request is one it looks at; kube's `DynamicObject` would build a `Value` tree of
+/// every object first, `managedFields` and all.
+///
+/// kube's [`AdmissionRequest`] wants a [`Resource`], which must lend its metadata: this one
+/// has none decoded, so [`Resource::meta`] is empty, and the resource functions answer `""`
+/// (an admission request names its kind in `request.kind`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct RawObject {
+    json: Box<RawValue>,
+    #[serde(skip)]
+    meta: ObjectMeta,
+}
+
+impl RawObject {
+    /// The object's JSON text.
+    pub fn json(&self) -> &RawValue {
+        &self.json
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let json = Box::<RawValue>::deserialize(d)?;
+        // A Kubernetes object is a JSON map (as kube's `DynamicObject` requires too).
+        let unexpected = match json.get().as_bytes().first() {
+            Some(b'{') => None,
+            Some(b'[') => Some(de::Unexpected::Seq),
+            Some(b'"') => Some(de::Unexpected::Other("string")),
+            Some(b't' | b'f') => Some(de::Unexpected::Other("boolean")),
+            _ => Some(de::Unexpected::Other("number")),
+        };
+        if let Some(u) = unexpected {
+            return Err(de::Error::invalid_type(
+                u,
+                &"a Kubernetes object (a JSON map)",
+            ));
+        }
+        Ok(RawObject {
+            json,
+            meta: ObjectMeta::default(),
+        })
+    }
+}
+
+impl Resource for RawObject {
+    type DynamicType = ();
+    type Scope = DynamicResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
+    }
+}
+
+/// A request as this webhook reads it.
+pub type Request = AdmissionRequest<RawObject>;
+
+/// kube's `AdmissionReview`, read in one pass. kube's type flattens `apiVersion`/`kind` into
+/// itself, which makes serde buffer the whole body as generic content before reading any of
+/// it (and rules out raw objects inside); these are the same fields, with kube's
+/// [`AdmissionRequest`] inside, read directly. Only a JSON map is a review.
+struct Review {
+    types: TypeMeta,
+    request: Option<Request>,
+}
+
+impl<'de> Deserialize<'de> for Review {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Fields {
+            api_version: String,
+            kind: String,
+            #[serde(default)]
+            request: Option<Request>,
+        }
+        struct MapOnly;
+        impl<'de> Visitor<'de> for MapOnly {
+            type Value = Review;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an AdmissionReview (a JSON map)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Review, A::Error> {
+                let fields = Fields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Review {
+                    types: TypeMeta {
+                        api_version: fields.api_version,
+                        kind: fields.kind,
+                    },
+                    request: fields.request,
+                })
+            }
+        }
+        d.deserialize_map(MapOnly)
+    }
+}
+
 /// Reads a request body as an `admission.k8s.io/v1` AdmissionReview with a request.
-pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, RequestError> {
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+pub fn parse_review(body: &[u8]) -> Result<Request, RequestError> {
+    let review: Review = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return Err(diagnose(body).unwrap_or_else(|| json_error(body, e))),
     };
     check_type(&review.types.api_version, &review.types.kind)?;
-    review.try_into().map_err(|_| RequestError::MissingRequest)
+    let mut request = review.request.ok_or(RequestError::MissingRequest)?;
+    // What kube's `TryInto<AdmissionRequest>` does: the response copies these.
+    request.types = review.types;
+    Ok(request)
 }
 
 fn check_type(api_version: &str, kind: &str) -> Result<(), RequestError> {
@@ -63,7 +185,7 @@ fn diagnose(body: &[u8]) -> Option<RequestError> {
 /// request would slow down the common case.
 fn json_error(body: &[u8], plain: serde_json::Error) -> RequestError {
     let mut de = serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, AdmissionReview<DynamicObject>>(&mut de) {
+    match serde_path_to_error::deserialize::<_, Review>(&mut de) {
         Err(e) if e.path().iter().next().is_some() => {
             RequestError::Json(format!("{}: {}", e.path(), e.inner()))
         }
@@ -78,72 +200,26 @@ pub struct Evaluated {
     pub decision: Decision,
 }
 
-/// Request fields the policy needs, with the objects as JSON values.
-struct Owned {
-    object: Option<Value>,
-    old_object: Option<Value>,
-    actor: Actor,
-}
-
-/// A [`DynamicObject`] as the JSON value the policy reads, without a deep copy: the parsed
-/// `data` map is moved and only the typed metadata is serialized again. `managedFields` is
-/// dropped first: no rule reads it, it is a fifth of a typical object, and since the patch is
-/// a diff of the value the policy sees, the patch never touches it either way.
-fn object_value(obj: DynamicObject) -> Result<Value, serde_json::Error> {
-    let DynamicObject {
-        types,
-        mut metadata,
-        data,
-    } = obj;
-    metadata.managed_fields = None;
-    let mut map = match data {
-        Value::Object(m) => m,
-        // `data` is the flattened rest of an object, so always a map; anything else is dropped.
-        _ => serde_json::Map::new(),
-    };
-    if let Some(t) = types {
-        map.insert("apiVersion".into(), Value::String(t.api_version));
-        map.insert("kind".into(), Value::String(t.kind));
-    }
-    map.insert("metadata".into(), serde_json::to_value(&metadata)?);
-    Ok(Value::Object(map))
-}
-
-impl Owned {
-    /// Takes the objects out of `req` (it keeps everything the response needs).
-    fn take(req: &mut AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
-        let to_value = |o: Option<DynamicObject>| {
-            o.map(object_value)
-                .transpose()
-                .map_err(|e| RequestError::Internal(format!("re-encoding the object: {e}")))
-        };
-        let field_manager = req
-            .options
-            .as_ref()
-            .and_then(|o| o.0.get("fieldManager"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        Ok(Owned {
-            object: to_value(req.object.take())?,
-            old_object: to_value(req.old_object.take())?,
-            actor: Actor {
-                username: req.user_info.username.clone().unwrap_or_default(),
-                field_manager,
-            },
-        })
-    }
-
-    fn input<'a>(&'a self, req: &'a AdmissionRequest<DynamicObject>) -> AdmissionInput<'a> {
-        AdmissionInput {
-            operation: operation(&req.operation),
-            group: &req.kind.group,
-            kind: &req.kind.kind,
-            sub_resource: req.sub_resource.as_deref(),
-            namespace: req.namespace.as_deref(),
-            object: self.object.as_ref(),
-            old_object: self.old_object.as_ref(),
-            actor: self.actor.clone(),
-        }
+/// The policy engine's view of `req`: the objects stay JSON text until the policy reads them.
+fn input(req: &Request) -> AdmissionInput<'_> {
+    let field_manager = req
+        .options
+        .as_ref()
+        .and_then(|o| o.0.get("fieldManager"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    AdmissionInput {
+        operation: operation(&req.operation),
+        group: &req.kind.group,
+        kind: &req.kind.kind,
+        sub_resource: req.sub_resource.as_deref(),
+        namespace: req.namespace.as_deref(),
+        object: req.object.as_ref().map(|o| ObjectJson::Text(o.json())),
+        old_object: req.old_object.as_ref().map(|o| ObjectJson::Text(o.json())),
+        actor: Actor {
+            username: req.user_info.username.clone().unwrap_or_default(),
+            field_manager,
+        },
     }
 }
 
@@ -189,12 +265,7 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, RequestError> {
 }
 
 /// A denial with an HTTP-style code the API server passes on to the client.
-fn deny(
-    req: &AdmissionRequest<DynamicObject>,
-    message: String,
-    code: u16,
-    reason: &str,
-) -> AdmissionResponse {
+fn deny(req: &Request, message: String, code: u16, reason: &str) -> AdmissionResponse {
     let mut resp = AdmissionResponse::from(req);
     resp.allowed = false;
     resp.result = Status::failure(&message, reason).with_code(code);
@@ -202,11 +273,7 @@ fn deny(
 }
 
 /// With `fail_open`, an internal error becomes an allowed response with a warning.
-fn internal(
-    req: &AdmissionRequest<DynamicObject>,
-    err: RequestError,
-    fail_open: bool,
-) -> Result<Evaluated, RequestError> {
+fn internal(req: &Request, err: RequestError, fail_open: bool) -> Result<Evaluated, RequestError> {
     tracing::error!(error = %err, "could not evaluate the request");
     if !fail_open {
         return Err(err);
@@ -225,16 +292,11 @@ fn internal(
 pub fn mutate(
     policy: &RolloutPolicy,
     server: ServerInfo,
-    req: &mut AdmissionRequest<DynamicObject>,
+    req: &Request,
     metrics: &Metrics,
     fail_open: bool,
 ) -> Result<Evaluated, RequestError> {
-    let owned = match Owned::take(req) {
-        Ok(o) => o,
-        Err(e) => return internal(req, e, fail_open),
-    };
-    let req = &*req;
-    let input = owned.input(req);
+    let input = input(req);
     let outcome = match guarded(|| mutate_request(policy, &input, server)) {
         Ok(o) => o,
         Err(e) => return internal(req, e, fail_open),
@@ -279,16 +341,11 @@ pub fn mutate(
 pub fn validate(
     policy: &RolloutPolicy,
     lookups: &dyn ClusterLookups,
-    req: &mut AdmissionRequest<DynamicObject>,
+    req: &Request,
     metrics: &Metrics,
     fail_open: bool,
 ) -> Result<Evaluated, RequestError> {
-    let owned = match Owned::take(req) {
-        Ok(o) => o,
-        Err(e) => return internal(req, e, fail_open),
-    };
-    let req = &*req;
-    let input = owned.input(req);
+    let input = input(req);
     let verdict = match guarded(|| validate_request(policy, &input, lookups)) {
         Ok(v) => v,
         Err(e) => return internal(req, e, fail_open),
@@ -326,7 +383,7 @@ pub fn validate(
 
 /// The answer for an object with a field the policy cannot read (a wrong type): denied, with
 /// the field's path, counted as `invalid`.
-fn unreadable(req: &AdmissionRequest<DynamicObject>, e: &dyn std::fmt::Display) -> Evaluated {
+fn unreadable(req: &Request, e: &dyn std::fmt::Display) -> Evaluated {
     tracing::info!(error = %e, "object cannot be read; denied");
     Evaluated {
         response: deny(
@@ -373,7 +430,7 @@ pub fn encode_review(mut response: AdmissionResponse) -> Result<Vec<u8>, serde_j
 mod tests {
     use super::*;
 
-    fn request() -> AdmissionRequest<DynamicObject> {
+    fn request() -> Request {
         let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
             "uid":"u-1","kind":{"group":"apps","version":"v1","kind":"Deployment"},
             "resource":{"group":"apps","version":"v1","resource":"deployments"},
@@ -405,14 +462,73 @@ mod tests {
 
     #[test]
     fn the_policy_sees_the_object_without_managed_fields() {
-        let mut req = request();
-        let owned = Owned::take(&mut req).expect("owned");
-        let object = owned.object.expect("object");
-        assert_eq!(object["kind"], "Deployment");
-        assert_eq!(object["apiVersion"], "apps/v1");
-        assert_eq!(object["metadata"]["name"], "web");
-        assert!(object["metadata"].get("managedFields").is_none());
-        assert_eq!(owned.actor.username, "alice");
+        let req = request();
+        let input = input(&req);
+        let object = input.object.expect("object");
+        let ObjectJson::Text(text) = object else {
+            panic!("the object stays JSON text: {object:?}");
+        };
+        assert!(
+            text.get().starts_with(r#"{"apiVersion":"apps/v1""#),
+            "{text}"
+        );
+        let workload = object
+            .outline()
+            .and_then(|o| o.workload())
+            .expect("readable")
+            .expect("a workload");
+        assert_eq!(
+            workload.kind(),
+            rollout_safe_policy::WorkloadKind::Deployment
+        );
+        assert_eq!(workload.name(), "web");
+        assert!(workload.metadata().managed_fields.is_none());
+        assert_eq!(input.actor.username, "alice");
+    }
+
+    #[test]
+    fn reviews_are_json_maps_and_objects_too() {
+        let body = String::from_utf8(
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": "u-2", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                    "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                    "operation": "CREATE", "userInfo": {}, "object": [1, 2], "oldObject": null
+                }
+            }))
+            .expect("json"),
+        )
+        .expect("utf-8");
+        let err = parse_review(body.as_bytes()).expect_err("an array is no object");
+        assert!(
+            err.to_string()
+                .contains("request.object: invalid type: sequence"),
+            "{err}"
+        );
+        // The path of a bad field after a raw object is still named.
+        let late = body
+            .replace("[1, 2]", r#"{"kind":"Deployment"}"#)
+            .replace("[1,2]", r#"{"kind":"Deployment"}"#)
+            .replace(r#""oldObject":null"#, r#""oldObject":null,"dryRun":"yes""#);
+        let err = parse_review(late.as_bytes()).expect_err("dryRun is a bool");
+        assert!(
+            err.to_string().contains("request.dryRun: invalid type"),
+            "{err}"
+        );
+        // An array holding a review's fields is not a review.
+        let err = parse_review(br#"["admission.k8s.io/v1","AdmissionReview",null]"#)
+            .expect_err("an array");
+        assert!(matches!(err, RequestError::Json(_)), "{err}");
+        let ok = late.replace(r#","dryRun":"yes""#, "");
+        let req = parse_review(ok.as_bytes()).expect("a review");
+        assert_eq!(req.uid, "u-2");
+        assert_eq!(req.types.kind, "AdmissionReview");
+        assert!(req.old_object.is_none());
+        assert_eq!(
+            req.object.expect("object").json().get(),
+            r#"{"kind":"Deployment"}"#
+        );
     }
 
     #[test]

@@ -14,8 +14,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use kube::core::DynamicObject;
-use kube::core::admission::AdmissionRequest;
 use rollout_safe_policy::admission::{ClusterLookups, NoLookups};
 use rollout_safe_policy::{RolloutPolicy, ServerInfo};
 use tokio::sync::Semaphore;
@@ -311,7 +309,7 @@ fn handle(
 fn answer(
     state: &AppState,
     webhook: Webhook,
-    mut req: AdmissionRequest<DynamicObject>,
+    req: admission::Request,
     started: Instant,
 ) -> Response {
     let metrics = state.metrics();
@@ -319,10 +317,10 @@ fn answer(
     let fail_open = state.0.fail_open;
     let result = match webhook {
         Webhook::Mutate => {
-            admission::mutate(&policy, state.server_info(), &mut req, metrics, fail_open)
+            admission::mutate(&policy, state.server_info(), &req, metrics, fail_open)
         }
         Webhook::Validate => {
-            admission::validate(&policy, state.lookups(), &mut req, metrics, fail_open)
+            admission::validate(&policy, state.lookups(), &req, metrics, fail_open)
         }
     };
     let operation = admission::operation_label(&req.operation);

@@ -1,9 +1,16 @@
 //! Webhook benchmark: concurrent keep-alive HTTPS load on /validate and /mutate with the
-//! recorded Deployment reviews, against the real webhook and against a no-op floor server on the
-//! same stack (`rollout_safe_webhook::serve_https`: axum + hyper + rustls/ring; it decodes the
-//! body as an AdmissionReview, as any webhook must to echo the uid, and answers "allowed" without
-//! running a policy). Both run as child processes, so their CPU time and
-//! RSS are measured apart from the load generator (from /proc, Linux only).
+//! recorded Deployment reviews, against the real webhook and against two no-op floor servers on
+//! the same stack (`rollout_safe_webhook::serve_https`: axum + hyper + rustls/ring), which
+//! decode the body, as any webhook must to echo the uid, and answer "allowed" without running a
+//! policy:
+//!
+//! - `floor`: a kube-rs webhook as written by the book, the body read as
+//!   `AdmissionReview<DynamicObject>`;
+//! - `lean-floor`: the body read as the real webhook reads it (kube's `AdmissionRequest`, the
+//!   objects left as raw JSON text), so the real server's cost beyond it is the policy alone.
+//!
+//! All run as child processes, so their CPU time and RSS are measured apart from the load
+//! generator (from /proc, Linux only).
 //!
 //! ```text
 //! cargo run --release -p rollout-safe-tests --bin webhook-bench -- [--duration 5s] [--rate 5000] [--connections 32]
@@ -106,6 +113,35 @@ fn floor_router() -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
 }
 
+/// The lean floor: the request read exactly as the real webhook reads it
+/// (`rollout_safe_webhook::admission::parse_review`: the envelope decoded, the objects kept as
+/// JSON text) and the answer encoded as it encodes it, with no policy in between.
+fn lean_floor_router() -> Router {
+    async fn allow(body: Bytes) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        use kube::core::admission::AdmissionResponse;
+        use rollout_safe_webhook::admission::{encode_review, parse_review};
+        let req = match parse_review(&body) {
+            Ok(r) => r,
+            Err(e) => return e.into_response(),
+        };
+        match encode_review(AdmissionResponse::from(&req)) {
+            Ok(json) => (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                json,
+            )
+                .into_response(),
+            Err(e) => {
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+            }
+        }
+    }
+    Router::new()
+        .route("/validate", post(allow))
+        .route("/mutate", post(allow))
+        .route("/healthz", get(|| async { "ok\n" }))
+}
+
 async fn run_child(kind: &str, cert: &str, key: &str) {
     let announce = |addr: SocketAddr| {
         println!("LISTENING {addr}");
@@ -129,7 +165,7 @@ async fn run_child(kind: &str, cert: &str, key: &str) {
                 .await
                 .expect("webhook runs");
         }
-        "floor" => {
+        "floor" | "lean-floor" => {
             use rollout_safe_webhook::tls;
             let provider = tls::provider();
             let cert_pem = std::fs::read(cert).expect("cert");
@@ -144,7 +180,11 @@ async fn run_child(kind: &str, cert: &str, key: &str) {
             rollout_safe_webhook::serve_https(
                 listener,
                 config,
-                floor_router(),
+                if kind == "floor" {
+                    floor_router()
+                } else {
+                    lean_floor_router()
+                },
                 rollout_safe_webhook::shutdown_signal(),
                 Duration::from_secs(5),
             )
@@ -434,7 +474,7 @@ async fn drive(opts: Options) {
 
     let mut rows = Vec::new();
     let mut peaks = Vec::new();
-    for name in ["floor", "real"] {
+    for name in ["floor", "lean-floor", "real"] {
         let server = ChildServer::spawn(name, &cert, &key);
         let client = HttpsClient::new(&ca.pem(), server.addr);
         // Warm-up: connections, allocator, branch predictors.
@@ -469,24 +509,19 @@ fn load_label(load: Load) -> String {
     }
 }
 
+/// `a / b` as a ratio cell.
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}×", a / b)
+}
+
 fn print_table(rows: &[Row], peaks: &[(&str, f64)]) {
     println!(
-        "| server | endpoint | load | requests | errors | req/s | p50 ms | p99 ms | max ms | CPU µs/req | RSS MB | p99 / floor | CPU / floor |"
+        "| server | endpoint | load | requests | errors | req/s | p50 ms | p99 ms | max ms | CPU µs/req | RSS MB |"
     );
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
-        let floor = rows
-            .iter()
-            .find(|f| f.server == "floor" && f.path == r.path && f.load == r.load);
-        let (p99_ratio, cpu_ratio) = match floor {
-            Some(f) if r.server != "floor" => (
-                format!("{:.2}×", r.p99_ms / f.p99_ms),
-                format!("{:.2}×", r.cpu_us / f.cpu_us),
-            ),
-            _ => ("—".into(), "—".into()),
-        };
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
             r.server,
             r.path,
             load_label(r.load),
@@ -498,9 +533,40 @@ fn print_table(rows: &[Row], peaks: &[(&str, f64)]) {
             r.max_ms,
             r.cpu_us,
             r.rss_mb,
-            p99_ratio,
-            cpu_ratio
         );
+    }
+    // Each server against each floor below it: p99 and CPU at the fixed rate, req/s at max.
+    println!(
+        "\n| server | endpoint | against | p99 at fixed rate | CPU/req at fixed rate | CPU/req at max | req/s at max |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|");
+    let find = |server: &str, path: &str, max: bool| {
+        rows.iter()
+            .find(|r| r.server == server && r.path == path && (r.load == Load::Max) == max)
+    };
+    for server in ["lean-floor", "real"] {
+        for floor in ["floor", "lean-floor"] {
+            if floor == server {
+                continue;
+            }
+            for path in ["/validate", "/mutate"] {
+                let (Some(r), Some(f), Some(rm), Some(fm)) = (
+                    find(server, path, false),
+                    find(floor, path, false),
+                    find(server, path, true),
+                    find(floor, path, true),
+                ) else {
+                    continue;
+                };
+                println!(
+                    "| {server} | {path} | {floor} | {} | {} | {} | {} |",
+                    ratio(r.p99_ms, f.p99_ms),
+                    ratio(r.cpu_us, f.cpu_us),
+                    ratio(rm.cpu_us, fm.cpu_us),
+                    ratio(rm.rps, fm.rps),
+                );
+            }
+        }
     }
     for (name, mb) in peaks {
         println!("\npeak RSS ({name}): {mb:.1} MB");
