@@ -118,8 +118,7 @@ fn parse_floor(texts: &[(String, String)], threads: usize, runs: usize) -> (Dura
         std::thread::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|| {
-                    while let Some((name, text)) = texts.get(next.fetch_add(1, Ordering::Relaxed))
-                    {
+                    while let Some((name, text)) = texts.get(next.fetch_add(1, Ordering::Relaxed)) {
                         count.fetch_add(parse_documents(name, text).len(), Ordering::Relaxed);
                     }
                 });
@@ -183,12 +182,7 @@ fn main() {
     let base = baseline.as_ref().map(|b| audit_binary(b, &tree, runs));
     let texts: Vec<(String, String)> = rollout_safe_testkit::manifest_files(&tree)
         .iter()
-        .map(|p| {
-            (
-                p.display().to_string(),
-                std::fs::read_to_string(p).unwrap(),
-            )
-        })
+        .map(|p| (p.display().to_string(), std::fs::read_to_string(p).unwrap()))
         .collect();
     let floor1 = parse_floor(&texts, 1, runs);
     let floor2 = parse_floor(&texts, cores.max(2), runs);
@@ -249,7 +243,9 @@ fn main() {
     println!();
     println!("one namespace, copies of examples/unsafe/web.yaml (median of {runs} runs):");
     println!();
-    println!("| documents | this build: wall | per document | peak RSS | baseline: wall | per document | peak RSS |");
+    println!(
+        "| documents | this build: wall | per document | peak RSS | baseline: wall | per document | peak RSS |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let web = std::fs::read_to_string(root.join("examples/unsafe/web.yaml")).unwrap();
     let block = format!("{}\n---\n", web.trim_end()).repeat(100);

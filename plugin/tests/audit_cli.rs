@@ -272,7 +272,13 @@ fn empty_and_foreign_documents_are_skipped_quietly() {
         text(&o)
     );
     // Without --allow-empty, an audit that found no workload checked nothing: exit 2.
-    let o = run(&["audit", "-f", f.to_str().unwrap(), "-f", g.to_str().unwrap()]);
+    let o = run(&[
+        "audit",
+        "-f",
+        f.to_str().unwrap(),
+        "-f",
+        g.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no workload found"), "{}", text(&o));
 }
@@ -350,12 +356,29 @@ fn plan_from_a_file() {
 
 #[test]
 fn paths_as_arguments_like_pre_commit_passes_them() {
-    let o = run(&["audit", "examples/safe/shop.yaml", "examples/unsafe/web.yaml"]);
+    let o = run(&[
+        "audit",
+        "examples/safe/shop.yaml",
+        "examples/unsafe/web.yaml",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(text(&o).contains("examples/unsafe/web.yaml:3"), "{}", text(&o));
+    assert!(
+        text(&o).contains("examples/unsafe/web.yaml:3"),
+        "{}",
+        text(&o)
+    );
     // Mixed with -f.
-    let o = run(&["audit", "-f", "examples/safe/shop.yaml", "examples/unsafe/batch.yaml"]);
-    assert!(text(&o).contains("examples/unsafe/batch.yaml"), "{}", text(&o));
+    let o = run(&[
+        "audit",
+        "-f",
+        "examples/safe/shop.yaml",
+        "examples/unsafe/batch.yaml",
+    ]);
+    assert!(
+        text(&o).contains("examples/unsafe/batch.yaml"),
+        "{}",
+        text(&o)
+    );
     assert!(text(&o).contains("3 workload(s)") || text(&o).contains("workload(s) in"));
 }
 
@@ -381,7 +404,11 @@ fn charts_and_kustomizations_are_skipped_with_a_note() {
     let root = dir.path();
     let chart = root.join("charts/web");
     std::fs::create_dir_all(chart.join("templates")).unwrap();
-    write(&chart, "Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+    write(
+        &chart,
+        "Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    );
     write(&chart, "values.yaml", "replicas: 2\n");
     write(
         &chart.join("templates"),
@@ -404,8 +431,14 @@ fn charts_and_kustomizations_are_skipped_with_a_note() {
     assert_eq!(v["objects"], 4, "{v}");
     assert_eq!(v["errors"].as_array().unwrap().len(), 0, "{v}");
     let notes = v["notices"].to_string();
-    assert!(notes.contains("a Helm chart") && notes.contains("helm template"), "{notes}");
-    assert!(notes.contains("a kustomization") && notes.contains("kubectl kustomize"), "{notes}");
+    assert!(
+        notes.contains("a Helm chart") && notes.contains("helm template"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("a kustomization") && notes.contains("kubectl kustomize"),
+        "{notes}"
+    );
     // Named one by one (as pre-commit does), the template is skipped too.
     let o = run(&[
         "audit",
@@ -418,9 +451,25 @@ fn charts_and_kustomizations_are_skipped_with_a_note() {
 
 #[test]
 fn exclude_globs() {
-    let o = run(&["audit", "-R", "-f", "examples", "--exclude", "examples/unsafe"]);
+    let o = run(&[
+        "audit",
+        "-R",
+        "-f",
+        "examples",
+        "--exclude",
+        "examples/unsafe",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = run(&["audit", "-R", "-f", "examples", "--exclude", "web.yaml", "-o", "json"]);
+    let o = run(&[
+        "audit",
+        "-R",
+        "-f",
+        "examples",
+        "--exclude",
+        "web.yaml",
+        "-o",
+        "json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let files: Vec<&str> = v["findings"]
         .as_array()
@@ -428,9 +477,17 @@ fn exclude_globs() {
         .iter()
         .map(|f| f["file"].as_str().unwrap())
         .collect();
-    assert!(!files.is_empty() && files.iter().all(|f| !f.ends_with("web.yaml")), "{files:?}");
+    assert!(
+        !files.is_empty() && files.iter().all(|f| !f.ends_with("web.yaml")),
+        "{files:?}"
+    );
     let o = run(&["audit", "-R", "-f", "examples", "--exclude", "*"]);
-    assert_eq!(o.status.code(), Some(2), "everything excluded: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "everything excluded: {}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -438,7 +495,10 @@ fn junit_has_a_passing_case_per_clean_workload() {
     let o = run(&["audit", "-f", "examples/safe", "-o", "junit"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let x = String::from_utf8(o.stdout).unwrap();
-    assert!(x.contains("<testsuites name=\"rollout-safe\" tests=\"2\""), "{x}");
+    assert!(
+        x.contains("<testsuites name=\"rollout-safe\" tests=\"2\""),
+        "{x}"
+    );
     assert!(
         x.contains("<testcase name=\"Deployment shop/shop\"")
             && x.contains("<testcase name=\"Deployment shop/worker\""),
@@ -449,9 +509,31 @@ fn junit_has_a_passing_case_per_clean_workload() {
 
 #[test]
 fn the_report_is_the_same_whatever_the_thread_count() {
-    let one = run(&["audit", "-R", "-f", "examples", "-f", "tests/fixtures/manifests", "-o", "json", "-j", "1"]);
+    let one = run(&[
+        "audit",
+        "-R",
+        "-f",
+        "examples",
+        "-f",
+        "tests/fixtures/manifests",
+        "-o",
+        "json",
+        "-j",
+        "1",
+    ]);
     for jobs in ["2", "4", "16"] {
-        let many = run(&["audit", "-R", "-f", "examples", "-f", "tests/fixtures/manifests", "-o", "json", "-j", jobs]);
+        let many = run(&[
+            "audit",
+            "-R",
+            "-f",
+            "examples",
+            "-f",
+            "tests/fixtures/manifests",
+            "-o",
+            "json",
+            "-j",
+            jobs,
+        ]);
         assert_eq!(one.stdout, many.stdout, "-j {jobs}");
         assert_eq!(one.status.code(), many.status.code());
     }

@@ -76,7 +76,15 @@ fn status_json_once_and_watched() -> TestResult {
     r.assert_code(0);
     assert_eq!(pure_json(&r)["verdict"], "Complete");
     // Watching narrates on stderr; stdout still holds only the final verdict.
-    let r = plugin.run(&["status", "deploy/good", "--watch", "-o", "json", "--timeout", "20s"])?;
+    let r = plugin.run(&[
+        "status",
+        "deploy/good",
+        "--watch",
+        "-o",
+        "json",
+        "--timeout",
+        "20s",
+    ])?;
     r.assert_code(0);
     assert_eq!(pure_json(&r)["workload"], "deployment/good");
     Ok(())
@@ -101,7 +109,12 @@ fn history_json() -> TestResult {
 fn blue_green_status_json() -> TestResult {
     let (_standin, plugin) = shop(3, "registry.example.com/shop:1.0.0")?;
     plugin
-        .run(&blue_green("registry.example.com/shop:1.1.0", "0s", "0s", &[]))?
+        .run(&blue_green(
+            "registry.example.com/shop:1.1.0",
+            "0s",
+            "0s",
+            &[],
+        ))?
         .assert_code(0);
     let r = plugin.run(&["blue-green", "status", "deploy/shop", "-o", "json"])?;
     r.assert_code(0);

@@ -57,7 +57,10 @@ fn validate(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
         let props = schema["properties"].as_object();
         for (k, child) in obj {
             let sub = format!("{path}.{k}");
-            match (props.and_then(|p| p.get(k)), schema.get("additionalProperties")) {
+            match (
+                props.and_then(|p| p.get(k)),
+                schema.get("additionalProperties"),
+            ) {
                 (Some(s), _) => validate(s, child, &sub, errors),
                 (None, Some(s)) => validate(s, child, &sub, errors),
                 // `metadata: {type: object}`: the API server validates ObjectMeta itself.
@@ -130,7 +133,12 @@ fn policy_reports_match_the_crd_schema_one_per_workload() -> TestResult {
     assert_eq!(rs101["result"], "fail");
     assert_eq!(rs101["severity"], "high");
     assert_eq!(rs101["source"], "rollout-safe");
-    assert!(rs101["message"].as_str().unwrap().contains("StatefulSet api/db"));
+    assert!(
+        rs101["message"]
+            .as_str()
+            .unwrap()
+            .contains("StatefulSet api/db")
+    );
     // Rules that found nothing are passes, and the summary counts every result.
     let count = |what: &str| results.iter().filter(|r| r["result"] == what).count();
     assert!(count("pass") > 0, "{db:#}");
@@ -231,7 +239,10 @@ fn write_reports_without_the_crd_says_so_and_exits_5() -> TestResult {
     let r = plugin.run(&["audit", "--cluster", "--write-reports"])?;
     r.assert_code(5)
         .assert_stderr_has("policyreports.wgpolicyk8s.io is not installed");
-    assert!(standin.requests_with(Verb::Patch).is_empty(), "nothing is written");
+    assert!(
+        standin.requests_with(Verb::Patch).is_empty(),
+        "nothing is written"
+    );
     // The API it has works.
     let r = plugin.run(&[
         "audit",

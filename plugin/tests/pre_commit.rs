@@ -88,11 +88,9 @@ fn the_hook_passes_safe_manifests_and_fails_unsafe_ones() {
         .parent()
         .unwrap()
         .to_path_buf();
-    let path = std::env::join_paths(
-        std::iter::once(bin_dir).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )),
-    )
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
     .unwrap();
     let hook = |files: &[&str]| {
         let mut cmd = Command::new(&pre_commit);

@@ -51,7 +51,10 @@ impl RuleSet {
 
     /// The rules in catalogue order.
     pub fn iter(self) -> impl Iterator<Item = RuleId> {
-        RuleId::ALL.iter().copied().filter(move |r| self.contains(*r))
+        RuleId::ALL
+            .iter()
+            .copied()
+            .filter(move |r| self.contains(*r))
     }
 }
 
@@ -250,7 +253,6 @@ impl<'p> FileChecker<'p> {
             out: FileAudit::default(),
         }
     }
-
 
     /// `name` as a shared string (the same one for every object of a source).
     pub(crate) fn source(&mut self, name: &str) -> Arc<str> {

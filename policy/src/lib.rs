@@ -30,7 +30,6 @@ pub mod workload;
 
 pub use admission::{AdmissionInput, ClusterLookups, NoLookups, Operation, Verdict};
 pub use audit::{AuditReport, LocatedFinding, Notice, audit};
-pub use settle::{AuditCollector, AuditResult, AuditedWorkload};
 pub use change_cause::Actor;
 pub use check::{Facts, check, check_service};
 pub use config::{EffectivePolicy, Params, PolicyError, PreStopHandler, RolloutPolicy};
@@ -39,5 +38,6 @@ pub use finding::Finding;
 pub use mutate::{Mutation, MutationOutcome, ServerInfo, mutate};
 pub use rule::{Action, Severity, WorkloadKind};
 pub use rules::RuleId;
+pub use settle::{AuditCollector, AuditResult, AuditedWorkload};
 pub use view::{ServiceView, WorkloadView};
 pub use workload::{ObjectError, ObjectRef, Workload};

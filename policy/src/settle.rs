@@ -16,8 +16,7 @@ use crate::check::check_service;
 use crate::config::RolloutPolicy;
 use crate::documents::DocumentError;
 use crate::file_audit::{
-    FileAudit, HpaTarget, Location, Pending, PdbSummary, RuleSet, ServiceSummary,
-    WorkloadSummary,
+    FileAudit, HpaTarget, Location, PdbSummary, Pending, RuleSet, ServiceSummary, WorkloadSummary,
 };
 use crate::finding::Finding;
 use crate::located::{LocatedFinding, Notice};
@@ -649,7 +648,10 @@ mod tests {
         assert!(!store.findings[0].whole_message && store.findings[1].whole_message);
         assert_eq!(store.render(0).finding, standard);
         assert_eq!(store.render(1).finding, odd);
-        assert_eq!((store.render(0).file.as_str(), store.render(0).line), ("f.yaml", 3));
+        assert_eq!(
+            (store.render(0).file.as_str(), store.render(0).line),
+            ("f.yaml", 3)
+        );
         assert_eq!(store.objects.len(), 1, "one object for both findings");
     }
 }

@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 
 use cel_harness::{Cluster, Decision, Request};
 use proptest::prelude::*;
-use rollout_safe_policy::admission::{AdmissionInput, NoLookups, Operation};
+use rollout_safe_policy::admission::{AdmissionInput, NoLookups, ObjectJson, Operation};
 use rollout_safe_policy::admission_policy::{ExportOptions, KubeVersion, export};
 use rollout_safe_policy::check::prestop_seconds;
 use rollout_safe_policy::mutate::ServerInfo;
@@ -320,8 +320,8 @@ fn input<'a>(case: &'a Case, object: &'a Json) -> AdmissionInput<'a> {
         kind: object["kind"].as_str().unwrap_or_default(),
         sub_resource: case.request.sub_resource.as_deref(),
         namespace: Some(&case.request.namespace),
-        object: Some(object),
-        old_object: case.request.old_object.as_ref(),
+        object: Some(ObjectJson::Value(object)),
+        old_object: case.request.old_object.as_ref().map(ObjectJson::Value),
         actor: Actor {
             username: case.request.username.clone(),
             field_manager: case.field_manager.clone(),

@@ -404,9 +404,7 @@ impl Target<'_> {
         };
         if applied["metadata"]["name"].as_str() != Some(name) {
             return (
-                status::bad_request(
-                    "the name of the object does not match the name on the URL",
-                ),
+                status::bad_request("the name of the object does not match the name on the URL"),
                 false,
             );
         }

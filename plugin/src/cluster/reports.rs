@@ -95,8 +95,7 @@ pub async fn apply_reports(
         else {
             continue;
         };
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(cluster.client.clone(), namespace, &ar);
+        let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), namespace, &ar);
         api.patch(name, &params, &Patch::Apply(report))
             .await
             .map_err(|e| {
@@ -113,16 +112,16 @@ pub async fn apply_reports(
     }
 
     for old in previous.items {
-        let (Some(name), Some(namespace)) =
-            (old.metadata.name.as_deref(), old.metadata.namespace.as_deref())
-        else {
+        let (Some(name), Some(namespace)) = (
+            old.metadata.name.as_deref(),
+            old.metadata.namespace.as_deref(),
+        ) else {
             continue;
         };
         if current.contains(&(namespace.to_owned(), name.to_owned())) {
             continue;
         }
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(cluster.client.clone(), namespace, &ar);
+        let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), namespace, &ar);
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => written.deleted.push(format!("{namespace}/{name}")),
             // Deleted meanwhile: what was wanted.

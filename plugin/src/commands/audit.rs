@@ -116,7 +116,13 @@ pub async fn run(ctx: &Context, args: AuditArgs) -> Result<Outcome, Error> {
                 written.deleted.len()
             );
         }
-        return Ok(emit(&rep, args.output, args.fail_on, args.allow_empty, &objects));
+        return Ok(emit(
+            &rep,
+            args.output,
+            args.fail_on,
+            args.allow_empty,
+            &objects,
+        ));
     }
     let exclude = args.exclude.iter().map(|g| WildMatch::new(g)).collect();
     let mut paths = args.files;
