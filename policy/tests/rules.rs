@@ -341,6 +341,15 @@ fn rs403_history() {
 fn rs404_progress_deadline() {
     let v = with(safe(), "/spec/progressDeadlineSeconds", json!(5));
     assert_eq!(rules(&run(&v)), vec![RuleId::RS404]);
+    // The suggested deadline is computed past i32 without overflowing, as the CEL form does.
+    let max = with(
+        with(safe(), "/spec/minReadySeconds", json!(i32::MAX)),
+        "/spec/progressDeadlineSeconds",
+        json!(i32::MAX),
+    );
+    let f = run(&max);
+    assert_eq!(rules(&f), vec![RuleId::RS404]);
+    assert!(f[0].fix.contains("2147483947"), "{}", f[0].fix);
 }
 
 #[test]

@@ -70,7 +70,7 @@ impl WorkloadRule for ProgressDeadline {
             out.object(
                 "spec.progressDeadlineSeconds",
                 format!("progressDeadlineSeconds {deadline} is not greater than minReadySeconds {min_ready}, so every rollout is reported as failed"),
-                format!("set progressDeadlineSeconds well above {min_ready}, e.g. {}", (min_ready + 300).max(600)),
+                format!("set progressDeadlineSeconds well above {min_ready}, e.g. {}", (i64::from(min_ready) + 300).max(600)),
             );
         }
     }
