@@ -1,6 +1,6 @@
 use std::io::IsTerminal;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use kubectl_rollout_safe::commands::app::{self, App};
 use kubectl_rollout_safe::commands::completion;
 use kubectl_rollout_safe::error::Error;
@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
     // kubectl's plugin completion (`kubectl_complete-rollout_safe`, or `__complete`): answered
     // before clap parses anything, and with no logging (its stderr reaches the terminal).
     if let Some(words) = completion::protocol_words(&argv) {
-        return completion::serve(&words);
+        return completion::serve(App::command(), &words);
     }
     let cli = App::parse_from(argv);
     init_logging(cli.verbose);

@@ -98,7 +98,9 @@ pub async fn run(app: App) -> Result<Outcome, Error> {
         Command::BlueGreen(b) => super::bluegreen::run(&ctx, b).await,
         Command::Canary(c) => super::canary::run(&ctx, c).await,
         Command::Export(e) => super::export::run(e),
-        Command::Completion(c) => super::completion::run(c),
+        Command::Completion(c) => {
+            super::completion::run(c, <App as clap::CommandFactory>::command())
+        }
     }
 }
 

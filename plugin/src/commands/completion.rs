@@ -15,12 +15,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Arg, Args, Command as ClapCommand, CommandFactory, ValueEnum, ValueHint};
+use clap::{Arg, Args, Command as ClapCommand, ValueEnum, ValueHint};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::config::KubeConfigOptions;
 
-use super::app::App;
 use crate::cluster::client::{Cluster, ConnectOptions, context_names};
 use crate::error::Error;
 use crate::exit::Outcome;
@@ -62,23 +61,20 @@ pub struct CompletionArgs {
     pub shell: Shell,
 }
 
-/// `completion SHELL`: the script on stdout.
-pub fn run(args: CompletionArgs) -> Result<Outcome, Error> {
-    let script = script(args.shell);
+/// `completion SHELL`: the script of `cli` (the plugin's parser) on stdout.
+pub fn run(args: CompletionArgs, cli: ClapCommand) -> Result<Outcome, Error> {
+    let script = script(args.shell, cli);
     std::io::stdout()
         .write_all(&script)
         .map_err(Error::Stdout)?;
     Ok(Outcome::Succeeded)
 }
 
-/// The completion script of `shell` for the `kubectl-rollout_safe` executable.
-pub fn script(shell: Shell) -> Vec<u8> {
+/// The completion script of `shell` for `cli` as the `kubectl-rollout_safe` executable.
+pub fn script(shell: Shell, cli: ClapCommand) -> Vec<u8> {
     // Named as the executable throughout: clap_complete builds function, state and case names
     // from these, where the space of `kubectl rollout-safe` does not parse or does not match.
-    let mut cmd = App::command()
-        .name(BIN_NAME)
-        .bin_name(BIN_NAME)
-        .display_name(BIN_NAME);
+    let mut cmd = cli.name(BIN_NAME).bin_name(BIN_NAME).display_name(BIN_NAME);
     let mut out = Vec::new();
     let shell = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
@@ -517,9 +513,10 @@ async fn from_cluster(request: &Request, budget: Duration) -> Vec<Candidate> {
     tokio::time::timeout(budget, ask).await.unwrap_or_default()
 }
 
-/// The answer to a completion request: candidates and Cobra's directive.
-pub async fn answer(words: &[String], budget: Duration) -> (Vec<Candidate>, u32) {
-    let mut root = App::command();
+/// The answer to a completion request on `cli` (the plugin's parser): candidates and Cobra's
+/// directive.
+pub async fn answer(cli: ClapCommand, words: &[String], budget: Duration) -> (Vec<Candidate>, u32) {
+    let mut root = cli;
     root.build();
     let request = read_request(&root, words);
     match &request.wanted {
@@ -575,13 +572,13 @@ pub fn render(candidates: &[Candidate], directive: u32) -> String {
 /// Answers a completion request on stdout. Nothing goes to stderr: kubectl passes it to the
 /// terminal in the middle of the user's command line. A failure to start is answered with the
 /// error directive, still exit 0.
-pub fn serve(words: &[String]) -> std::process::ExitCode {
+pub fn serve(cli: ClapCommand, words: &[String]) -> std::process::ExitCode {
     let text = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => {
-            let (candidates, directive) = runtime.block_on(answer(words, CLUSTER_BUDGET));
+            let (candidates, directive) = runtime.block_on(answer(cli, words, CLUSTER_BUDGET));
             // A stalled connection must not hold the process past the budget.
             runtime.shutdown_timeout(Duration::from_millis(50));
             render(&candidates, directive)
@@ -595,6 +592,8 @@ pub fn serve(words: &[String]) -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::app::App;
+    use clap::CommandFactory;
 
     fn request(words: &[&str]) -> Request {
         let mut root = App::command();
@@ -773,7 +772,7 @@ mod tests {
             (Shell::Zsh, "#compdef kubectl-rollout_safe"),
             (Shell::Fish, "complete -c kubectl-rollout_safe"),
         ] {
-            let text = String::from_utf8(script(shell)).unwrap();
+            let text = String::from_utf8(script(shell, App::command())).unwrap();
             assert!(text.contains(needle), "{shell:?}: {needle} missing");
             assert!(text.contains("blue-green"), "{shell:?}");
         }
