@@ -330,6 +330,40 @@ users:
         assert_eq!(exit_code(&Err(e)), Exit::Cluster);
     }
 
+    /// A path list given with --kubeconfig: merged in order, the first value winning; every
+    /// file must exist. (`$KUBECONFIG`, where missing files are skipped, is tested by running
+    /// the binary: plugin/tests/kubeconfig_and_logs_cli.rs.)
+    #[test]
+    fn explicit_path_list_merges_first_value_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first");
+        let second = dir.path().join("second");
+        std::fs::write(&first, KC).unwrap();
+        std::fs::write(
+            &second,
+            "apiVersion: v1\nkind: Config\ncurrent-context: other\n\
+             clusters:\n- name: c\n  cluster: {server: \"http://127.0.0.2:1\"}\n\
+             contexts:\n- name: other\n  context: {cluster: c, user: bob}\n- name: dev\n  context: {cluster: c, user: bob}\n",
+        )
+        .unwrap();
+        let list = std::env::join_paths([&first, &second]).unwrap();
+        let kc = load_kubeconfig(Some(Path::new(&list))).unwrap();
+        assert_eq!(kc.current_context.as_deref(), Some("dev"));
+        let server = |name: &str| {
+            kc.clusters
+                .iter()
+                .filter(|c| c.name == name)
+                .map(|c| c.cluster.as_ref().and_then(|c| c.server.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(server("c"), vec![Some("http://127.0.0.1:1".to_owned())]);
+        let names: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["dev", "prod", "other"]);
+        let missing = std::env::join_paths([first, dir.path().join("missing")]).unwrap();
+        let e = load_kubeconfig(Some(Path::new(&missing))).unwrap_err();
+        assert!(crate::error::chain(&e).contains("missing"), "{e}");
+    }
+
     #[tokio::test]
     async fn missing_kubeconfig_is_cluster_error() {
         let o = ConnectOptions {

@@ -466,6 +466,16 @@ mod tests {
             values.contains("RS104: {action: warn, minStartupSeconds: 30}"),
             "{values}"
         );
+        // The chart lists them as comments above an empty `rules: {}`.
+        let listed = values_rules_comment("    ");
+        assert!(
+            listed.contains("    #   RS104: {action: warn, minStartupSeconds: 30}\n"),
+            "{listed}"
+        );
+        assert!(
+            listed.lines().all(|l| l.starts_with("    #   ")),
+            "{listed}"
+        );
         assert!(
             values.contains(
                 "RS201: {action: mutate, sleepSeconds: 5, handler: auto, allowExec: false}"
