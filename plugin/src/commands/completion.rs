@@ -287,25 +287,26 @@ fn word_wanted(
     positionals: usize,
     only_positionals: bool,
 ) -> Wanted {
-    if !only_positionals && let Some(flag) = current.strip_prefix("--") {
-        if let Some((name, value)) = flag.split_once('=') {
-            return match long_arg(cmd, name) {
-                Some(arg) if takes_value(arg) => match value_wanted(arg, value) {
-                    Wanted::Known(list, d) => Wanted::Known(
-                        list.into_iter()
-                            .map(|c| Candidate {
-                                value: format!("--{name}={}", c.value),
-                                ..c
-                            })
-                            .collect(),
-                        d,
-                    ),
-                    // Cluster look-ups for `--namespace=`: answered as a separate word would be.
-                    other => other,
-                },
-                _ => Wanted::Known(Vec::new(), directive::NO_FILE_COMP),
-            };
-        }
+    if !only_positionals
+        && let Some(flag) = current.strip_prefix("--")
+        && let Some((name, value)) = flag.split_once('=')
+    {
+        return match long_arg(cmd, name) {
+            Some(arg) if takes_value(arg) => match value_wanted(arg, value) {
+                Wanted::Known(list, d) => Wanted::Known(
+                    list.into_iter()
+                        .map(|c| Candidate {
+                            value: format!("--{name}={}", c.value),
+                            ..c
+                        })
+                        .collect(),
+                    d,
+                ),
+                // Cluster look-ups for `--namespace=`: answered as a separate word would be.
+                other => other,
+            },
+            _ => Wanted::Known(Vec::new(), directive::NO_FILE_COMP),
+        };
     }
     if !only_positionals && current.starts_with('-') {
         return Wanted::Known(flags(cmd, current), directive::NO_FILE_COMP);
