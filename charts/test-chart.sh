@@ -20,9 +20,13 @@
 #      namespaces, with and without the MutatingAdmissionPolicy, each compared
 #      with `$ROLLOUT_SAFE_AUDIT_BIN export admission-policy` of the same policy
 #      when that binary is given;
-#   4. negative cases: unknown certificate mode, secret mode without
-#      existingSecret/caBundle, values of the wrong type, Kubernetes < 1.30,
-#      an unknown admission.mode, a MutatingAdmissionPolicy below 1.34;
+#   4. negative cases: the placeholder image (the chart's default: every
+#      webhook-mode render here sets $TEST_IMAGE), unknown certificate mode,
+#      secret mode without existingSecret/caBundle, values of the wrong type,
+#      Kubernetes < 1.30, an unknown admission.mode, a MutatingAdmissionPolicy
+#      below 1.34; and the install footguns: rule shorthands (`--set
+#      policy.spec.rules.RS104=off`, `....RS104.minStartupSeconds=45`) render
+#      without helm warnings, failurePolicy Ignore for the safe install order;
 #   5. helm mode's `lookup`: certificates are reused on upgrade and
 #      regenerated when asked or near expiry (against a stub API server on
 #      127.0.0.1, testdata/stub_apiserver.py);
@@ -51,6 +55,9 @@ PY_REQUIREMENTS=(kubernetes-validate==1.37.0 cloudcoil-models-cert-manager cloud
 NS=rollout-safe            # release namespace used for the renders
 RELEASE=rollout-safe       # release name: the chart's full name is then "rollout-safe"
 MIN_KUBE=1.30.0            # Chart.yaml kubeVersion: >=1.30.0-0
+# The chart refuses its placeholder image (registry.example.invalid/...): webhook-mode renders set one.
+TEST_IMAGE=registry.example.com/rollout-safe/rollout-safe-webhook
+PLACEHOLDER_IMAGE=registry.example.invalid/rollout-safe/rollout-safe-webhook
 
 mkdir -p "$TOOLS" "$OUT"
 TOOLS=$(cd "$TOOLS" && pwd)
@@ -129,8 +136,8 @@ say "kubernetes-validate $("$KV" --version) (Kubernetes $MIN_KUBE and $KUBE_LATE
 command -v openssl >/dev/null || fatal "openssl is needed"
 
 # --------------------------------------------------------------- helpers -----
-render_args=(--namespace "$NS" --kube-version "$MIN_KUBE")
-lint_args=(--namespace "$NS")
+render_args=(--namespace "$NS" --kube-version "$MIN_KUBE" --set image.repository="$TEST_IMAGE")
+lint_args=(--namespace "$NS" --set image.repository="$TEST_IMAGE")
 if "$HELM" lint --help 2>/dev/null | grep -q -- '--kube-version'; then lint_args+=(--kube-version "$MIN_KUBE"); fi
 
 # Runs kubernetes-validate --strict on a file: ERROR lines fail; a missing
@@ -232,7 +239,7 @@ policies_case() {
   if [[ -n ${ROLLOUT_SAFE_AUDIT_BIN:-} && -x ${ROLLOUT_SAFE_AUDIT_BIN:-} ]]; then
     local policy=$work/policy-$RANDOM.yaml exported=$work/export-$RANDOM.json
     # shellcheck disable=SC2086 # export_args is a word list
-    if "$HELM" template "$RELEASE" "$chart" "${args[@]}" --set admission.mode=webhook --set certificates.mode=cert-manager \
+    if "$HELM" template "$RELEASE" "$chart" "${args[@]}" --set admission.mode=webhook --set certificates.mode=cert-manager --set image.repository="$TEST_IMAGE" \
         --show-only templates/configmap.yaml 2>"$work/cm.err" \
         | "$PY" -c 'import sys, yaml; sys.stdout.write(yaml.safe_load(sys.stdin)["data"]["policy.yaml"])' >"$policy" \
       && out=$("$ROLLOUT_SAFE_AUDIT_BIN" export admission-policy --policy "$policy" --kubernetes-version "$kube" $export_args -o json 2>&1 >"$exported"); then
@@ -344,7 +351,7 @@ render_case "variant (no cluster lookups, pinned version, digest, policy overrid
   --set certificates.mode=cert-manager --set clusterLookups.enabled=false --set kubernetesVersion=1.31 \
   --set image.digest="$digest" --set 'webhook.extraExcludedNamespaces={team-x,legacy}' \
   --set-json 'policy.spec.namespaceOverrides=[{"namespaces":["dev-*","sandbox"],"rules":{"RS101":"warn","RS201":{"sleepSeconds":2}}}]'
-if grep -q -F "image: \"registry.example.invalid/rollout-safe/rollout-safe-webhook@$digest\"" "$OUT/variant.yaml"; then
+if grep -q -F "image: \"$TEST_IMAGE@$digest\"" "$OUT/variant.yaml"; then
   pass "image.digest is used instead of the tag"
 else
   fail "image.digest is used instead of the tag" "$(grep 'image:' "$OUT/variant.yaml")"
@@ -397,6 +404,23 @@ policies_case "policies (Kubernetes 1.34, mutating true: v1beta1)" "$OUT/policie
   --set admission.policies.mutating=true
 
 section "negative cases"
+# The chart's defaults as the README's first install line used them: the placeholder image.
+rc=0
+out=$("$HELM" template "$RELEASE" "$chart" --namespace "$NS" --kube-version "$MIN_KUBE" 2>&1 >/dev/null) || rc=$?
+if [[ $rc -ne 0 ]] && grep -q -F "image.repository is \"$PLACEHOLDER_IMAGE\", the chart's placeholder" <<<"$out" \
+    && grep -q -F -- "--set image.repository=" <<<"$out"; then
+  pass "the default (placeholder) image: helm template fails, naming image.repository"
+else
+  fail "the default (placeholder) image: helm template should fail naming image.repository" "exit $rc: $out"
+fi
+expect_failure "a placeholder image with a port (chart check)" "the chart's placeholder|image.repository" \
+  --set image.repository=registry.example.invalid:5000/webhook
+expect_failure "an empty image.repository (schema)" "meet the specifications of the schema|/image/repository" --set image.repository=
+if out=$("$HELM" template "$RELEASE" "$chart" --namespace "$NS" --kube-version "$MIN_KUBE" --set admission.mode=policies 2>&1 >/dev/null); then
+  pass "admission.mode=policies (no pods) renders without an image"
+else
+  fail "admission.mode=policies (no pods) renders without an image" "$out"
+fi
 expect_failure "unknown certificates.mode (schema)" "meet the specifications of the schema|mode|cert-manager|helm|secret" --set certificates.mode=vault
 if "$HELM" template --help | grep -q -- '--skip-schema-validation'; then
   expect_failure "unknown certificates.mode (chart's own check)" 'certificates.mode "vault" is not supported: use one of cert-manager, helm, secret' \
@@ -430,6 +454,66 @@ fi
 expect_failure "a MutatingAdmissionPolicy below Kubernetes 1.34" "admission.policies.mutating=true needs Kubernetes 1.34 or newer" \
   --set admission.mode=policies --set admission.policies.mutating=true
 
+section "install footguns"
+# Rule shorthands: spec.rules is empty by default, so a scalar and a table both merge without
+# helm's "cannot overwrite table with non table" (or "destination ... is a table") warning.
+rule_of() { # rendered-file rule -> the rule's entry in the ConfigMap's policy.yaml, as JSON
+  "$PY" - "$1" "$2" <<'EOF'
+import json, sys, yaml
+cm = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ConfigMap")
+print(json.dumps(yaml.safe_load(cm["data"]["policy.yaml"])["spec"]["rules"].get(sys.argv[2])))
+EOF
+}
+shorthand_case() { # label expected-json helm-args...
+  local label=$1 want=$2 file=$work/shorthand-$RANDOM.yaml got rc=0
+  shift 2
+  "$HELM" template "$RELEASE" "$chart" "${render_args[@]}" "$@" >"$file" 2>"$file.err" || rc=$?
+  got=$(rule_of "$file" RS104 2>&1 || true)
+  if [[ $rc -eq 0 && ! -s $file.err && $got == "$want" ]]; then
+    pass "$label: no helm warning, policy.yaml has RS104: $got"
+  else
+    fail "$label: want RS104 $want and no warning" "exit $rc, RS104: $got, stderr: $(cat "$file.err")"
+  fi
+  if [[ -n ${ROLLOUT_SAFE_AUDIT_BIN:-} && -x ${ROLLOUT_SAFE_AUDIT_BIN:-} && $rc -eq 0 ]]; then
+    "$PY" -c 'import sys, yaml; cm = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ConfigMap"); open(sys.argv[2], "w").write(cm["data"]["policy.yaml"])' "$file" "$file.policy"
+    if out=$("$ROLLOUT_SAFE_AUDIT_BIN" audit --policy "$file.policy" -f "$file" 2>&1); then
+      pass "$label: the policy loads in the policy engine (audit --policy)"
+    else
+      fail "$label: the policy loads in the policy engine (audit --policy)" "$out"
+    fi
+  fi
+}
+shorthand_case "--set policy.spec.rules.RS104=off" '"off"' --set policy.spec.rules.RS104=off
+shorthand_case "--set policy.spec.rules.RS104.minStartupSeconds=45" '{"minStartupSeconds": 45}' \
+  --set policy.spec.rules.RS104.minStartupSeconds=45
+shorthand_case "--set policy.spec.rules.RS104.action=enforce" '{"action": "enforce"}' \
+  --set policy.spec.rules.RS104.action=enforce
+shorthand_case "no RS104 setting (the default applies)" 'null'
+rc=0
+out=$("$HELM" template "$RELEASE" "$chart" --namespace "$NS" --kube-version "$MIN_KUBE" --set admission.mode=policies \
+  --set policy.spec.rules.RS104=off 2>&1 >"$work/policies-rs104-off.yaml") || rc=$?
+if [[ $rc -eq 0 && -z $out ]] && ! grep -q 'rollout-safe-rs104-' "$work/policies-rs104-off.yaml" \
+    && grep -q 'rollout-safe-rs101-enforce' "$work/policies-rs104-off.yaml"; then
+  pass "admission.mode=policies with RS104=off: no warning, no RS104 policy, the others kept"
+else
+  fail "admission.mode=policies with RS104=off" "exit $rc: $out"
+fi
+# The safe install order (README): install with failurePolicy Ignore, switch to Fail once the
+# webhook pods are ready.
+failure_policies() { # helm-args... -> "Mutating=X Validating=Y"
+  "$HELM" template "$RELEASE" "$chart" "${render_args[@]}" "$@" 2>/dev/null | "$PY" -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
+print(" ".join(sorted("%s=%s" % (d["kind"].replace("WebhookConfiguration", ""), ",".join(sorted({w["failurePolicy"] for w in d["webhooks"]})))
+                      for d in docs if d["kind"].endswith("WebhookConfiguration"))))'
+}
+got=$(failure_policies --set webhook.validating.failurePolicy=Ignore --set webhook.mutating.failurePolicy=Ignore)
+if [[ $got == "Mutating=Ignore Validating=Ignore" && $(failure_policies) == "Mutating=Fail Validating=Fail" ]]; then
+  pass "safe install order: step 1 renders both webhooks with failurePolicy Ignore, step 2 (the default) Fail"
+else
+  fail "safe install order: failurePolicy Ignore, then Fail" "got: $got / $(failure_policies)"
+fi
+
 # ------------------------------------------------------ helm mode lookup -----
 section "certificates.mode=helm: reuse on upgrade (lookup against a stub API server)"
 if "$HELM" template --help | grep -q -- '--dry-run'; then
@@ -451,7 +535,7 @@ EOF
     local f=$1
     shift
     KUBECONFIG=$work/kubeconfig "$HELM" template "$RELEASE" "$chart" --namespace "$NS" \
-      --dry-run=server --disable-openapi-validation --set certificates.mode=helm "$@" >"$f" 2>"$f.err"
+      --dry-run=server --disable-openapi-validation --set certificates.mode=helm --set image.repository="$TEST_IMAGE" "$@" >"$f" 2>"$f.err"
   }
   if server_render "$work/first.yaml"; then
     # The Secret as a real install would have stored it (with Helm's ownership metadata).

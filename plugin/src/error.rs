@@ -127,6 +127,14 @@ pub enum Error {
     Kubeconfig(#[source] kube::config::KubeconfigError),
     #[error("the kubeconfig has no current-context; pass --context NAME")]
     NoCurrentContext,
+    /// `--context` names a context the kubeconfig does not have (`known`: the ones it has).
+    #[error("context {context:?} is not in the kubeconfig (contexts: {known})")]
+    UnknownContext { context: String, known: String },
+    /// `$KUBECONFIG` lists only files that do not exist.
+    #[error(
+        "no kubeconfig: none of the files in $KUBECONFIG exist ({listed}); pass --kubeconfig FILE or fix $KUBECONFIG"
+    )]
+    NoKubeconfig { listed: String },
     #[error("cannot build a client for {server}")]
     Client {
         server: String,

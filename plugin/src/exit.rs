@@ -14,7 +14,7 @@ pub enum Exit {
     Violations = 3,
     /// Timed out, or interrupted with Ctrl-C.
     Timeout = 4,
-    /// Cluster or API error.
+    /// Cluster or API error, the kubeconfig included (no file, unknown context).
     Cluster = 5,
 }
 
@@ -82,6 +82,8 @@ fn error_exit(e: &Error) -> Exit {
         Error::ApiUnreachable { .. }
         | Error::Kubeconfig(_)
         | Error::NoCurrentContext
+        | Error::UnknownContext { .. }
+        | Error::NoKubeconfig { .. }
         | Error::Client { .. }
         | Error::KeepsChanging { .. }
         | Error::NoResourceVersion { .. }

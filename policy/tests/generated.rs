@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use rollout_safe_policy::rules::catalogue::{
     MD_BEGIN, MD_END, YAML_BEGIN, YAML_END, admission_policy_data, readme_table, rules_doc,
-    rules_schema, splice_json_member, splice_lines, values_comment, values_rules,
+    rules_schema, splice_json_member, splice_lines, values_comment, values_rules_comment,
 };
 
 fn repo(rel: &str) -> PathBuf {
@@ -56,7 +56,7 @@ fn rules_doc_is_current() {
 #[test]
 fn chart_values_are_current() {
     check("charts/rollout-safe/values.yaml", |text| {
-        // Two regions: the catalogue comment, then `policy.spec.rules`.
+        // Two regions: the catalogue comment, then the defaults above `policy.spec.rules`.
         let first = splice_lines(text, YAML_BEGIN, YAML_END, &values_comment())?;
         let at = first
             .find(YAML_END)
@@ -65,7 +65,7 @@ fn chart_values_are_current() {
         let (head, tail) = first.split_at(at);
         Ok(format!(
             "{head}{}",
-            splice_lines(tail, YAML_BEGIN, YAML_END, &values_rules("      "))?
+            splice_lines(tail, YAML_BEGIN, YAML_END, &values_rules_comment("    "))?
         ))
     });
 }

@@ -58,6 +58,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 Image reference: repository@digest when image.digest is set, else repository:tag.
 */}}
+{{- /*
+The chart's default image.repository is a placeholder under the reserved .invalid TLD: no cluster
+can pull it, and with failurePolicy Fail an install with it rejects every Deployment, StatefulSet
+and DaemonSet change outside the excluded namespaces. Refuse to render until it is set.
+*/ -}}
+{{- define "rollout-safe.validateImage" -}}
+{{- $host := regexReplaceAll ":[0-9]+$" (first (splitList "/" (toString .Values.image.repository))) "" -}}
+{{- if or (not .Values.image.repository) (hasSuffix ".invalid" $host) -}}
+{{- fail (printf "image.repository is %q, the chart's placeholder or empty: no cluster can pull it, and with failurePolicy Fail every Deployment, StatefulSet and DaemonSet change would then be rejected. Build the image from the repository's Dockerfile, push it, and set image.repository (e.g. --set image.repository=registry.example.com/rollout-safe/rollout-safe-webhook), with image.tag or image.digest" (toString .Values.image.repository)) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "rollout-safe.image" -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}

@@ -64,21 +64,48 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// Reads the kubeconfig path list (merged kubectl-style), else `$KUBECONFIG` or
-/// `~/.kube/config`.
-fn read_kubeconfig(paths: Option<&Path>) -> Result<Kubeconfig, Error> {
-    let paths: Vec<PathBuf> = paths
-        .map(|p| {
-            std::env::split_paths(p.as_os_str())
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    if paths.is_empty() {
+/// The kubeconfig as kubectl loads it. `explicit` (`--kubeconfig`, a path or a path list): every
+/// file must exist. Else `$KUBECONFIG`, a path list in which missing files are skipped (kubectl
+/// does the same, so a list naming a file not yet made still works), and at least one must
+/// exist. Else `~/.kube/config`. Several files are merged as kubectl merges them: the first
+/// file to set a value (current-context, or a cluster, user or context by name) wins.
+pub fn load_kubeconfig(explicit: Option<&Path>) -> Result<Kubeconfig, Error> {
+    if let Some(list) = explicit {
+        return merge_kubeconfigs(&split_path_list(list.as_os_str()));
+    }
+    let Some(env) = std::env::var_os("KUBECONFIG") else {
+        return Kubeconfig::read().map_err(Error::Kubeconfig);
+    };
+    let listed = split_path_list(&env);
+    if listed.is_empty() {
         return Kubeconfig::read().map_err(Error::Kubeconfig);
     }
+    // Only a file that is not there is skipped; one that cannot be read is still an error.
+    let present: Vec<PathBuf> = listed
+        .iter()
+        .filter(|p| !matches!(p.try_exists(), Ok(false)))
+        .cloned()
+        .collect();
+    if present.is_empty() {
+        return Err(Error::NoKubeconfig {
+            listed: std::env::join_paths(&listed)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| format!("{listed:?}")),
+        });
+    }
+    merge_kubeconfigs(&present)
+}
+
+fn split_path_list(list: &std::ffi::OsStr) -> Vec<PathBuf> {
+    std::env::split_paths(list)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect()
+}
+
+/// Reads and merges `paths` in order (kube's `Kubeconfig::merge`: first value wins).
+fn merge_kubeconfigs(paths: &[PathBuf]) -> Result<Kubeconfig, Error> {
     let mut merged = Kubeconfig::default();
-    for p in &paths {
+    for p in paths {
         merged = merged
             .merge(Kubeconfig::read_from(p).map_err(Error::Kubeconfig)?)
             .map_err(Error::Kubeconfig)?;
@@ -86,11 +113,21 @@ fn read_kubeconfig(paths: Option<&Path>) -> Result<Kubeconfig, Error> {
     Ok(merged)
 }
 
+/// The context names of the kubeconfig `explicit` or the environment names.
+pub fn context_names(explicit: Option<&Path>) -> Result<Vec<String>, Error> {
+    Ok(load_kubeconfig(explicit)?
+        .contexts
+        .into_iter()
+        .map(|c| c.name)
+        .collect())
+}
+
 impl Cluster {
-    /// Builds the client. An unknown context is a usage error (exit 2); an unreadable
-    /// kubeconfig a cluster error (exit 5). Nothing is sent to the server yet.
+    /// Builds the client. Every kubeconfig problem (no file, unreadable, unknown context, no
+    /// current context) is a cluster error (exit 5), as documented in the README. Nothing is
+    /// sent to the server yet.
     pub async fn connect(opts: &ConnectOptions) -> Result<Cluster, Error> {
-        let kubeconfig = read_kubeconfig(opts.kubeconfig.as_deref())?;
+        let kubeconfig = load_kubeconfig(opts.kubeconfig.as_deref())?;
         let wanted = opts.config.context.clone();
         let context_name = wanted
             .clone()
@@ -103,14 +140,14 @@ impl Cluster {
                 .iter()
                 .map(|c| c.name.as_str())
                 .collect();
-            return Err(Error::usage(format!(
-                "context {wanted:?} is not in the kubeconfig (contexts: {})",
-                if known.is_empty() {
+            return Err(Error::UnknownContext {
+                context: wanted.clone(),
+                known: if known.is_empty() {
                     "none".to_owned()
                 } else {
                     known.join(", ")
-                }
-            )));
+                },
+            });
         }
         if context_name.is_none() {
             return Err(Error::NoCurrentContext);
@@ -281,14 +318,50 @@ users:
         assert_eq!(op.server, c.server);
     }
 
+    /// Was exit 2 (usage) until issue 13 asked for one code for every kubeconfig problem.
     #[tokio::test]
-    async fn unknown_context_is_usage() {
+    async fn unknown_context_is_a_kubeconfig_error() {
         let dir = tempfile::tempdir().unwrap();
         let e = Cluster::connect(&opts(&dir, Some("nope"), None))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("dev, prod"), "{e}");
-        assert_eq!(exit_code(&Err(e)), Exit::Usage);
+        assert!(e.to_string().contains("\"nope\""), "{e}");
+        assert_eq!(exit_code(&Err(e)), Exit::Cluster);
+    }
+
+    /// A path list given with --kubeconfig: merged in order, the first value winning; every
+    /// file must exist. (`$KUBECONFIG`, where missing files are skipped, is tested by running
+    /// the binary: plugin/tests/kubeconfig_and_logs_cli.rs.)
+    #[test]
+    fn explicit_path_list_merges_first_value_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first");
+        let second = dir.path().join("second");
+        std::fs::write(&first, KC).unwrap();
+        std::fs::write(
+            &second,
+            "apiVersion: v1\nkind: Config\ncurrent-context: other\n\
+             clusters:\n- name: c\n  cluster: {server: \"http://127.0.0.2:1\"}\n\
+             contexts:\n- name: other\n  context: {cluster: c, user: bob}\n- name: dev\n  context: {cluster: c, user: bob}\n",
+        )
+        .unwrap();
+        let list = std::env::join_paths([&first, &second]).unwrap();
+        let kc = load_kubeconfig(Some(Path::new(&list))).unwrap();
+        assert_eq!(kc.current_context.as_deref(), Some("dev"));
+        let server = |name: &str| {
+            kc.clusters
+                .iter()
+                .filter(|c| c.name == name)
+                .map(|c| c.cluster.as_ref().and_then(|c| c.server.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(server("c"), vec![Some("http://127.0.0.1:1".to_owned())]);
+        let names: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["dev", "prod", "other"]);
+        let missing = std::env::join_paths([first, dir.path().join("missing")]).unwrap();
+        let e = load_kubeconfig(Some(Path::new(&missing))).unwrap_err();
+        assert!(crate::error::chain(&e).contains("missing"), "{e}");
     }
 
     #[tokio::test]

@@ -528,7 +528,12 @@ pub async fn watch_rollout(
                                 let kube_err = clone_api_error(api);
                                 return Err(api_error(kube_err, op));
                             }
-                            let msg = format!("watch of {} interrupted: {e}; retrying", which.resource(target.kind));
+                            let msg = format!(
+                                "watch of {} (API server {}) interrupted: {}; retrying",
+                                which.resource(target.kind),
+                                cluster.server,
+                                crate::error::chain(&e)
+                            );
                             if msg != last_error {
                                 view.note(&msg);
                                 last_error = msg;

@@ -6,6 +6,7 @@ use super::args::{KubeArgs, WorkloadArg};
 use super::audit::AuditArgs;
 use super::bluegreen::BlueGreenArgs;
 use super::canary::CanaryArgs;
+use super::completion::CompletionArgs;
 use super::context::Context;
 use super::export::ExportArgs;
 use super::history::HistoryArgs;
@@ -24,11 +25,15 @@ use crate::signals;
     bin_name = "kubectl rollout-safe",
     version,
     about = "Safe Kubernetes rollouts: policy-checked updates that watch the pods and roll back on their own, blue-green, canary, undo, and an offline manifest audit.",
-    after_help = "Exit codes: 0 success, 1 rollout failed (rolled back unless --no-rollback), 2 bad input or usage, 3 policy violations (audit; or update, blue-green, canary refusing an unsafe spec before writing it), 4 timed out, 5 cluster/API error."
+    after_help = "Exit codes: 0 success, 1 rollout failed (rolled back unless --no-rollback), 2 bad input or usage, 3 policy violations (audit; or update, blue-green, canary refusing an unsafe spec before writing it), 4 timed out, 5 cluster/API error (the kubeconfig included: no file, an unknown --context)."
 )]
 pub struct App {
     #[command(flatten)]
     pub kube: KubeArgs,
+    /// Show library log lines on stderr: -v warnings, -vv info, -vvv debug
+    /// (ROLLOUT_SAFE_LOG, a tracing filter, overrides it).
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +63,9 @@ pub enum Command {
     Canary(CanaryArgs),
     /// Export the policy for in-cluster use without the webhook (admission-policy).
     Export(ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish); see the README for kubectl's own
+    /// plugin completion.
+    Completion(CompletionArgs),
 }
 
 /// Runs a parsed command line.
@@ -90,6 +98,9 @@ pub async fn run(app: App) -> Result<Outcome, Error> {
         Command::BlueGreen(b) => super::bluegreen::run(&ctx, b).await,
         Command::Canary(c) => super::canary::run(&ctx, c).await,
         Command::Export(e) => super::export::run(e),
+        Command::Completion(c) => {
+            super::completion::run(c, <App as clap::CommandFactory>::command())
+        }
     }
 }
 

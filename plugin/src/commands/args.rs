@@ -20,8 +20,10 @@ use crate::ops::session::WatchSettings;
 /// Cluster connection flags, as kubectl spells them (kubectl does not parse a plugin's flags).
 #[derive(Debug, Clone, Default, Args)]
 pub struct KubeArgs {
-    /// Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, global = true, env = "KUBECONFIG", value_name = "FILE")]
+    /// Path to the kubeconfig file (default: $KUBECONFIG, a path list in which missing files are
+    /// skipped as kubectl skips them, or ~/.kube/config).
+    // Not `env = "KUBECONFIG"`: a file given here must exist, one listed there need not.
+    #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use.
     #[arg(long, global = true, value_name = "NAME")]

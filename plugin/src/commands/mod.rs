@@ -7,6 +7,7 @@ pub mod args;
 pub mod audit;
 pub mod bluegreen;
 pub mod canary;
+pub mod completion;
 pub mod context;
 pub mod export;
 pub mod history;

@@ -236,7 +236,7 @@ pub fn values_comment() -> String {
     s
 }
 
-/// The chart's `policy.spec.rules` in `values.yaml`: every rule with its defaults, indented by
+/// Every rule with its defaults as `policy.spec.rules` entries, each line starting with
 /// `indent`.
 pub fn values_rules(indent: &str) -> String {
     let mut s = String::new();
@@ -258,6 +258,15 @@ pub fn values_rules(indent: &str) -> String {
         }
     }
     s
+}
+
+/// The chart's reference list of the defaults above its `policy.spec.rules` in `values.yaml`:
+/// the [`values_rules`] entries as comments. The values themselves stay empty (`rules: {}`), so
+/// that `--set policy.spec.rules.RS104=off` (a scalar) and `--set
+/// policy.spec.rules.RS104.minStartupSeconds=45` (a table) both merge without helm warning that
+/// a table and a non-table collide, which either shape of a default would cause for the other.
+pub fn values_rules_comment(indent: &str) -> String {
+    values_rules(&format!("{indent}#   "))
 }
 
 /// `charts/rollout-safe/files/admission-policies.json`: what the chart's
@@ -456,6 +465,16 @@ mod tests {
         assert!(
             values.contains("RS104: {action: warn, minStartupSeconds: 30}"),
             "{values}"
+        );
+        // The chart lists them as comments above an empty `rules: {}`.
+        let listed = values_rules_comment("    ");
+        assert!(
+            listed.contains("    #   RS104: {action: warn, minStartupSeconds: 30}\n"),
+            "{listed}"
+        );
+        assert!(
+            listed.lines().all(|l| l.starts_with("    #   ")),
+            "{listed}"
         );
         assert!(
             values.contains(
