@@ -11,7 +11,9 @@ fn missing_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
         if arg.is_hide_set() {
             continue;
         }
-        let has_help = arg.get_help().is_some_and(|h| !h.to_string().trim().is_empty())
+        let has_help = arg
+            .get_help()
+            .is_some_and(|h| !h.to_string().trim().is_empty())
             || arg
                 .get_long_help()
                 .is_some_and(|h| !h.to_string().trim().is_empty());

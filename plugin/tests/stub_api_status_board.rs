@@ -48,7 +48,9 @@ fn cluster() -> Result<(Standin, Plugin), StandinError> {
         // Running but not ready yet, well within the readiness budget.
         s.put(
             "deployments",
-            DeploymentBuilder::new("search", NOT_READY).replicas(1).build(),
+            DeploymentBuilder::new("search", NOT_READY)
+                .replicas(1)
+                .build(),
         )?;
         // A blue-green in its rollback window: traffic on green, blue kept 10 minutes more.
         s.put(
@@ -74,7 +76,10 @@ fn cluster() -> Result<(Standin, Plugin), StandinError> {
                 .annotation("rollout-safe.dev/blue-green-base", "web")
                 .build(),
         )?;
-        let mut svc = seed::service("web", &[("app", "web"), ("rollout-safe.dev/color", "green")]);
+        let mut svc = seed::service(
+            "web",
+            &[("app", "web"), ("rollout-safe.dev/color", "green")],
+        );
         svc["metadata"]["annotations"] = json!({
             "rollout-safe.dev/blue-green-phase": "switched",
             "rollout-safe.dev/blue-green-active": "green",
@@ -176,9 +181,15 @@ fn stub_api_status_board_json_judges_every_workload() -> TestResult {
     assert!(cart["inFlight"].is_null());
     assert!(cart["lastChange"].is_string());
     assert!(cart["ageSeconds"].as_u64().unwrap() < 600, "{cart:#}");
-    assert_eq!(cart["images"]["app"], "registry.example.com/team/cart:3.0.1");
+    assert_eq!(
+        cart["images"]["app"],
+        "registry.example.com/team/cart:3.0.1"
+    );
 
-    for (workload, color) in [("deployment/web", "blue"), ("deployment/web-green", "green")] {
+    for (workload, color) in [
+        ("deployment/web", "blue"),
+        ("deployment/web-green", "green"),
+    ] {
         let w = row(&board, workload);
         assert_eq!(w["state"], "complete", "{w:#}");
         let f = &w["inFlight"];
@@ -265,7 +276,8 @@ fn stub_api_status_board_table_and_all_namespaces() -> TestResult {
     assert!(billing.contains("complete"), "{billing}");
     let pay = line_of("deployment/pay");
     assert!(
-        pay.contains("failing") && pay.contains(&format!("2 pods CrashLoopBackOff, image {CRASHING}")),
+        pay.contains("failing")
+            && pay.contains(&format!("2 pods CrashLoopBackOff, image {CRASHING}")),
         "{pay}"
     );
     let web = line_of("deployment/web");
@@ -288,7 +300,10 @@ fn stub_api_status_board_table_and_all_namespaces() -> TestResult {
     assert!(r.stdout.starts_with("WORKLOAD"), "{}", r.stdout);
     assert!(r.stdout.contains("deployment/billing"), "{}", r.stdout);
     assert!(!r.stdout.contains("deployment/pay"), "{}", r.stdout);
-    assert!(r.stdout.contains("1 rollout(s) in namespace team: 1 complete"));
+    assert!(
+        r.stdout
+            .contains("1 rollout(s) in namespace team: 1 complete")
+    );
 
     // An empty namespace says so.
     let r = plugin.run(&["status", "-n", "empty"])?;
@@ -312,7 +327,10 @@ fn stub_api_status_board_watch_rerenders_on_events() -> TestResult {
     let (standin, plugin) = cluster()?;
     for format in ["json", "table"] {
         let running = plugin.spawn(&["status", "--watch", "-o", format, "-n", OTHER_NS])?;
-        running.wait_stderr("status board: watching 1 rollout(s)", Duration::from_secs(30))?;
+        running.wait_stderr(
+            "status board: watching 1 rollout(s)",
+            Duration::from_secs(30),
+        )?;
         // A bad image for `billing`: the controllers roll it out, its new pod crash-loops, and
         // the watch events bring the board up to date.
         let image = format!("registry.example.com/team/billing:8-crash-{format}");
@@ -337,7 +355,8 @@ fn stub_api_status_board_watch_rerenders_on_events() -> TestResult {
         running.interrupt()?;
         let r = running.finish()?;
         // Ctrl-C ends a watch: exit 4, as `status --watch` of one workload.
-        r.assert_code(4).assert_stderr_has("status board: stopped (Ctrl-C)");
+        r.assert_code(4)
+            .assert_stderr_has("status board: stopped (Ctrl-C)");
         match format {
             "json" => {
                 // One JSON document a line, one per change.

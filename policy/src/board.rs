@@ -116,7 +116,9 @@ impl InFlight {
             InFlight::Canary { phase, step, .. } => format!(
                 "canary {}: {}",
                 phase.as_str(),
-                step.map_or("no step passed yet".to_owned(), |s| format!("step {s}% passed"))
+                step.map_or("no step passed yet".to_owned(), |s| format!(
+                    "step {s}% passed"
+                ))
             ),
         }
     }
@@ -277,7 +279,10 @@ fn row(
         .unwrap_or_default();
     let (state, summary) = match &verdict {
         Verdict::Failed(f) => (RowState::Failing, failure_summary(f, &images)),
-        Verdict::Complete(p) => (RowState::Complete, format!("{}/{} ready", p.ready, p.desired)),
+        Verdict::Complete(p) => (
+            RowState::Complete,
+            format!("{}/{} ready", p.ready, p.desired),
+        ),
         Verdict::Paused(p) => (
             RowState::Paused,
             format!("paused at {}/{} updated", p.updated, p.desired),
@@ -422,7 +427,10 @@ fn last_change(
     let template_change = match w {
         Workload::Deployment(_) => state.new_replica_set().and_then(|rs| created(&rs.metadata)),
         Workload::StatefulSet(s) => {
-            let update = s.status.as_ref().and_then(|st| st.update_revision.as_deref());
+            let update = s
+                .status
+                .as_ref()
+                .and_then(|st| st.update_revision.as_deref());
             revisions
                 .iter()
                 .filter(|r| controlled_by(&r.metadata, "StatefulSet", &s.metadata))
@@ -450,4 +458,189 @@ pub fn counts(rows: &[BoardRow]) -> BTreeMap<RowState, usize> {
         *out.entry(r.state).or_default() += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn de<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn deployment(name: &str, annotations: serde_json::Value) -> Workload {
+        Workload::Deployment(Box::new(de(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"), "generation": 1,
+                "creationTimestamp": "2026-11-20T10:00:00Z", "annotations": annotations},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}}},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}
+        }))))
+    }
+
+    fn replica_set(owner: &str, created: &str) -> ReplicaSet {
+        de(json!({
+            "metadata": {"name": format!("{owner}-abc"), "namespace": "ns", "creationTimestamp": created,
+                "annotations": {"deployment.kubernetes.io/revision": "1"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": owner,
+                    "uid": format!("uid-{owner}"), "controller": true}]},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": owner}},
+                "template": {"metadata": {"labels": {"app": owner}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}}},
+            "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}
+        }))
+    }
+
+    fn service(phase: &str, switched_at: &str) -> Service {
+        de(
+            json!({"metadata": {"name": "web", "namespace": "ns", "annotations": {
+            "rollout-safe.dev/blue-green-phase": phase,
+            "rollout-safe.dev/blue-green-active": "green",
+            "rollout-safe.dev/blue-green-previous": "blue",
+            "rollout-safe.dev/blue-green-switched-at": switched_at,
+            "rollout-safe.dev/blue-green-keep-until": "2026-11-22T12:10:00Z"}},
+            "spec": {"selector": {"app": "web", "rollout-safe.dev/color": "green"}}}),
+        )
+    }
+
+    fn now() -> Timestamp {
+        "2026-11-22T12:05:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn ages_are_short() {
+        assert_eq!(age_text(59), "59s");
+        assert_eq!(age_text(119), "119s");
+        assert_eq!(age_text(600), "10m");
+        assert_eq!(age_text(3 * 3600), "3h");
+        assert_eq!(age_text(3 * 86400), "3d");
+    }
+
+    #[test]
+    fn the_last_change_is_the_newer_of_the_template_and_the_switch() {
+        let inv = Inventory {
+            workloads: vec![
+                deployment("web", json!({"rollout-safe.dev/blue-green-service": "web"})),
+                deployment("cart", json!({})),
+            ],
+            replica_sets: vec![
+                replica_set("web", "2026-11-22T11:00:00Z"),
+                replica_set("cart", "2026-11-22T11:30:00Z"),
+            ],
+            services: vec![service("switched", "2026-11-22T12:00:00Z")],
+            ..Inventory::default()
+        };
+        let rows = board(&inv, now(), &JudgeConfig::default());
+        let web = rows.iter().find(|r| r.name == "web").unwrap();
+        assert_eq!(
+            web.last_change,
+            Some("2026-11-22T12:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            web.in_flight.as_ref().unwrap().text(now()),
+            "blue-green switched: traffic on green, blue kept 5m more"
+        );
+        let cart = rows.iter().find(|r| r.name == "cart").unwrap();
+        assert_eq!(
+            cart.last_change,
+            Some("2026-11-22T11:30:00Z".parse().unwrap())
+        );
+        assert_eq!(cart.in_flight, None);
+        assert_eq!(cart.state, RowState::Complete);
+        assert_eq!(cart.summary, "1/1 ready");
+    }
+
+    #[test]
+    fn only_a_blue_green_or_canary_under_way_is_in_flight() {
+        for (phase, in_flight) in [
+            ("switched", true),
+            ("deploying", true),
+            ("rolling-back", true),
+            ("finished", false),
+            ("abandoned", false),
+            ("rolled-back", false),
+        ] {
+            let inv = Inventory {
+                workloads: vec![deployment(
+                    "web",
+                    json!({"rollout-safe.dev/blue-green-service": "web"}),
+                )],
+                services: vec![service(phase, "2026-11-22T12:00:00Z")],
+                ..Inventory::default()
+            };
+            let rows = board(&inv, now(), &JudgeConfig::default());
+            assert_eq!(rows[0].in_flight.is_some(), in_flight, "{phase}");
+        }
+        for (phase, in_flight) in [
+            ("running", true),
+            ("promoting", true),
+            ("done", false),
+            ("aborted", false),
+        ] {
+            let inv = Inventory {
+                workloads: vec![
+                    deployment("api", json!({"rollout-safe.dev/canary-phase": phase})),
+                    deployment("api-canary", json!({"rollout-safe.dev/canary-of": "api"})),
+                ],
+                ..Inventory::default()
+            };
+            let rows = board(&inv, now(), &JudgeConfig::default());
+            assert!(
+                rows.iter().all(|r| r.in_flight.is_some() == in_flight),
+                "{phase}"
+            );
+        }
+        // The window's end is shown once it has passed.
+        let late: Timestamp = "2026-11-22T12:11:00Z".parse().unwrap();
+        let f = InFlight::BlueGreen {
+            service: "web".into(),
+            color: Some(Color::Blue),
+            phase: Phase::Switched,
+            active: Some(Color::Green),
+            target: None,
+            previous: Some(Color::Blue),
+            switched_at: None,
+            keep_until: Some("2026-11-22T12:10:00Z".parse().unwrap()),
+        };
+        assert_eq!(
+            f.text(late),
+            "blue-green switched: traffic on green, blue kept, window over"
+        );
+    }
+
+    #[test]
+    fn a_failing_rollout_names_its_pods_reason_and_image() {
+        let mut crashing = deployment("pay", json!({}));
+        if let Workload::Deployment(d) = &mut crashing {
+            d.spec.template.spec.as_mut().unwrap().containers[0].image = Some("pay:2.5.0".into());
+            d.spec.replicas = Some(2);
+            let st = d.status.as_mut().unwrap();
+            (st.replicas, st.updated_replicas) = (Some(2), Some(2));
+            (st.ready_replicas, st.available_replicas) = (Some(0), Some(0));
+        }
+        let mut rs = serde_json::to_value(replica_set("pay", "2026-11-22T12:00:00Z")).unwrap();
+        rs["spec"]["template"]["spec"]["containers"][0]["image"] = json!("pay:2.5.0");
+        let rs: ReplicaSet = de(rs);
+        let pod = |n: &str| -> Pod {
+            de(
+                json!({"metadata": {"name": n, "namespace": "ns", "creationTimestamp": "2026-11-22T12:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "pay-abc", "uid": "u", "controller": true}]},
+                "spec": {"containers": [{"name": "app", "image": "pay:2.5.0"}]},
+                "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": "pay:2.5.0", "imageID": "", "ready": false, "restartCount": 4,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}}]}}),
+            )
+        };
+        let inv = Inventory {
+            workloads: vec![crashing, deployment("cart", json!({}))],
+            replica_sets: vec![rs],
+            pods: vec![pod("pay-abc-1"), pod("pay-abc-2")],
+            ..Inventory::default()
+        };
+        let rows = board(&inv, now(), &JudgeConfig::default());
+        // Failing first, whatever the name.
+        assert_eq!(rows[0].name, "pay", "{:?}", rows[1].verdict);
+        assert_eq!(rows[0].state, RowState::Failing, "{:?}", rows[0].verdict);
+        assert_eq!(rows[0].summary, "2 pods CrashLoopBackOff, image pay:2.5.0");
+        assert_eq!(counts(&rows).get(&RowState::Failing), Some(&1));
+    }
 }

@@ -9,7 +9,9 @@ use std::fmt::Debug;
 
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -341,7 +343,8 @@ impl BoardWatch {
                             };
                             return Err(api_error(kube_err, op(&self.cluster, verb, kind)));
                         }
-                        let msg = format!("watch of {} interrupted: {e}; retrying", kind.resource());
+                        let msg =
+                            format!("watch of {} interrupted: {e}; retrying", kind.resource());
                         if msg != self.last_error {
                             self.last_error = msg.clone();
                             note_line = Some(msg);

@@ -9,8 +9,8 @@ use clap::Args;
 use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::WorkloadKind;
 use rollout_safe_policy::board::{BoardRow, InFlight, age_text, counts, kind_resource};
-use rollout_safe_policy::strategy::bluegreen::Color;
 use rollout_safe_policy::judge::{self, RolloutState, Verdict};
+use rollout_safe_policy::strategy::bluegreen::Color;
 use rollout_safe_policy::strategy::gates::{GATES_ANNOTATION, GatesRecord};
 
 use super::args::{DataFormat, DataOutput, WatchArgs, json_text, yaml_text};
@@ -260,7 +260,12 @@ impl BoardView for BoardPrinter {
             ),
             (DataFormat::Json, false) => writeln!(out, "{}", json_text(&data)?),
             (DataFormat::Yaml, live) => {
-                write!(out, "{}{}", if live { "---\n" } else { "" }, yaml_text(&data)?)
+                write!(
+                    out,
+                    "{}{}",
+                    if live { "---\n" } else { "" },
+                    yaml_text(&data)?
+                )
             }
             (DataFormat::Table, _) => {
                 let table = board_table(self.scope.as_deref(), rows, now);
@@ -404,9 +409,7 @@ fn board_table(scope: Option<&str>, rows: &[BoardRow], now: Timestamp) -> String
             workload_name(r),
             r.state.as_str().to_owned(),
             r.summary.clone(),
-            r.in_flight
-                .as_ref()
-                .map_or("-".to_owned(), |f| f.text(now)),
+            r.in_flight.as_ref().map_or("-".to_owned(), |f| f.text(now)),
             age_of(r.last_change, now).map_or("?".to_owned(), |s| format!("{} ago", age_text(s))),
         ];
         if scope.is_none() {
@@ -416,7 +419,13 @@ fn board_table(scope: Option<&str>, rows: &[BoardRow], now: Timestamp) -> String
     }
     let columns = lines[0].len();
     let widths: Vec<usize> = (0..columns)
-        .map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for l in &lines {

@@ -86,7 +86,11 @@ pub async fn live(
                 tokio::time::Instant::now() + wait + Duration::from_millis(100)
             })
             .into_iter()
-            .chain(inventory.as_ref().map(|_| tokio::time::Instant::now() + AGE_REFRESH))
+            .chain(
+                inventory
+                    .as_ref()
+                    .map(|_| tokio::time::Instant::now() + AGE_REFRESH),
+            )
             .min();
         tokio::select! {
             biased;
