@@ -58,9 +58,7 @@ fn stub_api_bluegreen_detach_returns_after_the_switch_and_finish_ends_it() -> Te
         .assert_stdout_has("  window:    ")
         .assert_stdout_has("m left (until ")
         .assert_stdout_has("; detached: nothing watches it")
-        .assert_stdout_has(
-            "  next:      `kubectl rollout-safe blue-green finish deployment/shop",
-        );
+        .assert_stdout_has("  next:      `kubectl rollout-safe blue-green finish deployment/shop");
     let r = plugin.run(&["blue-green", "status", "deploy/shop", "-o", "json"])?;
     r.assert_code(0);
     let status: Value = serde_json::from_str(&r.stdout)?;
@@ -90,7 +88,8 @@ fn stub_api_bluegreen_detach_returns_after_the_switch_and_finish_ends_it() -> Te
 
     // `finish` scales the old colour down now.
     let r = plugin.run(&["blue-green", "finish", "deploy/shop"])?;
-    r.assert_code(0).assert_stdout_has("deployment/shop (blue) is scaled to 0");
+    r.assert_code(0)
+        .assert_stdout_has("deployment/shop (blue) is scaled to 0");
     let svc = service(&standin);
     assert_eq!(phase(&svc).as_deref(), Some("finished"));
     assert_eq!(annotation(&svc, DETACHED), None);
@@ -113,7 +112,9 @@ fn stub_api_bluegreen_next_run_ends_an_elapsed_window_first() -> TestResult {
             "the rollback window of the last blue-green (to green, images app={V2}) ended at "
         ))
         .assert_stderr_has("deployment/shop (blue) scaled to 0 before this one")
-        .assert_stdout_has("blue-green switched (detached): service/shop sends traffic to deployment/shop (blue)");
+        .assert_stdout_has(
+            "blue-green switched (detached): service/shop sends traffic to deployment/shop (blue)",
+        );
     // Blue was scaled down, then brought up again with V3 and switched to; green is kept.
     let blue = deployment(&standin, "shop");
     assert_eq!((replicas(&blue), image(&blue)), (2, V3.to_owned()));

@@ -500,7 +500,10 @@ mod tests {
             t.contains("  window:    over since 2026-11-22T23:20:24Z; blue is still scaled"),
             "{t}"
         );
-        assert!(t.contains("  next:      the window is over: `kubectl rollout-safe blue-green finish"), "{t}");
+        assert!(
+            t.contains("  next:      the window is over: `kubectl rollout-safe blue-green finish"),
+            "{t}"
+        );
         assert_eq!(status_json(&r, later)["window"]["state"], "over");
         assert_eq!(j["live"], "green");
         assert_eq!(j["colors"][1]["exists"], false);

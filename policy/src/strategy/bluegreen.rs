@@ -455,7 +455,13 @@ pub fn rollback_window(state: &BgState, now: Timestamp) -> Window {
         None => Window::Unbounded,
         Some(until) if until > now => Window::Open {
             until,
-            left: Duration::from_secs(until.as_second().saturating_sub(now.as_second()).max(0).unsigned_abs()),
+            left: Duration::from_secs(
+                until
+                    .as_second()
+                    .saturating_sub(now.as_second())
+                    .max(0)
+                    .unsigned_abs(),
+            ),
         },
         Some(ended) => Window::Over { ended },
     }
@@ -747,7 +753,13 @@ mod tests {
         );
         // No end recorded: the window lasts until finish or rollback.
         assert!(matches!(
-            plan_start(&unbounded, Some(Color::Green), "app=shop:3", false, at(10_000)),
+            plan_start(
+                &unbounded,
+                Some(Color::Green),
+                "app=shop:3",
+                false,
+                at(10_000)
+            ),
             Err(Refusal::InRollbackWindow { .. })
         ));
         // The same images: the run resumes after the switch (and finishes, the window over).

@@ -7,8 +7,7 @@ use rollout_safe_policy::board::age_text;
 use rollout_safe_policy::judge::Verdict;
 use rollout_safe_policy::selector::map_text;
 use rollout_safe_policy::strategy::bluegreen::{
-    BgState, Color, Phase, Window, colored_selector, phase_text, rollback_window,
-    service_selector,
+    BgState, Color, Phase, Window, colored_selector, phase_text, rollback_window, service_selector,
 };
 use rollout_safe_policy::strategy::edit::{images_text, template_images};
 use rollout_safe_policy::strategy::endpoints::endpoints_switched;
@@ -392,7 +391,11 @@ async fn detach(bg: &Bg<'_>, active: Color, previous: Color) -> Result<Outcome, 
     let state = BgState::of(&bg.service().await?);
     let window = rollback_window(&state, Timestamp::now());
     let until = match window {
-        Window::Open { until, left } => format!("until {} ({} from now)", ts_text(until), age_text(left.as_secs())),
+        Window::Open { until, left } => format!(
+            "until {} ({} from now)",
+            ts_text(until),
+            age_text(left.as_secs())
+        ),
         Window::Over { .. } => "no longer: the window (--keep-old) is already over".to_owned(),
         _ => "until `blue-green finish`".to_owned(),
     };

@@ -18,9 +18,7 @@ use rollout_safe_policy::strategy::schema::{COLOR_LABEL, ann};
 use rollout_safe_policy::strategy::siblings::template_labels;
 use rollout_safe_policy::strategy::{bluegreen, switch};
 
-use super::common::{
-    Bg, BlueGreen, Colours, colour_subject, finish_window, new_colour, with_seen,
-};
+use super::common::{Bg, BlueGreen, Colours, colour_subject, finish_window, new_colour, with_seen};
 use super::deploy::{after_switch, deploy};
 use crate::cluster::facts::facts_for;
 use crate::cluster::patch::write_deployment;
