@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod admission_policy;
 pub mod audit;
+pub mod board;
 pub mod change_cause;
 pub mod check;
 pub mod config;

@@ -3,6 +3,7 @@
 //! feeds the rollout judge. No decisions (those are in `rollout_safe_policy`) and nothing
 //! from the layers above: it takes a cancellation token and a view instead.
 
+pub mod board;
 pub mod client;
 pub mod deployments;
 pub mod errors;

@@ -46,7 +46,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Update images/env under the policy, watch the rollout, roll back on failure.
     Update(UpdateArgs),
-    /// Watch a rollout, judging it by its pods (crash loops, image pulls, readiness).
+    /// Watch a rollout, judging it by its pods (crash loops, image pulls, readiness); without a
+    /// workload (or with -A), the status board of every rollout in scope.
     Status(StatusArgs),
     /// Revisions with their change-causes and images.
     History(HistoryArgs),

@@ -73,6 +73,7 @@ pub enum DataFormat {
 
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct DataOutput {
+    /// Output format: table (for people), json or yaml (data on stdout, messages on stderr).
     #[arg(short = 'o', long = "output", value_enum, default_value_t = DataFormat::Table)]
     pub output: DataFormat,
 }

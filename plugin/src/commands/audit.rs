@@ -65,6 +65,7 @@ pub struct AuditArgs {
     /// Audit the live workloads of the cluster instead of files.
     #[arg(long, conflicts_with_all = ["files", "paths", "recursive", "exclude"])]
     pub cluster: bool,
+    /// Output format of the findings.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
     pub output: AuditFormat,
     #[command(flatten)]

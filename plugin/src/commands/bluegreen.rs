@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use k8s_openapi::jiff::Timestamp;
+use rollout_safe_policy::board::age_text;
 use rollout_safe_policy::selector::map_text;
-use rollout_safe_policy::strategy::bluegreen::{Color, Phase};
+use rollout_safe_policy::strategy::bluegreen::{
+    Color, Phase, Window, rollback_window, window_next_step,
+};
 use rollout_safe_policy::strategy::edit::{images_text, template_images};
 use rollout_safe_policy::strategy::schema::{ann, annotation_i32, replicas};
 use serde_json::{Value, json};
@@ -56,6 +59,11 @@ pub struct BlueGreenStart {
     /// How long the old colour stays scaled after the switch (rollback window).
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     pub keep_old: Duration,
+    /// Return once the switch is verified (for CI): the old colour stays scaled until the window
+    /// (--keep-old) recorded on the Service is over; `blue-green finish` scales it down, and so
+    /// does the next blue-green of the workload once the window is over.
+    #[arg(long)]
+    pub detach: bool,
     /// How long the Service's EndpointSlices may take to show only the new colour after the
     /// switch (else the switch is undone).
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
@@ -173,6 +181,7 @@ async fn start(ctx: &Context, a: BlueGreenStart) -> Result<Outcome, Error> {
         images,
         bake: a.bake,
         keep_old: a.keep_old,
+        detach: a.detach,
         verify_timeout: a.verify_timeout,
         force: a.force,
         watch: a.watch.settings(),
@@ -187,8 +196,8 @@ async fn status(ctx: &Context, a: BlueGreenStatusArgs) -> Result<Outcome, Error>
     let (cluster, name) = connect_to(ctx, &a.target, "blue-green status").await?;
     let report = inspect(&ctx.session(cluster), &name).await?;
     match a.output.output {
-        DataFormat::Json => println!("{}", json_text(&status_json(&report))?),
-        DataFormat::Yaml => print!("{}", yaml_text(&status_json(&report))?),
+        DataFormat::Json => println!("{}", json_text(&status_json(&report, Timestamp::now()))?),
+        DataFormat::Yaml => print!("{}", yaml_text(&status_json(&report, Timestamp::now()))?),
         DataFormat::Table => print!("{}", status_table(&report, Timestamp::now())),
     }
     Ok(Outcome::Succeeded)
@@ -214,9 +223,29 @@ fn color_json(c: &ColourReport, live: Option<Color>) -> Value {
     }
 }
 
-fn status_json(r: &BlueGreenReport) -> Value {
+/// The rollback window as data: open (seconds left), over, unbounded, or none; whether a
+/// detached run left it; and what to run next.
+fn window_json(r: &BlueGreenReport, now: Timestamp) -> Value {
+    let window = rollback_window(&r.state, now);
+    let (state, left, until) = match window {
+        Window::NotSwitched => return Value::Null,
+        Window::Open { until, left } => ("open", Some(left.as_secs()), Some(until)),
+        Window::Unbounded => ("unbounded", None, None),
+        Window::Over { ended } => ("over", Some(0), Some(ended)),
+    };
+    json!({
+        "state": state,
+        "secondsLeft": left,
+        "until": until.map(ts_text),
+        "detached": r.state.detached,
+        "next": window_next_step(window, &r.finish_command, &r.rollback_command),
+    })
+}
+
+fn status_json(r: &BlueGreenReport, now: Timestamp) -> Value {
     let state = &r.state;
     json!({
+        "window": window_json(r, now),
         "workload": format!("deployment/{}", r.base),
         "namespace": r.namespace,
         "service": r.service,
@@ -280,6 +309,28 @@ fn status_table(r: &BlueGreenReport, now: Timestamp) -> String {
         _ => String::new(),
     };
     out.push_str(&format!("  phase:     {phase}{detail}\n"));
+    let window = rollback_window(state, now);
+    match window {
+        Window::Open { until, left } => out.push_str(&format!(
+            "  window:    {} left (until {}){}\n",
+            age_text(left.as_secs()),
+            ts_text(until),
+            if state.detached {
+                "; detached: nothing watches it"
+            } else {
+                ""
+            }
+        )),
+        Window::Over { ended } => out.push_str(&format!(
+            "  window:    over since {}; {} is still scaled\n",
+            ts_text(ended),
+            color(state.previous)
+        )),
+        Window::Unbounded | Window::NotSwitched => {}
+    }
+    if let Some(next) = window_next_step(window, &r.finish_command, &r.rollback_command) {
+        out.push_str(&format!("  next:      {next}\n"));
+    }
     out.push_str(&format!("  selector:  {}\n", map_text(&r.selector)));
     for c in &r.colours {
         let mark = if r.live == Some(c.color) {
@@ -430,7 +481,30 @@ mod tests {
             t.contains("  finish:    kubectl rollout-safe blue-green finish"),
             "{t}"
         );
-        let j = status_json(&r);
+        assert!(
+            t.contains("  window:    10m left (until 2026-11-22T23:20:24Z)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  next:      `kubectl rollout-safe blue-green finish deployment/shop -n web` scales the old colour down now"),
+            "{t}"
+        );
+        let j = status_json(&r, now);
+        assert_eq!(j["window"]["state"], "open");
+        assert_eq!(j["window"]["secondsLeft"], 600);
+        assert_eq!(j["window"]["detached"], false);
+        // Once the window is over, status says so and what to run.
+        let later: Timestamp = "2026-11-22T23:30:00Z".parse().unwrap();
+        let t = status_table(&r, later);
+        assert!(
+            t.contains("  window:    over since 2026-11-22T23:20:24Z; blue is still scaled"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  next:      the window is over: `kubectl rollout-safe blue-green finish"),
+            "{t}"
+        );
+        assert_eq!(status_json(&r, later)["window"]["state"], "over");
         assert_eq!(j["live"], "green");
         assert_eq!(j["colors"][1]["exists"], false);
         assert_eq!(j["keepUntil"], "2026-11-22T23:20:24Z");

@@ -17,7 +17,8 @@ use crate::text::ts_text;
 pub struct HistoryArgs {
     #[command(flatten)]
     pub target: WorkloadArg,
-    #[arg(long)]
+    /// Show this revision only, with its whole pod template.
+    #[arg(long, value_name = "N")]
     pub revision: Option<i64>,
     #[command(flatten)]
     pub output: DataOutput,

@@ -18,7 +18,8 @@ Ctrl-C; 5 cluster/API error."
 pub struct UndoArgs {
     #[command(flatten)]
     pub target: WorkloadArg,
-    #[arg(long)]
+    /// Roll back to this revision (see `history`; default: the previous one).
+    #[arg(long, value_name = "N")]
     pub to_revision: Option<i64>,
     /// Show what would be rolled back to, change nothing.
     #[arg(long)]

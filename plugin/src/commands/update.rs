@@ -39,6 +39,8 @@ pub struct UpdateArgs {
     /// Apply even when the resulting spec violates enforced rules.
     #[arg(long)]
     pub force: bool,
+    /// Show the change without writing it: `client` (local diff, the default) or `server`
+    /// (sent with dryRun=All, so the webhook and the API server validate it).
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client")]
     pub dry_run: Option<DryRunArg>,
     /// Keep judging the new pods (and the metric gates) for this long after the rollout

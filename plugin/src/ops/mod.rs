@@ -4,6 +4,7 @@
 //! or an [`crate::error::Error`] — which `exit::exit_code` alone turns into an exit code.
 
 pub mod bluegreen;
+pub mod board;
 pub mod canary;
 pub mod gates;
 pub mod pause;

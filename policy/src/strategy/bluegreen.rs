@@ -9,6 +9,7 @@
 //! annotations ([`BgState`]) say where the blue-green stands, so every step is resumable.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -119,6 +120,9 @@ pub struct BgState {
     pub switched_at: Option<Timestamp>,
     pub keep_until: Option<Timestamp>,
     pub workload: Option<String>,
+    /// `blue-green --detach` returned after the switch: no process watches the rollback window
+    /// (`blue-green finish`, or the next blue-green once it is over, scales the old colour down).
+    pub detached: bool,
 }
 
 impl BgState {
@@ -135,6 +139,7 @@ impl BgState {
             switched_at: ts(ann::SWITCHED_AT),
             keep_until: ts(ann::KEEP_UNTIL),
             workload: get(ann::WORKLOAD).map(str::to_owned),
+            detached: get(ann::DETACHED) == Some("true"),
         }
     }
 
@@ -158,6 +163,10 @@ impl BgState {
             (ann::SWITCHED_AT.to_owned(), t(self.switched_at)),
             (ann::KEEP_UNTIL.to_owned(), t(self.keep_until)),
             (ann::WORKLOAD.to_owned(), self.workload.clone()),
+            (
+                ann::DETACHED.to_owned(),
+                self.detached.then(|| "true".to_owned()),
+            ),
         ])
     }
 
@@ -353,18 +362,23 @@ pub enum StartPlan {
     },
     /// The switch to these images already happened: verify, wait out the window, scale down.
     AfterSwitch { active: Color, previous: Color },
+    /// The last blue-green (other images) is switched and its rollback window is over: scale
+    /// `previous` down (`blue-green finish`), then decide again.
+    EndWindow { active: Color, previous: Color },
     /// The live colour already runs these images and nothing is under way.
     AlreadyLive { active: Color },
 }
 
 /// Decides from the Service's selector (the truth about traffic) and its state annotations.
 /// `images`: [`super::edit::images_key`] of the request; `live_runs_images`: whether the
-/// Deployment of the selected colour already runs them.
+/// Deployment of the selected colour already runs them; `now`: whether a rollback window is
+/// over.
 pub fn plan_start(
     state: &BgState,
     live: Option<Color>,
     images: &str,
     live_runs_images: bool,
+    now: Timestamp,
 ) -> Result<StartPlan, Refusal> {
     let Some(live) = live else {
         return Ok(StartPlan::Deploy {
@@ -396,6 +410,12 @@ pub fn plan_start(
                     previous,
                 });
             }
+            if let Window::Over { .. } = rollback_window(state, now) {
+                return Ok(StartPlan::EndWindow {
+                    active: live,
+                    previous,
+                });
+            }
             Err(Refusal::InRollbackWindow {
                 live,
                 previous,
@@ -410,6 +430,58 @@ pub fn plan_start(
             target: live.other(),
             first: false,
         }),
+    }
+}
+
+/// Where the rollback window after a switch stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// No switch is waiting for its window to end (deploying, finished, rolled back, …).
+    NotSwitched,
+    /// The old colour is kept until `until`, `left` from now.
+    Open { until: Timestamp, left: Duration },
+    /// Switched, with no end recorded: the window lasts until `finish` or `rollback`.
+    Unbounded,
+    /// The window ended at `ended`: `finish` (or the next blue-green) scales the old colour down.
+    Over { ended: Timestamp },
+}
+
+/// The rollback window of `state` at `now` (whole seconds, as the annotations record times).
+pub fn rollback_window(state: &BgState, now: Timestamp) -> Window {
+    if state.phase != Some(Phase::Switched) {
+        return Window::NotSwitched;
+    }
+    match state.keep_until {
+        None => Window::Unbounded,
+        Some(until) if until > now => Window::Open {
+            until,
+            left: Duration::from_secs(
+                until
+                    .as_second()
+                    .saturating_sub(now.as_second())
+                    .max(0)
+                    .unsigned_abs(),
+            ),
+        },
+        Some(ended) => Window::Over { ended },
+    }
+}
+
+/// What a detached (or interrupted) rollback window tells the user to do next, given the
+/// commands: `(what to run, why)`.
+pub fn window_next_step(window: Window, finish: &str, rollback: &str) -> Option<String> {
+    match window {
+        Window::NotSwitched => None,
+        Window::Open { until, .. } => Some(format!(
+            "`{finish}` scales the old colour down now (or the next blue-green does, after {}); `{rollback}` switches back",
+            ts_text(until)
+        )),
+        Window::Unbounded => Some(format!(
+            "`{finish}` scales the old colour down; `{rollback}` switches back"
+        )),
+        Window::Over { .. } => Some(format!(
+            "the window is over: `{finish}` scales the old colour down (the next blue-green does it too)"
+        )),
     }
 }
 
@@ -498,6 +570,7 @@ mod tests {
             switched_at: Some(t),
             keep_until: Some(ts_add(t, Duration::from_secs(600))),
             workload: Some("shop".into()),
+            detached: false,
         };
         let a = s.set_annotations();
         assert_eq!(a[ann::KEEP_UNTIL], "2026-11-22T23:20:24Z");
@@ -521,7 +594,7 @@ mod tests {
     fn start_plans() {
         let none = BgState::default();
         assert_eq!(
-            plan_start(&none, None, "app=shop:2", false),
+            plan_start(&none, None, "app=shop:2", false, t0()),
             Ok(StartPlan::Deploy {
                 active: Color::Blue,
                 target: Color::Green,
@@ -529,7 +602,7 @@ mod tests {
             })
         );
         assert_eq!(
-            plan_start(&none, Some(Color::Green), "app=shop:2", false),
+            plan_start(&none, Some(Color::Green), "app=shop:2", false, t0()),
             Ok(StartPlan::Deploy {
                 active: Color::Green,
                 target: Color::Blue,
@@ -546,7 +619,7 @@ mod tests {
         // Resuming (also with other images: the idle colour is simply updated).
         for images in ["app=shop:2", "app=shop:3"] {
             assert_eq!(
-                plan_start(&deploying, Some(Color::Blue), images, false),
+                plan_start(&deploying, Some(Color::Blue), images, false, t0()),
                 Ok(StartPlan::Deploy {
                     active: Color::Blue,
                     target: Color::Green,
@@ -562,19 +635,19 @@ mod tests {
             ..BgState::default()
         };
         assert_eq!(
-            plan_start(&switched, Some(Color::Green), "app=shop:2", true),
+            plan_start(&switched, Some(Color::Green), "app=shop:2", true, t0()),
             Ok(StartPlan::AfterSwitch {
                 active: Color::Green,
                 previous: Color::Blue
             })
         );
-        let e = plan_start(&switched, Some(Color::Green), "app=shop:3", false).unwrap_err();
+        let e = plan_start(&switched, Some(Color::Green), "app=shop:3", false, t0()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "the last blue-green (to green, images app=shop:2) is still in its rollback window, with blue kept: \
              end it first with `blue-green finish` (keep green) or `blue-green rollback` (back to blue)"
         );
-        let e = plan_start(&switched, Some(Color::Blue), "app=shop:2", false).unwrap_err();
+        let e = plan_start(&switched, Some(Color::Blue), "app=shop:2", false, t0()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "the Service selects blue but its blue-green state says green is active: someone changed the \
@@ -585,13 +658,13 @@ mod tests {
             ..switched.clone()
         };
         assert_eq!(
-            plan_start(&finished, Some(Color::Green), "app=shop:2", true),
+            plan_start(&finished, Some(Color::Green), "app=shop:2", true, t0()),
             Ok(StartPlan::AlreadyLive {
                 active: Color::Green
             })
         );
         assert_eq!(
-            plan_start(&finished, Some(Color::Green), "app=shop:3", false),
+            plan_start(&finished, Some(Color::Green), "app=shop:3", false, t0()),
             Ok(StartPlan::Deploy {
                 active: Color::Green,
                 target: Color::Blue,
@@ -603,9 +676,109 @@ mod tests {
             ..switched
         };
         assert_eq!(
-            plan_start(&rolling, Some(Color::Green), "x", false),
+            plan_start(&rolling, Some(Color::Green), "x", false, t0()),
             Err(Refusal::RollbackUnderWay { live: Color::Green })
         );
+    }
+
+    fn t0() -> Timestamp {
+        "2026-11-22T23:10:24Z".parse().unwrap()
+    }
+
+    #[test]
+    fn the_rollback_window() {
+        let switched = BgState {
+            phase: Some(Phase::Switched),
+            active: Some(Color::Green),
+            previous: Some(Color::Blue),
+            images: Some("app=shop:2".into()),
+            switched_at: Some(t0()),
+            keep_until: Some(ts_add(t0(), Duration::from_secs(600))),
+            ..BgState::default()
+        };
+        let at = |secs: u64| ts_add(t0(), Duration::from_secs(secs));
+        assert_eq!(
+            rollback_window(&switched, at(0)),
+            Window::Open {
+                until: at(600),
+                left: Duration::from_secs(600)
+            }
+        );
+        assert_eq!(
+            rollback_window(&switched, at(599)),
+            Window::Open {
+                until: at(600),
+                left: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(
+            rollback_window(&switched, at(600)),
+            Window::Over { ended: at(600) }
+        );
+        let unbounded = BgState {
+            keep_until: None,
+            ..switched.clone()
+        };
+        assert_eq!(rollback_window(&unbounded, at(10_000)), Window::Unbounded);
+        for phase in [Phase::Deploying, Phase::Finished, Phase::RolledBack] {
+            let s = BgState {
+                phase: Some(phase),
+                ..switched.clone()
+            };
+            assert_eq!(rollback_window(&s, at(700)), Window::NotSwitched);
+            assert_eq!(window_next_step(Window::NotSwitched, "f", "r"), None);
+        }
+        assert_eq!(
+            window_next_step(rollback_window(&switched, at(0)), "finish", "rollback").unwrap(),
+            "`finish` scales the old colour down now (or the next blue-green does, after 2026-11-22T23:20:24Z); `rollback` switches back"
+        );
+        assert!(
+            window_next_step(rollback_window(&switched, at(601)), "finish", "rollback")
+                .unwrap()
+                .starts_with("the window is over: `finish`")
+        );
+
+        // Other images: refused within the window, and once it is over the old colour is scaled
+        // down first.
+        assert!(matches!(
+            plan_start(&switched, Some(Color::Green), "app=shop:3", false, at(599)),
+            Err(Refusal::InRollbackWindow { .. })
+        ));
+        assert_eq!(
+            plan_start(&switched, Some(Color::Green), "app=shop:3", false, at(600)),
+            Ok(StartPlan::EndWindow {
+                active: Color::Green,
+                previous: Color::Blue
+            })
+        );
+        // No end recorded: the window lasts until finish or rollback.
+        assert!(matches!(
+            plan_start(
+                &unbounded,
+                Some(Color::Green),
+                "app=shop:3",
+                false,
+                at(10_000)
+            ),
+            Err(Refusal::InRollbackWindow { .. })
+        ));
+        // The same images: the run resumes after the switch (and finishes, the window over).
+        assert_eq!(
+            plan_start(&switched, Some(Color::Green), "app=shop:2", true, at(700)),
+            Ok(StartPlan::AfterSwitch {
+                active: Color::Green,
+                previous: Color::Blue
+            })
+        );
+        // `detached` round-trips through the annotations, and is absent when false.
+        let detached = BgState {
+            detached: true,
+            ..switched.clone()
+        };
+        let a = detached.set_annotations();
+        assert_eq!(a.get(ann::DETACHED).map(String::as_str), Some("true"));
+        assert_eq!(BgState::from_annotations(Some(&a)), detached);
+        assert!(!switched.set_annotations().contains_key(ann::DETACHED));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod ann {
     pub const SWITCHED_AT: &str = "rollout-safe.dev/blue-green-switched-at";
     pub const KEEP_UNTIL: &str = "rollout-safe.dev/blue-green-keep-until";
     pub const WORKLOAD: &str = "rollout-safe.dev/blue-green-workload";
+    /// `true`: `blue-green --detach` left the rollback window to `finish` or the next run.
+    pub const DETACHED: &str = "rollout-safe.dev/blue-green-detached";
     // On the colour Deployments.
     pub const SERVICE: &str = "rollout-safe.dev/blue-green-service";
     pub const COLOR: &str = "rollout-safe.dev/blue-green-color";

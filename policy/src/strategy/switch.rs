@@ -153,6 +153,7 @@ pub fn switch(
         switched_at: Some(now),
         keep_until: Some(ts_add(now, keep_old)),
         workload: Some(d.base.to_owned()),
+        detached: false,
     };
     match seen.live() {
         Some(c) if c == to => {
@@ -202,6 +203,29 @@ pub fn revert(seen: Seen<'_>, from: Color, to: Color) -> Option<ServiceChange> {
     })
 }
 
+/// `blue-green --detach`, after the verified switch to `active`: record that no process watches
+/// the rollback window. `Ok(None)`: already recorded. A rollback, finish or another switch
+/// meanwhile wins (a conflict: nothing to record).
+pub fn detach(seen: Seen<'_>, active: Color) -> Result<Option<ServiceChange>, Conflict> {
+    let state = seen.state;
+    if seen.live() != Some(active)
+        || state.phase != Some(Phase::Switched)
+        || state.active != Some(active)
+    {
+        return Err(Conflict::StateChanged {
+            service: seen.service.to_owned(),
+            phase: state.phase,
+        });
+    }
+    if state.detached {
+        return Ok(None);
+    }
+    Ok(Some(ServiceChange::state(&BgState {
+        detached: true,
+        ..state.clone()
+    })))
+}
+
 /// How ending the rollback window goes: the change to write (if any), the colour to scale down
 /// (if any), and the phase the blue-green is in afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +245,7 @@ pub fn finish(seen: Seen<'_>) -> Result<Finish, Refusal> {
             change: Some(ServiceChange::state(&BgState {
                 phase: Some(Phase::Finished),
                 active: live.or(state.active),
+                detached: false,
                 ..state.clone()
             })),
             scale_down: state.previous.or(live.map(Color::other)),
@@ -424,6 +449,43 @@ mod tests {
         assert_eq!(c.selector, Some(blue.clone()));
         assert_eq!(c.annotations[ann::ACTIVE].as_deref(), Some("blue"));
         assert_eq!(revert(seen(&blue, &s), Color::Blue, Color::Green), None);
+    }
+
+    #[test]
+    fn detaching() {
+        let green = sel(Some("green"));
+        let switched = BgState {
+            phase: Some(Phase::Switched),
+            active: Some(Color::Green),
+            previous: Some(Color::Blue),
+            keep_until: Some(now()),
+            ..BgState::default()
+        };
+        let c = detach(seen(&green, &switched), Color::Green)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.selector, None);
+        assert_eq!(c.annotations[ann::DETACHED].as_deref(), Some("true"));
+        // The window's end stays recorded.
+        assert_eq!(
+            c.annotations[ann::KEEP_UNTIL].as_deref(),
+            Some("2026-11-22T23:10:24Z")
+        );
+        let detached = BgState {
+            detached: true,
+            ..switched.clone()
+        };
+        assert_eq!(detach(seen(&green, &detached), Color::Green), Ok(None));
+        // A rollback (or another switch) meanwhile wins.
+        let rolling = BgState {
+            phase: Some(Phase::RollingBack),
+            ..switched.clone()
+        };
+        assert!(detach(seen(&green, &rolling), Color::Green).is_err());
+        assert!(detach(seen(&sel(Some("blue")), &switched), Color::Green).is_err());
+        // Finishing clears it.
+        let f = finish(seen(&green, &detached)).unwrap();
+        assert_eq!(f.change.unwrap().annotations[ann::DETACHED], None);
     }
 
     #[test]

@@ -147,6 +147,9 @@ pub struct BlueGreen {
     pub bake: Duration,
     /// How long the old colour stays scaled after the switch (rollback window).
     pub keep_old: Duration,
+    /// Return after the verified switch, the old colour left scaled for the window (recorded on
+    /// the Service): `blue-green finish`, or the next blue-green once it is over, scales it down.
+    pub detach: bool,
     /// How long the Service's EndpointSlices may take to show only the new colour.
     pub verify_timeout: Duration,
     /// Bring up the new colour even when its spec violates enforced rules.

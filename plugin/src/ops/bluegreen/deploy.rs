@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use rollout_safe_policy::board::age_text;
 use rollout_safe_policy::judge::Verdict;
 use rollout_safe_policy::selector::map_text;
 use rollout_safe_policy::strategy::bluegreen::{
-    BgState, Color, Phase, colored_selector, phase_text, service_selector,
+    BgState, Color, Phase, Window, colored_selector, phase_text, rollback_window, service_selector,
 };
 use rollout_safe_policy::strategy::edit::{images_text, template_images};
 use rollout_safe_policy::strategy::endpoints::endpoints_switched;
@@ -295,6 +296,9 @@ pub async fn after_switch(
     {
         return Ok(outcome);
     }
+    if a.detach {
+        return detach(bg, active, previous).await;
+    }
     let svc = bg.service().await?;
     let state = BgState::of(&svc);
     let keep_until = state.keep_until.unwrap_or_else(Timestamp::now);
@@ -372,6 +376,43 @@ pub async fn after_switch(
         bg.show(active),
         bg.show(previous),
         bg.suggest("rollback")
+    );
+    Ok(Outcome::Succeeded)
+}
+
+/// `--detach`: the switch is verified; record that nothing watches the window and return, the
+/// old colour left scaled until `finish` (or the next blue-green once the window is over).
+async fn detach(bg: &Bg<'_>, active: Color, previous: Color) -> Result<Outcome, Error> {
+    let svc = bg.service().await?;
+    write_service(bg.cluster(), svc, |cur, _| {
+        with_seen(&bg.service, cur, |seen| Ok(switch::detach(seen, active)?))
+    })
+    .await?;
+    let state = BgState::of(&bg.service().await?);
+    let window = rollback_window(&state, Timestamp::now());
+    let until = match window {
+        Window::Open { until, left } => format!(
+            "until {} ({} from now)",
+            ts_text(until),
+            age_text(left.as_secs())
+        ),
+        Window::Over { .. } => "no longer: the window (--keep-old) is already over".to_owned(),
+        _ => "until `blue-green finish`".to_owned(),
+    };
+    println!(
+        "blue-green switched (detached): service/{} sends traffic to {}; {} stays scaled for a rollback {until}",
+        bg.service,
+        bg.show(active),
+        bg.show(previous)
+    );
+    eprintln!("  nothing watches the window now (metric gates are not checked after the switch):");
+    eprintln!("  finish:   {}", bg.suggest("finish"));
+    eprintln!("  rollback: {}", bg.suggest("rollback"));
+    eprintln!("  status:   {}", bg.suggest("status"));
+    eprintln!(
+        "  the next blue-green of deployment/{} scales {} down itself once the window is over",
+        bg.base,
+        bg.show(previous)
     );
     Ok(Outcome::Succeeded)
 }

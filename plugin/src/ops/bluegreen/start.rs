@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::jiff::Timestamp;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
 use rollout_safe_policy::judge::{equal_ignore_hash, normalized_template};
 use rollout_safe_policy::selector::{map_selects, map_text};
@@ -17,7 +18,7 @@ use rollout_safe_policy::strategy::schema::{COLOR_LABEL, ann};
 use rollout_safe_policy::strategy::siblings::template_labels;
 use rollout_safe_policy::strategy::{bluegreen, switch};
 
-use super::common::{Bg, BlueGreen, Colours, colour_subject, new_colour, with_seen};
+use super::common::{Bg, BlueGreen, Colours, colour_subject, finish_window, new_colour, with_seen};
 use super::deploy::{after_switch, deploy};
 use crate::cluster::facts::facts_for;
 use crate::cluster::patch::write_deployment;
@@ -30,7 +31,7 @@ use crate::ops::gates::GateRunner;
 use crate::ops::preflight::Preflight;
 use crate::ops::session::{Session, WatchSettings, outcome_of};
 use crate::ops::update::as_workload;
-use crate::text::{failure_report, secs};
+use crate::text::{failure_report, secs, ts_text};
 
 impl BlueGreen {
     pub async fn run(&self, s: &Session<'_>) -> Result<Outcome, Error> {
@@ -61,14 +62,41 @@ impl BlueGreen {
             }
             .into());
         }
-        let plan = plan_start(
+        let mut plan = plan_start(
             &state,
             live,
             &key,
             runs_images(&live_dep.spec.template, &self.images),
+            Timestamp::now(),
         )?;
+        let mut live_dep = live_dep;
+        if let StartPlan::EndWindow { active, previous } = plan {
+            // The last blue-green (detached, or interrupted) left the old colour scaled; its
+            // window is over: scale it down as `blue-green finish` would, then decide again.
+            let ended = state.keep_until.map_or("?".to_owned(), ts_text);
+            finish_window(&bg).await?;
+            eprintln!(
+                "the rollback window of the last blue-green (to {active}, images {}) ended at {ended}: {} scaled to 0 before this one",
+                state.images.as_deref().unwrap_or("?"),
+                bg.show(previous)
+            );
+            let state = BgState::of(&bg.service().await?);
+            live_dep = bg.deployment(active).await?;
+            plan = plan_start(
+                &state,
+                Some(active),
+                &key,
+                runs_images(&live_dep.spec.template, &self.images),
+                Timestamp::now(),
+            )?;
+        }
+        let live_dep = live_dep;
         let deadline = tokio::time::Instant::now() + self.watch.timeout;
         match plan {
+            StartPlan::EndWindow { .. } => Err(Error::RolloutFailed(format!(
+                "service/{}: the rollback window of the last blue-green is still recorded as open after `finish`; check its annotations",
+                bg.service
+            ))),
             StartPlan::AlreadyLive { active } => {
                 println!(
                     "service/{} already sends traffic to {}, which runs {}: nothing to do",
