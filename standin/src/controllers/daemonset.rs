@@ -2,8 +2,8 @@
 //! [`DaemonSetController::nodes`] nodes without taints: one pod per node (`spec.nodeName` set,
 //! as the controller schedules daemon pods itself), labelled `controller-revision-hash: <hash>`
 //! and `pod-template-generation: <n>`. The template generation is kept in the
-//! `deprecated.daemonset.template.generation` annotation (the API server bumps it when the
-//! template changes; here the controller does, once per template change).
+//! `deprecated.daemonset.template.generation` annotation, which the API server sets on a write
+//! that changes the template (here `Store::put`).
 //!
 //! A `RollingUpdate` with `maxSurge: 0` deletes old pods while fewer than `maxUnavailable`
 //! nodes lack an available pod (old unavailable pods go first, always), and the node gets a new
@@ -102,7 +102,9 @@ fn sync(store: &mut Store, mut ds: Value, nodes: &[String]) -> Result<(), StoreE
     // The template generation first: the revision copies the annotations.
     let (update, changed) =
         history::current_revision(store, &ds, "DaemonSet", &[REVISION_LABEL])?;
-    if changed || ds["metadata"]["annotations"][GENERATION_ANNOTATION].is_null() {
+    // The API server sets it on writes that change the template (`Store::put`); a seeded
+    // DaemonSet without one gets it here.
+    if ds["metadata"]["annotations"][GENERATION_ANNOTATION].is_null() {
         let generation = ds["metadata"]["generation"].as_i64().unwrap_or(1);
         ds["metadata"]["annotations"][GENERATION_ANNOTATION] = json!(generation.to_string());
         store.put("daemonsets", ds.clone())?;
@@ -110,10 +112,13 @@ fn sync(store: &mut Store, mut ds: Value, nodes: &[String]) -> Result<(), StoreE
             .get("daemonsets", &ns, name_of(&ds))
             .cloned()
             .unwrap_or(ds);
-        // Keep the revision's copy of the annotations in step.
-        let mut cr = update.clone();
-        cr["metadata"]["annotations"] = ds["metadata"]["annotations"].clone();
-        store.put("controllerrevisions", cr)?;
+        // A new revision is made from the DaemonSet as the API server left it, generation
+        // annotation included.
+        if changed == history::Change::Created {
+            let mut cr = update.clone();
+            cr["metadata"]["annotations"] = ds["metadata"]["annotations"].clone();
+            store.put("controllerrevisions", cr)?;
+        }
     }
     let generation = ds["metadata"]["annotations"][GENERATION_ANNOTATION]
         .as_str()

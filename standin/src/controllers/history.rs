@@ -11,6 +11,17 @@ use serde_json::{Value, json};
 use super::deployment::{hash_template, normalized};
 use crate::store::{Store, StoreError, controller_uid, name_of, uid_of};
 
+/// What [`current_revision`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The template already had the highest revision.
+    None,
+    /// A new revision for a new template.
+    Created,
+    /// A template that came back: its revision got the next number.
+    Renumbered,
+}
+
 /// A revision's number, 0 without one.
 pub fn number(cr: &Value) -> i64 {
     cr["revision"].as_i64().unwrap_or(0)
@@ -46,7 +57,7 @@ pub fn current_revision(
     owner: &Value,
     kind: &str,
     hash_labels: &[&str],
-) -> Result<(Value, bool), StoreError> {
+) -> Result<(Value, Change), StoreError> {
     let ns = owner["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default()
@@ -61,15 +72,14 @@ pub fn current_revision(
         .find(|cr| normalized(&template_of(cr)) == template)
     {
         if number(existing) == max {
-            return Ok((existing.clone(), false));
+            return Ok((existing.clone(), Change::None));
         }
+        // Only the number changes (`UpdateControllerRevision`): the revision keeps the
+        // annotations, change-cause included, it was made with.
         let mut cr = existing.clone();
         cr["revision"] = json!(max + 1);
-        if annotations.is_object() {
-            cr["metadata"]["annotations"] = annotations;
-        }
         store.put("controllerrevisions", cr.clone())?;
-        return Ok((cr, true));
+        return Ok((cr, Change::Renumbered));
     }
     let hash = hash_template(&owner["spec"]["template"]);
     let name = name_of(owner);
@@ -97,7 +107,7 @@ pub fn current_revision(
         .get("controllerrevisions", &ns, &format!("{name}-{hash}"))
         .cloned()
         .unwrap_or(cr);
-    Ok((stored, true))
+    Ok((stored, Change::Created))
 }
 
 /// Deletes the oldest revisions beyond `revisionHistoryLimit` that are neither in `keep` (the
