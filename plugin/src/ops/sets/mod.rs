@@ -4,6 +4,7 @@
 //! canary by partition. After a StatefulSet's template is put back, the pods stuck on the broken
 //! revision are deleted (`recover`), which its controller never does by itself.
 
+pub mod canary;
 pub mod recover;
 pub mod undo;
 pub mod update;
