@@ -35,7 +35,12 @@ fn sets() -> Result<(Standin, Plugin), StandinError> {
 fn pod_image(standin: &Standin, pod: &str) -> String {
     standin
         .get("pods", pod)
-        .map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_owned())
+        .map(|p| {
+            p["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .unwrap_or_default()
 }
 
@@ -43,7 +48,12 @@ fn images_of(standin: &Standin, app: &str) -> Vec<String> {
     let mut v: Vec<String> = standin.read(|s| {
         s.list("pods", Some(NAMESPACE))
             .filter(|p| p["metadata"]["labels"]["app"] == app)
-            .map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_owned())
+            .map(|p| {
+                p["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
             .collect()
     });
     v.sort();
@@ -55,15 +65,22 @@ fn partition(standin: &Standin) -> Value {
 }
 
 fn template_image(standin: &Standin, resource: &str, name: &str) -> Value {
-    standin.get(resource, name).unwrap()["spec"]["template"]["spec"]["containers"][0]["image"].clone()
+    standin.get(resource, name).unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+        .clone()
 }
 
 #[test]
 fn stub_api_sts_update_broken_is_rolled_back_and_the_stuck_pod_replaced() -> TestResult {
     let (standin, plugin) = sets()?;
     let r = plugin.run(&[
-        "update", "sts/db", "--image", &format!("db={DB_BROKEN}"),
-        "--readiness-budget", "3s", "--timeout", "90s",
+        "update",
+        "sts/db",
+        "--image",
+        &format!("db={DB_BROKEN}"),
+        "--readiness-budget",
+        "3s",
+        "--timeout",
+        "90s",
     ])?;
     r.assert_code(1)
         .assert_stderr_has("rolling back statefulset/db: rollback to revision 2")
@@ -79,7 +96,10 @@ fn stub_api_sts_update_broken_is_rolled_back_and_the_stuck_pod_replaced() -> Tes
     assert_eq!(images_of(&standin, "db"), vec![DB_IMAGE_2.to_owned(); 3]);
     let s = standin.get("statefulsets", "db").unwrap();
     assert_eq!(s["status"]["readyReplicas"], 3);
-    assert_eq!(template_image(&standin, "statefulsets", "db"), json!(DB_IMAGE_2));
+    assert_eq!(
+        template_image(&standin, "statefulsets", "db"),
+        json!(DB_IMAGE_2)
+    );
     // The history shows both revisions with their causes.
     let h = plugin.run(&["history", "sts/db", "-o", "json"])?;
     h.assert_code(0);
@@ -87,24 +107,45 @@ fn stub_api_sts_update_broken_is_rolled_back_and_the_stuck_pod_replaced() -> Tes
     let rows = v.as_array().unwrap();
     let causes: Vec<(i64, String)> = rows
         .iter()
-        .map(|r| (r["revision"].as_i64().unwrap(), r["changeCause"].as_str().unwrap_or_default().to_owned()))
+        .map(|r| {
+            (
+                r["revision"].as_i64().unwrap(),
+                r["changeCause"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(causes.len(), 3, "{causes:?}");
     assert_eq!(causes[0], (1, "initial release 15.4".to_owned()));
-    assert!(causes[1].1.starts_with("alice: image db=registry.example.com/team/db:16.0-unready"), "{causes:?}");
+    assert!(
+        causes[1]
+            .1
+            .starts_with("alice: image db=registry.example.com/team/db:16.0-unready"),
+        "{causes:?}"
+    );
     assert_eq!(causes[2].0, 4);
     assert!(causes[2].1.contains("15.5"), "{causes:?}");
     assert_eq!(rows[2]["current"], true);
     let table = plugin.run(&["history", "statefulset/db"])?;
-    table.assert_code(0).assert_stdout_has("initial release 15.4").assert_stdout_has("4 (current)");
+    table
+        .assert_code(0)
+        .assert_stdout_has("initial release 15.4")
+        .assert_stdout_has("4 (current)");
     Ok(())
 }
 
 #[test]
 fn stub_api_sts_update_good_completes() -> TestResult {
     let (standin, plugin) = sets()?;
-    let r = plugin.run(&["update", "sts/db", "--image", &format!("db={DB_NEXT}"), "--timeout", "60s"])?;
-    r.assert_code(0).assert_stderr_has("statefulset/db rolled out");
+    let r = plugin.run(&[
+        "update",
+        "sts/db",
+        "--image",
+        &format!("db={DB_NEXT}"),
+        "--timeout",
+        "60s",
+    ])?;
+    r.assert_code(0)
+        .assert_stderr_has("statefulset/db rolled out");
     assert_eq!(images_of(&standin, "db"), vec![DB_NEXT.to_owned(); 3]);
     Ok(())
 }
@@ -128,11 +169,21 @@ fn stub_api_sts_on_delete_is_refused_with_what_to_do() -> TestResult {
 #[test]
 fn stub_api_ds_crashloop_update_is_rolled_back() -> TestResult {
     let (standin, plugin) = sets()?;
-    let r = plugin.run(&["update", "ds/agent", "--image", &format!("agent={AGENT_CRASHING}"), "--timeout", "60s"])?;
+    let r = plugin.run(&[
+        "update",
+        "ds/agent",
+        "--image",
+        &format!("agent={AGENT_CRASHING}"),
+        "--timeout",
+        "60s",
+    ])?;
     r.assert_code(1)
         .assert_stderr_has("rolling back daemonset/agent")
         .assert_stderr_has("daemonset/agent rolled back to revision 2 and healthy again");
-    assert_eq!(images_of(&standin, "agent"), vec![AGENT_IMAGE_2.to_owned(); 3]);
+    assert_eq!(
+        images_of(&standin, "agent"),
+        vec![AGENT_IMAGE_2.to_owned(); 3]
+    );
     Ok(())
 }
 
@@ -140,19 +191,36 @@ fn stub_api_ds_crashloop_update_is_rolled_back() -> TestResult {
 fn stub_api_undo_ds_to_revision_1_restores_the_old_image() -> TestResult {
     let (standin, plugin) = sets()?;
     let r = plugin.run(&["undo", "ds/agent", "--to-revision", "1", "--timeout", "60s"])?;
-    r.assert_code(0).assert_stderr_has("daemonset/agent rolled back to revision 1");
-    assert_eq!(template_image(&standin, "daemonsets", "agent"), json!(AGENT_IMAGE_1));
-    assert_eq!(images_of(&standin, "agent"), vec![AGENT_IMAGE_1.to_owned(); 3]);
+    r.assert_code(0)
+        .assert_stderr_has("daemonset/agent rolled back to revision 1");
+    assert_eq!(
+        template_image(&standin, "daemonsets", "agent"),
+        json!(AGENT_IMAGE_1)
+    );
+    assert_eq!(
+        images_of(&standin, "agent"),
+        vec![AGENT_IMAGE_1.to_owned(); 3]
+    );
     let patch = &standin.requests_with(Verb::Patch)[0];
     let ops = patch.json_body().unwrap();
     assert_eq!(ops[0]["op"], "test");
     let ds = standin.get("daemonsets", "agent").unwrap();
-    let cause = ds["metadata"]["annotations"]["kubernetes.io/change-cause"].as_str().unwrap();
-    assert!(cause.starts_with("rollback to revision 1 (initial release 1.0) by alice"), "{cause}");
+    let cause = ds["metadata"]["annotations"]["kubernetes.io/change-cause"]
+        .as_str()
+        .unwrap();
+    assert!(
+        cause.starts_with("rollback to revision 1 (initial release 1.0) by alice"),
+        "{cause}"
+    );
     // The history now has revision 1 again as the newest number.
     let h = plugin.run(&["history", "ds/agent", "-o", "json"])?;
     let v = h.json()?;
-    let revisions: Vec<i64> = v.as_array().unwrap().iter().map(|r| r["revision"].as_i64().unwrap()).collect();
+    let revisions: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["revision"].as_i64().unwrap())
+        .collect();
     assert_eq!(revisions, [2, 3]);
     // A revision that does not exist: exit 2, naming those that do.
     plugin
@@ -166,7 +234,8 @@ fn stub_api_undo_ds_to_revision_1_restores_the_old_image() -> TestResult {
 fn stub_api_undo_sts_previous_revision() -> TestResult {
     let (standin, plugin) = sets()?;
     let r = plugin.run(&["undo", "sts/db", "--timeout", "60s"])?;
-    r.assert_code(0).assert_stderr_has("statefulset/db rolled back to revision 1");
+    r.assert_code(0)
+        .assert_stderr_has("statefulset/db rolled back to revision 1");
     assert_eq!(images_of(&standin, "db"), vec![DB_IMAGE_1.to_owned(); 3]);
     Ok(())
 }
@@ -175,8 +244,14 @@ fn stub_api_undo_sts_previous_revision() -> TestResult {
 fn stub_api_partition_canary_stops_at_its_first_step_when_the_top_ordinal_fails() -> TestResult {
     let (standin, plugin) = sets()?;
     let r = plugin.run(&[
-        "canary", "sts/db", "--image", &format!("db={DB_CRASHING}"), "--steps", "1,2,100%",
-        "--timeout", "60s",
+        "canary",
+        "sts/db",
+        "--image",
+        &format!("db={DB_CRASHING}"),
+        "--steps",
+        "1,2,100%",
+        "--timeout",
+        "60s",
     ])?;
     r.assert_code(1)
         .assert_stderr_has("step 1: partition 2")
@@ -188,12 +263,19 @@ fn stub_api_partition_canary_stops_at_its_first_step_when_the_top_ordinal_fails(
         .iter()
         .filter_map(|p| p.json_body())
         .flat_map(|ops| ops.as_array().cloned().unwrap_or_default())
-        .filter(|o| o["path"].as_str().is_some_and(|p| p.ends_with("/partition")))
+        .filter(|o| {
+            o["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/partition"))
+        })
         .map(|o| o["value"].clone())
         .collect();
     assert!(!partitions.contains(&json!(1)), "{partitions:?}");
     assert_eq!(partition(&standin), json!(0));
-    assert_eq!(template_image(&standin, "statefulsets", "db"), json!(DB_IMAGE_2));
+    assert_eq!(
+        template_image(&standin, "statefulsets", "db"),
+        json!(DB_IMAGE_2)
+    );
     assert_eq!(images_of(&standin, "db"), vec![DB_IMAGE_2.to_owned(); 3]);
     assert_eq!(pod_image(&standin, "db-2"), DB_IMAGE_2);
     let s = standin.get("statefulsets", "db").unwrap();
@@ -205,8 +287,16 @@ fn stub_api_partition_canary_stops_at_its_first_step_when_the_top_ordinal_fails(
 fn stub_api_partition_canary_promotes_step_by_step() -> TestResult {
     let (standin, plugin) = sets()?;
     let r = plugin.run(&[
-        "canary", "sts/db", "--image", &format!("db={DB_NEXT}"), "--steps", "1,2,100%",
-        "--interval", "0s", "--timeout", "90s",
+        "canary",
+        "sts/db",
+        "--image",
+        &format!("db={DB_NEXT}"),
+        "--steps",
+        "1,2,100%",
+        "--interval",
+        "0s",
+        "--timeout",
+        "90s",
     ])?;
     r.assert_code(0)
         .assert_stderr_has("step 1: partition 2")

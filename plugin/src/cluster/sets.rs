@@ -126,11 +126,7 @@ pub async fn get_set<K: RolledSet>(cluster: &Cluster, name: &str) -> Result<K, E
 }
 
 fn list_params<K: RolledSet>(cluster: &Cluster, o: &K) -> Result<ListParams, Error> {
-    let selector = selector_string(
-        o.selector(),
-        &reference(o).to_string(),
-        &cluster.namespace,
-    )?;
+    let selector = selector_string(o.selector(), &reference(o).to_string(), &cluster.namespace)?;
     Ok(ListParams::default().labels(&selector))
 }
 
@@ -203,7 +199,11 @@ pub fn pod_revision(p: &Pod) -> Option<&str> {
 /// The revisions of `o`, oldest first, as `history` shows them: `replica_set` holds the
 /// ControllerRevision's name and `replicas` the pods on it. Revisions without a template are
 /// skipped.
-pub fn set_revisions<K: RolledSet>(o: &K, crs: &[ControllerRevision], pods: &[Pod]) -> Vec<Revision> {
+pub fn set_revisions<K: RolledSet>(
+    o: &K,
+    crs: &[ControllerRevision],
+    pods: &[Pod],
+) -> Vec<Revision> {
     let mut out: Vec<Revision> = crs
         .iter()
         .filter(|r| controlled_by(&r.metadata, kind_name(K::KIND), o.meta()))
@@ -387,7 +387,11 @@ mod tests {
             .unwrap()
         };
         let crs = [cr("db-b", 3, "db:2"), cr("db-a", 1, "db:1")];
-        let pods = [pod("db-0", "db-b"), pod("db-1", "db-b"), pod("db-2", "db-a")];
+        let pods = [
+            pod("db-0", "db-b"),
+            pod("db-1", "db-b"),
+            pod("db-2", "db-a"),
+        ];
         let revs = set_revisions(&sts, &crs, &pods);
         assert_eq!(revs.iter().map(|r| r.number).collect::<Vec<_>>(), [1, 3]);
         assert!(revs[1].current && !revs[0].current);
@@ -396,7 +400,10 @@ mod tests {
         let target = WorkloadRef::parse("sts/db").unwrap();
         assert_eq!(set_undo_target(&target, &revs, None).unwrap().number, 1);
         let e = set_undo_target(&target, &revs, Some(2)).unwrap_err();
-        assert!(e.to_string().contains("statefulset/db (revisions: 1, 3)"), "{e}");
+        assert!(
+            e.to_string().contains("statefulset/db (revisions: 1, 3)"),
+            "{e}"
+        );
         assert!(set_undo_target(&target, &revs[1..], None).is_err());
         let off: Vec<&str> = pods_off_revision(&pods, "db-b", false)
             .iter()

@@ -125,11 +125,14 @@ fn percent_steps(steps: &[String]) -> Result<Vec<u32>, Error> {
         .iter()
         .map(|s| {
             let t = s.trim();
-            t.strip_suffix('%').unwrap_or(t).parse::<u32>().map_err(|_| {
-                Error::usage(format!(
-                    "--steps: {s:?} is not a percentage of the replicas (10,50,100)"
-                ))
-            })
+            t.strip_suffix('%')
+                .unwrap_or(t)
+                .parse::<u32>()
+                .map_err(|_| {
+                    Error::usage(format!(
+                        "--steps: {s:?} is not a percentage of the replicas (10,50,100)"
+                    ))
+                })
         })
         .collect()
 }

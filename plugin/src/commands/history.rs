@@ -2,9 +2,9 @@
 //! Deployment's from its ReplicaSets, a StatefulSet's or DaemonSet's from its ControllerRevisions.
 
 use clap::Args;
+use comfy_table::{ContentArrangement, Table, presets};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use rollout_safe_policy::WorkloadKind;
-use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::{Value, json};
 
 use super::args::{DataFormat, DataOutput, WorkloadArg, json_text, yaml_text};
@@ -64,10 +64,18 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
             revisions(&d, &rss)
         }
         WorkloadKind::StatefulSet => {
-            set_history(&cluster, &get_set::<StatefulSet>(&cluster, &target.name).await?).await?
+            set_history(
+                &cluster,
+                &get_set::<StatefulSet>(&cluster, &target.name).await?,
+            )
+            .await?
         }
         WorkloadKind::DaemonSet => {
-            set_history(&cluster, &get_set::<DaemonSet>(&cluster, &target.name).await?).await?
+            set_history(
+                &cluster,
+                &get_set::<DaemonSet>(&cluster, &target.name).await?,
+            )
+            .await?
         }
     };
     let kind = target.kind;
@@ -96,7 +104,10 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
     let detail = args.revision.is_some();
     match args.output.output {
         DataFormat::Json => {
-            let v: Vec<Value> = shown.iter().map(|r| revision_json(kind, r, detail)).collect();
+            let v: Vec<Value> = shown
+                .iter()
+                .map(|r| revision_json(kind, r, detail))
+                .collect();
             let out = if detail {
                 v.into_iter().next().unwrap_or(Value::Null)
             } else {
@@ -105,7 +116,10 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
             println!("{}", json_text(&out)?);
         }
         DataFormat::Yaml => {
-            let v: Vec<Value> = shown.iter().map(|r| revision_json(kind, r, detail)).collect();
+            let v: Vec<Value> = shown
+                .iter()
+                .map(|r| revision_json(kind, r, detail))
+                .collect();
             let out = if detail {
                 v.into_iter().next().unwrap_or(Value::Null)
             } else {
@@ -157,7 +171,13 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
             let mut t = Table::new();
             t.load_preset(presets::UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(["REVISION", "CHANGE-CAUSE", "IMAGES", "CREATED", owner_header]);
+                .set_header([
+                    "REVISION",
+                    "CHANGE-CAUSE",
+                    "IMAGES",
+                    "CREATED",
+                    owner_header,
+                ]);
             for r in &shown {
                 let images: Vec<String> =
                     r.images.iter().map(|(c, i)| format!("{c}={i}")).collect();

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 use comfy_table::{Table, presets};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use rollout_safe_policy::plan::{RolloutPlan, plan_for};
 use rollout_safe_policy::strategy::set_plan::{SetPlan, set_plan};
 use rollout_safe_policy::{Workload, WorkloadKind};
-use rollout_safe_policy::plan::{RolloutPlan, plan_for};
 
 use super::args::{DataFormat, DataOutput, json_text, yaml_text};
 use super::context::Context;
@@ -150,16 +150,20 @@ pub fn render_set(name: &str, p: &SetPlan) -> String {
                 }
             ));
             if !s.kept.is_empty() {
-                out.push_str(&format!("  kept on their revision: {}\n", s.kept.join(", ")));
+                out.push_str(&format!(
+                    "  kept on their revision: {}\n",
+                    s.kept.join(", ")
+                ));
             }
             for n in &s.notes {
                 out.push_str(&format!("  - {n}\n"));
             }
         }
         SetPlan::DaemonSet(d) => {
-            let nodes = d
-                .nodes
-                .map_or_else(|| "every matching node".to_owned(), |n| format!("{n} node(s)"));
+            let nodes = d.nodes.map_or_else(
+                || "every matching node".to_owned(),
+                |n| format!("{n} node(s)"),
+            );
             out.push_str(&format!(
                 "{name}: {}, on {nodes}, maxUnavailable {} / maxSurge {}{}\n",
                 d.strategy,

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
-use rollout_safe_policy::{RolloutPolicy, WorkloadKind};
 use rollout_safe_policy::gates::{
     Gate, GateResult, Placeholders, Reading, ResponseError, evaluate, expand, reading_from_response,
 };
 use rollout_safe_policy::judge::RolloutState;
 use rollout_safe_policy::strategy::gates::{GATES_ANNOTATION, GateBoard, GateDecision};
+use rollout_safe_policy::{RolloutPolicy, WorkloadKind};
 
 use crate::cluster::client::Cluster;
 use crate::cluster::deployments::annotate;

@@ -241,7 +241,10 @@ impl RolloutState {
     pub fn new_pods(&self) -> Vec<&Pod> {
         match &self.workload {
             Some(Workload::StatefulSet(s)) => {
-                let Some(revision) = s.status.as_ref().and_then(|st| st.update_revision.as_deref())
+                let Some(revision) = s
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.update_revision.as_deref())
                 else {
                     return Vec::new();
                 };
@@ -249,7 +252,9 @@ impl RolloutState {
                     .pods
                     .values()
                     .filter(|p| controlled_by(&p.metadata, "StatefulSet", &s.metadata))
-                    .filter(|p| label(&p.metadata, CONTROLLER_REVISION_HASH_LABEL) == Some(revision))
+                    .filter(|p| {
+                        label(&p.metadata, CONTROLLER_REVISION_HASH_LABEL) == Some(revision)
+                    })
                     .collect();
             }
             Some(Workload::DaemonSet(d)) => {

@@ -83,7 +83,10 @@ pub fn runs_images(t: &PodTemplateSpec, images: &[ImageSet]) -> bool {
 }
 
 fn container_names(t: &PodTemplateSpec) -> Vec<String> {
-    template_images(t).into_iter().map(|(name, _)| name).collect()
+    template_images(t)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }
 
 fn unknown_container(

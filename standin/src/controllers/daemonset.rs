@@ -100,8 +100,7 @@ fn sync(store: &mut Store, mut ds: Value, nodes: &[String]) -> Result<(), StoreE
         .to_owned();
     let uid = uid_of(&ds).to_owned();
     // The template generation first: the revision copies the annotations.
-    let (update, changed) =
-        history::current_revision(store, &ds, "DaemonSet", &[REVISION_LABEL])?;
+    let (update, changed) = history::current_revision(store, &ds, "DaemonSet", &[REVISION_LABEL])?;
     // The API server sets it on writes that change the template (`Store::put`); a seeded
     // DaemonSet without one gets it here.
     if ds["metadata"]["annotations"][GENERATION_ANNOTATION].is_null() {
@@ -150,7 +149,10 @@ fn sync(store: &mut Store, mut ds: Value, nodes: &[String]) -> Result<(), StoreE
         }
     }
     // Pods on nodes that are not (or no longer) there.
-    for p in pods.iter().filter(|p| !nodes.iter().any(|n| n == node_of(p))) {
+    for p in pods
+        .iter()
+        .filter(|p| !nodes.iter().any(|n| n == node_of(p)))
+    {
         store.delete("pods", &ns, name_of(p))?;
     }
     if rolling {
@@ -159,11 +161,7 @@ fn sync(store: &mut Store, mut ds: Value, nodes: &[String]) -> Result<(), StoreE
             .filter(|n| !on(n).into_iter().any(pod_ready))
             .count() as i64;
         let mut budget = (max_unavailable - unavailable_nodes).max(0);
-        let mut surge_budget = max_surge
-            - nodes
-                .iter()
-                .filter(|n| on(n).len() > 1)
-                .count() as i64;
+        let mut surge_budget = max_surge - nodes.iter().filter(|n| on(n).len() > 1).count() as i64;
         for node in nodes {
             let here = on(node);
             let (new, old): (Vec<&Value>, Vec<&Value>) =

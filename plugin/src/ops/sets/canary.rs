@@ -14,7 +14,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use rollout_safe_policy::RolloutPolicy;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
 use rollout_safe_policy::judge::{equal_ignore_hash, normalized_template};
-use rollout_safe_policy::strategy::edit::{ImageSet, edit_template, images_key, images_text, template_images};
+use rollout_safe_policy::strategy::edit::{
+    ImageSet, edit_template, images_key, images_text, template_images,
+};
 use rollout_safe_policy::strategy::partition::{
     canary_of, ended, mark_started, partition_of, plan_steps, remaining, with_partition,
 };
@@ -184,8 +186,13 @@ impl PartitionCanary {
                         }
                     };
                     eprintln!("canary failed: {why}; aborting");
-                    abort(s, &self.name, self.watch.timeout.max(Duration::from_secs(60)), &why)
-                        .await?;
+                    abort(
+                        s,
+                        &self.name,
+                        self.watch.timeout.max(Duration::from_secs(60)),
+                        &why,
+                    )
+                    .await?;
                     return Ok(outcome);
                 }
             }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 
 use crate::cluster::client::Cluster;
-use crate::cluster::sets::{delete_pod, get_set, owned_pods, pod_revision, pods_off_revision, wait_update_revision};
+use crate::cluster::sets::{
+    delete_pod, get_set, owned_pods, pod_revision, pods_off_revision, wait_update_revision,
+};
 use crate::error::Error;
 
 /// Which pods off the restored revision go.

@@ -157,7 +157,8 @@ impl SetUpdate {
             Some(settings) if !server_dry_run => {
                 let labels = current.meta().labels.clone().unwrap_or_default();
                 let gates = settings.gates_for(&self.policy, &cluster.namespace, &labels)?;
-                let mut runner = settings.runner(cluster, gates, Subject::default(), &target.name)?;
+                let mut runner =
+                    settings.runner(cluster, gates, Subject::default(), &target.name)?;
                 if let Some(r) = runner.as_mut() {
                     r.annotate_on(K::KIND);
                     r.preflight(target, &Subject::default()).await?;
@@ -166,7 +167,8 @@ impl SetUpdate {
             }
             _ => None,
         };
-        let Some(written) = write_object(cluster, current, server_dry_run, true, &mut build).await?
+        let Some(written) =
+            write_object(cluster, current, server_dry_run, true, &mut build).await?
         else {
             return nothing();
         };
@@ -179,8 +181,18 @@ impl SetUpdate {
         }
         eprintln!(
             "{wl} updated (resourceVersion {} → {}{}): {cause_used}",
-            written.before.meta().resource_version.as_deref().unwrap_or("?"),
-            written.after.meta().resource_version.as_deref().unwrap_or("?"),
+            written
+                .before
+                .meta()
+                .resource_version
+                .as_deref()
+                .unwrap_or("?"),
+            written
+                .after
+                .meta()
+                .resource_version
+                .as_deref()
+                .unwrap_or("?"),
             if written.attempts > 1 {
                 format!(", after {} attempts", written.attempts)
             } else {
@@ -365,7 +377,9 @@ impl SetUpdate {
         match ending {
             Ending::Complete(_) => eprintln!(
                 "{wl} rolled back{} and healthy again after {}{}; the update failed ({why})",
-                revision.map(|n| format!(" to revision {n}")).unwrap_or_default(),
+                revision
+                    .map(|n| format!(" to revision {n}"))
+                    .unwrap_or_default(),
                 secs(started.elapsed()),
                 if replaced.is_empty() {
                     String::new()
