@@ -10,10 +10,11 @@ mod common;
 use std::time::Duration;
 
 use common::{PLUGIN, TestResult};
+use rollout_safe_standin::faults::OTHER_WRITER_ANNOTATION;
 use rollout_safe_standin::scenarios::{
     AGENT_IMAGE_1, AGENT_IMAGE_2, DB_IMAGE_1, DB_IMAGE_2, NAMESPACE, recorded_sets,
 };
-use rollout_safe_standin::{Plugin, Standin, StandinError, Verb};
+use rollout_safe_standin::{Fault, Plugin, StaleAnswer, Standin, StandinError, Times, Verb};
 use serde_json::{Value, json};
 
 const DB_BROKEN: &str = "registry.example.com/team/db:16.0-unready";
@@ -319,5 +320,73 @@ fn stub_api_plan_sets() -> TestResult {
     let v = r.json()?;
     assert_eq!(v[0]["plan"]["maxUnavailableNodes"], 1);
     assert_eq!(v[0]["plan"]["nodes"], 3);
+    Ok(())
+}
+
+#[test]
+fn stub_api_partition_write_with_a_stale_precondition_is_recomputed() -> TestResult {
+    // Another writer changes the StatefulSet just before the first partition write lands: the
+    // server answers 409 Conflict (as recorded in 20); the plugin re-reads, recomputes and
+    // writes again, keeping the other writer's change.
+    let standin = recorded_sets(
+        Standin::builder(NAMESPACE)
+            .kubernetes_controllers()
+            .reaction_delay(Duration::from_millis(200)),
+    )?
+    .fault(
+        Fault::ConcurrentWrite {
+            resource: "statefulsets".into(),
+            body_contains: Some("partition".into()),
+            answer: StaleAnswer::Conflict,
+        },
+        Times::Next(1),
+    )
+    .start()?;
+    let plugin = standin.plugin(PLUGIN);
+    let r = plugin.run(&[
+        "canary",
+        "sts/db",
+        "--image",
+        &format!("db={DB_NEXT}"),
+        "--steps",
+        "1,100%",
+        "--timeout",
+        "60s",
+    ])?;
+    r.assert_code(0)
+        .assert_stderr_has("conflict: statefulset/db changed since it was read");
+    let s = standin.get("statefulsets", "db").unwrap();
+    assert!(
+        s["metadata"]["annotations"][OTHER_WRITER_ANNOTATION].is_string(),
+        "the other writer's change was clobbered: {s}"
+    );
+    assert_eq!(images_of(&standin, "db"), vec![DB_NEXT.to_owned(); 3]);
+    Ok(())
+}
+
+#[test]
+fn stub_api_canary_abort_and_refusals() -> TestResult {
+    let (standin, plugin) = sets()?;
+    plugin
+        .run(&["canary", "abort", "sts/db"])?
+        .assert_code(0)
+        .assert_stdout_has("no canary of statefulset/db to abort");
+    plugin
+        .run(&["canary", "ds/agent", "--image", "agent=x:1"])?
+        .assert_code(2)
+        .assert_stderr_has("DaemonSet, which has no partition");
+    // Steps that never move every pod: refused before anything is written.
+    plugin
+        .run(&[
+            "canary",
+            "sts/db",
+            "--image",
+            &format!("db={DB_NEXT}"),
+            "--steps",
+            "1,2",
+        ])?
+        .assert_code(2)
+        .assert_stderr_has("end with one that moves them all");
+    assert!(standin.requests_with(Verb::Patch).is_empty());
     Ok(())
 }
