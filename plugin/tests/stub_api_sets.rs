@@ -390,3 +390,40 @@ fn stub_api_canary_abort_and_refusals() -> TestResult {
     assert!(standin.requests_with(Verb::Patch).is_empty());
     Ok(())
 }
+
+#[test]
+fn stub_api_sts_rollback_keeps_healthy_pods_below_a_partition() -> TestResult {
+    // An operator's staged rollout: partition 2, so db-2 runs 16.0 and db-0, db-1 stay on 15.5.
+    let (standin, plugin) = sets()?;
+    standin.modify(|s| {
+        let mut db = s.get("statefulsets", NAMESPACE, "db").cloned().unwrap();
+        db["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = json!(2);
+        db["spec"]["template"]["spec"]["containers"][0]["image"] = json!(DB_NEXT);
+        s.put("statefulsets", db).map(drop)
+    })?;
+    standin.wait_until(Duration::from_secs(20), "db-2 on 16.0, ready", |s| {
+        s.get("statefulsets", NAMESPACE, "db").is_some_and(|d| {
+            d["status"]["updatedReplicas"] == 1 && d["status"]["readyReplicas"] == 3
+        })
+    })?;
+    let uid = |pod: &str| standin.get("pods", pod).unwrap()["metadata"]["uid"].clone();
+    let (uid_0, uid_1) = (uid("db-0"), uid("db-1"));
+    let r = plugin.run(&[
+        "update",
+        "sts/db",
+        "--image",
+        &format!("db={DB_BROKEN}"),
+        "--readiness-budget",
+        "2s",
+        "--timeout",
+        "60s",
+    ])?;
+    r.assert_code(1)
+        .assert_stderr_has("deleted pod db-2")
+        .assert_stderr_lacks("deleted pod db-1")
+        .assert_stderr_lacks("deleted pod db-0");
+    assert_eq!((uid("db-0"), uid("db-1")), (uid_0, uid_1));
+    assert_eq!(pod_image(&standin, "db-2"), DB_NEXT);
+    assert_eq!(pod_image(&standin, "db-0"), DB_IMAGE_2);
+    Ok(())
+}

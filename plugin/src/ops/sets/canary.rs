@@ -275,6 +275,8 @@ pub async fn abort(
         stable.describe()
     );
     let template = normalized_template(&stable.template);
+    // The canary's revision, as the controller named it: its pods go after the write.
+    let abandoned = current.observed_update_revision();
     write_object(cluster, current, false, false, |cur: &StatefulSet, _| {
         let mut o = ended(cur);
         if !equal_ignore_hash(&o.spec.template, &template) {
@@ -295,7 +297,7 @@ pub async fn abort(
         cluster,
         name,
         timeout.min(Duration::from_secs(60)),
-        Replace::AllOffRevision,
+        Replace::Abandoned(abandoned),
     )
     .await?;
     let started = std::time::Instant::now();

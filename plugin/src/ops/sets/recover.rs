@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use rollout_safe_policy::strategy::hold::pod_ready;
 
 use crate::cluster::client::Cluster;
 use crate::cluster::sets::{
@@ -15,11 +16,13 @@ use crate::cluster::sets::{
 use crate::error::Error;
 
 /// Which pods off the restored revision go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replace {
-    /// Every pod not on it (after a failed update or an aborted canary: the pods of the
-    /// revision just abandoned).
-    AllOffRevision,
+    /// After a failed update or an aborted canary: the pods of the revision just abandoned
+    /// (`Some`: its name, as the controller named it before the rollback; `None`: unknown, then
+    /// every pod off the restored revision), and any pod off the restored one that is not
+    /// Ready. Ready pods of an older revision kept below a partition stay.
+    Abandoned(Option<String>),
     /// Only those that are not Ready (after an `undo`: the controller replaces the others).
     Unready,
 }
@@ -44,7 +47,15 @@ pub async fn replace_pods_off_revision(
     let s: StatefulSet = get_set(cluster, name).await?;
     let pods = owned_pods(cluster, &s).await?;
     let mut deleted = Vec::new();
-    for p in pods_off_revision(&pods, &revision, which == Replace::Unready) {
+    let doomed: Vec<_> = match &which {
+        Replace::Unready => pods_off_revision(&pods, &revision, true),
+        Replace::Abandoned(None) => pods_off_revision(&pods, &revision, false),
+        Replace::Abandoned(Some(broken)) => pods_off_revision(&pods, &revision, false)
+            .into_iter()
+            .filter(|p| pod_revision(p) == Some(broken.as_str()) || !pod_ready(p))
+            .collect(),
+    };
+    for p in doomed {
         let pod = p.metadata.name.clone().unwrap_or_default();
         if delete_pod(cluster, &pod).await? {
             eprintln!(

@@ -295,6 +295,8 @@ impl SetUpdate {
         let before = &written.before;
         let restored = normalized_template(before.template());
         let current: K = get_set(cluster, &target.name).await?;
+        // The revision the failed update made, as the controller named it: its pods go after.
+        let abandoned = current.observed_update_revision();
         // The revision number the restored template had, for the cause and the messages.
         let revisions = set_revisions(
             &current,
@@ -362,7 +364,7 @@ impl SetUpdate {
                 cluster,
                 &target.name,
                 self.watch.timeout.min(Duration::from_secs(60)),
-                Replace::AllOffRevision,
+                Replace::Abandoned(abandoned),
             )
             .await?;
         }
