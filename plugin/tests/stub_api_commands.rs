@@ -202,7 +202,12 @@ fn stub_api_bad_input_is_exit_2() -> TestResult {
         .assert_stderr_has("has no container \"web\" (containers: app)");
     let r = plugin.run(&["update", "good", "--image", "app=x:1"])?;
     r.assert_code(2).assert_stderr_has("deploy/good");
-    plugin.run(&["undo", "sts/good"])?.assert_code(2);
+    // A command on a kind it does not take (`undo` takes StatefulSets since issue 14;
+    // `pause` still takes Deployments only).
+    plugin
+        .run(&["pause", "sts/good"])?
+        .assert_code(2)
+        .assert_stderr_has("pause works on Deployments only");
     // A 422 about the user's input: the Status message and its field causes, exit 2.
     let r = plugin.run(&update("x:1", &["--env", "app:1BAD=x"]))?;
     r.assert_code(2)

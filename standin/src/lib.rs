@@ -38,11 +38,13 @@
 //!   object; `managedFields` and conflicts between managers are not modelled); `resourceVersion` preconditions; `dryRun`; delete with
 //!   `preconditions` and `Orphan` propagation; `scale`; validation of names, environment variable names and workload selectors;
 //! - [`controllers`]: Deployment (revisions, rolling update within maxSurge/maxUnavailable,
-//!   Recreate, history limit, conditions, `ProgressDeadlineExceeded`), ReplicaSet, a kubelet
+//!   Recreate, history limit, conditions, `ProgressDeadlineExceeded`), ReplicaSet, StatefulSet
+//!   (OrderedReady, ordinals, partitioned rolling update, OnDelete) and DaemonSet (three nodes,
+//!   maxUnavailable/maxSurge) with their ControllerRevisions (16, 18), a kubelet
 //!   (images containing `crash` crash-loop, `unready` never become ready), EndpointSlices,
 //!   garbage collection. Not modelled: `minReadySeconds` (ready is available at once),
-//!   terminating pods (deletion is immediate), scheduling constraints, StatefulSet and DaemonSet
-//!   controllers (their objects stay as seeded), events of the deployment controller;
+//!   terminating pods (deletion is immediate), scheduling constraints, Node objects, events of
+//!   the deployment controller;
 //! - custom resources (the report CRDs of [`resources::CUSTOM`]), served only by a stand-in
 //!   built with their CRD ([`StandinBuilder::crd`]), 404 otherwise, as without the CRD;
 //! - [`Fault`]s and the [`requests`] log; [`traffic`]: what a Service could reach, over time.

@@ -34,6 +34,12 @@ pub mod files {
     pub const GET_SCALE: &str = "12-get-scale-subresource.txt";
     pub const VERSION: &str = "13-version.txt";
     pub const LIST_EVENTS: &str = "14-list-events-for-deployment.txt";
+    pub const GET_STATEFULSET: &str = "15-get-statefulset.txt";
+    pub const LIST_STATEFULSET_REVISIONS: &str = "16-list-controllerrevisions-statefulset.txt";
+    pub const GET_DAEMONSET: &str = "17-get-daemonset.txt";
+    pub const LIST_DAEMONSET_REVISIONS: &str = "18-list-controllerrevisions-daemonset.txt";
+    pub const PATCH_PARTITION: &str = "19-patch-statefulset-partition-with-precondition.txt";
+    pub const PARTITION_CONFLICT: &str = "20-patch-statefulset-stale-resourceversion-conflict.txt";
 }
 
 /// Why a recording could not be used.

@@ -114,3 +114,46 @@ pub fn shop(
         Ok::<_, StandinError>(())
     })
 }
+
+/// The image of revision 1 of the recorded StatefulSet `db` (15, 16).
+pub const DB_IMAGE_1: &str = "registry.example.com/team/db:15.4";
+/// The image of its revision 2, which it runs.
+pub const DB_IMAGE_2: &str = "registry.example.com/team/db:15.5";
+/// The image of revision 1 of the recorded DaemonSet `agent` (17, 18).
+pub const AGENT_IMAGE_1: &str = "registry.example.com/team/agent:1.0";
+/// The image of its revision 2, which it runs.
+pub const AGENT_IMAGE_2: &str = "registry.example.com/team/agent:1.1";
+
+/// The recorded StatefulSet `db` (15: 3 replicas, readiness probe, partition 0) and DaemonSet
+/// `agent` (17: maxUnavailable 1, maxSurge 0) with their recorded ControllerRevisions (16, 18):
+/// both at revision 2 after revision 1, with the change-causes of both. The controllers then
+/// create their pods (ordinals `db-0..2`; one `agent` pod on each of the three nodes), of
+/// revision 2.
+pub fn recorded_sets(builder: StandinBuilder) -> Result<StandinBuilder, StandinError> {
+    let mut db = seed::recorded_object(files::GET_STATEFULSET)?;
+    let mut agent = seed::recorded_object(files::GET_DAEMONSET)?;
+    for o in [&mut db, &mut agent] {
+        if let Some(a) = o["metadata"]["annotations"].as_object_mut() {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+        // Recorded before the controllers counted the pods, which they do again here.
+        o["status"] = json!({});
+    }
+    let mut revisions = seed::recorded_items(files::LIST_STATEFULSET_REVISIONS)?;
+    revisions.extend(seed::recorded_items(files::LIST_DAEMONSET_REVISIONS)?);
+    for r in &mut revisions {
+        if let Some(a) = r["metadata"]["annotations"].as_object_mut() {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    builder
+        .seed(|store| {
+            store.put("statefulsets", db)?;
+            store.put("daemonsets", agent)?;
+            for r in revisions {
+                store.put("controllerrevisions", r)?;
+            }
+            Ok::<_, StandinError>(())
+        })
+        .map(StandinBuilder::settle)
+}

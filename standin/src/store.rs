@@ -262,6 +262,14 @@ impl Store {
             if rt.has_generation && old["spec"] != object["spec"] {
                 let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                 object["metadata"]["generation"] = json!(generation);
+                // The DaemonSet strategy's PrepareForUpdate: a new template gets the new
+                // generation as its template generation, in the same write.
+                if rt.plural == "daemonsets"
+                    && old["spec"]["template"] != object["spec"]["template"]
+                {
+                    object["metadata"]["annotations"][DAEMONSET_TEMPLATE_GENERATION] =
+                        json!(generation.to_string());
+                }
             }
         } else if rt.has_generation && object["metadata"]["generation"].is_null() {
             object["metadata"]["generation"] = json!(1);
@@ -403,6 +411,9 @@ fn same_but_version(a: &Value, b: &Value) -> bool {
 
 /// `n` characters of `value` in the alphabet Kubernetes uses for generated names and hashes
 /// (no vowels, no confusable digits).
+/// The template generation of a DaemonSet, which the API server keeps.
+const DAEMONSET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
 pub fn encode_safe(mut value: u64, n: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..n)

@@ -15,4 +15,5 @@ pub mod reports;
 pub mod revisions;
 pub mod rollback;
 pub mod services;
+pub mod sets;
 pub mod watch;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{PatchOperation, TestOperation};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
@@ -54,6 +54,16 @@ impl Guarded for Deployment {
     const RESOURCE: &'static str = "deployments.apps";
 }
 
+impl Guarded for StatefulSet {
+    const NOUN: &'static str = "statefulset";
+    const RESOURCE: &'static str = "statefulsets.apps";
+}
+
+impl Guarded for DaemonSet {
+    const NOUN: &'static str = "daemonset";
+    const RESOURCE: &'static str = "daemonsets.apps";
+}
+
 impl Guarded for Service {
     const NOUN: &'static str = "service";
     const RESOURCE: &'static str = "services";
@@ -79,23 +89,23 @@ pub struct Written<K> {
     pub attempts: usize,
 }
 
-fn value(d: &Deployment) -> Result<serde_json::Value, Error> {
+fn value<K: Guarded>(d: &K) -> Result<serde_json::Value, Error> {
     serde_json::to_value(d).map_err(|e| Error::encode(named(d), e))
 }
 
 /// The patch that turns `before` into `after`, guarded by `before`'s resourceVersion.
 /// `None` when there is nothing to change.
-pub fn precondition_patch(
-    before: &Deployment,
-    after: &Deployment,
+pub fn precondition_patch<K: Guarded>(
+    before: &K,
+    after: &K,
 ) -> Result<Option<json_patch::Patch>, Error> {
     let rv = before
-        .metadata
+        .meta()
         .resource_version
         .clone()
         .ok_or_else(|| Error::NoResourceVersion {
             what: named(before),
-            namespace: before.metadata.namespace.clone().unwrap_or_default(),
+            namespace: before.meta().namespace.clone().unwrap_or_default(),
         })?;
     let mut ops = json_patch::diff(&value(before)?, &value(after)?).0;
     // Never carry the server-managed fields of the read object into the write.
@@ -191,6 +201,26 @@ where
         what,
         attempts: MAX_ATTEMPTS,
     })
+}
+
+/// [`guarded_write`] for any workload (a StatefulSet, a DaemonSet): `build` returns the wanted
+/// object; the difference goes out as a JSON Patch whose first operation tests the
+/// resourceVersion.
+pub async fn write_object<K, F>(
+    cluster: &Cluster,
+    first: K,
+    dry_run: bool,
+    user_input: bool,
+    build: F,
+) -> Result<Option<Written<K>>, Error>
+where
+    K: Guarded,
+    F: FnMut(&K, usize) -> Result<Option<K>, Error>,
+{
+    guarded_write(cluster, first, dry_run, user_input, build, |cur, wanted| {
+        Ok(precondition_patch(cur, wanted)?.map(Patch::Json))
+    })
+    .await
 }
 
 /// [`guarded_write`] for a Deployment: `build` returns the wanted Deployment; the difference goes

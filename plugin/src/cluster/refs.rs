@@ -69,8 +69,8 @@ impl WorkloadRef {
         })
     }
 
-    /// Parses `TYPE/NAME` and requires a Deployment (`update`, `undo`, `history`, `pause`,
-    /// `resume`, `plan`, `blue-green`, `canary` work on Deployments only).
+    /// Parses `TYPE/NAME` and requires a Deployment (`pause`, `resume`, `blue-green` work on
+    /// Deployments only).
     pub fn parse_deployment(s: &str, command: &str) -> Result<Self, Error> {
         let r = Self::parse(s)?;
         r.require_deployment(command)?;
@@ -82,7 +82,8 @@ impl WorkloadRef {
             return Ok(());
         }
         Err(Error::usage(format!(
-            "{command} works on Deployments only ({self} is a {}); `status` watches StatefulSets and DaemonSets",
+            "{command} works on Deployments only ({self} is a {}); `status`, `update`, `history`, `undo` and `plan` \
+             take StatefulSets and DaemonSets too, `canary` StatefulSets",
             self.kind.as_str()
         )))
     }

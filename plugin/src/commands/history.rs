@@ -1,14 +1,19 @@
-//! `kubectl rollout-safe history`: a Deployment's revisions with change-causes, images and times.
+//! `kubectl rollout-safe history`: a workload's revisions with change-causes, images and times: a
+//! Deployment's from its ReplicaSets, a StatefulSet's or DaemonSet's from its ControllerRevisions.
 
 use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use rollout_safe_policy::WorkloadKind;
 use serde_json::{Value, json};
 
 use super::args::{DataFormat, DataOutput, WorkloadArg, json_text, yaml_text};
 use super::context::Context;
+use crate::cluster::client::Cluster;
 use crate::cluster::deployments::get_deployment;
 use crate::cluster::refs::WorkloadRef;
 use crate::cluster::revisions::{Revision, owned_replica_sets, revisions};
+use crate::cluster::sets::{RolledSet, get_set, owned_pods, owned_revisions, set_revisions};
 use crate::error::Error;
 use crate::exit::Outcome;
 use crate::text::ts_text;
@@ -24,7 +29,7 @@ pub struct HistoryArgs {
     pub output: DataOutput,
 }
 
-fn revision_json(r: &Revision, with_template: bool) -> Value {
+fn revision_json(kind: WorkloadKind, r: &Revision, with_template: bool) -> Value {
     let images: Vec<Value> = r
         .images
         .iter()
@@ -35,10 +40,15 @@ fn revision_json(r: &Revision, with_template: bool) -> Value {
         "changeCause": r.change_cause,
         "images": images,
         "created": r.created.map(ts_text),
-        "replicaSet": r.replica_set,
-        "replicas": r.replicas,
         "current": r.current,
     });
+    if kind == WorkloadKind::Deployment {
+        v["replicaSet"] = json!(r.replica_set);
+        v["replicas"] = json!(r.replicas);
+    } else {
+        v["controllerRevision"] = json!(r.replica_set);
+        v["pods"] = json!(r.replicas);
+    }
     if with_template {
         v["template"] = serde_json::to_value(&r.template).unwrap_or(Value::Null);
     }
@@ -46,11 +56,35 @@ fn revision_json(r: &Revision, with_template: bool) -> Value {
 }
 
 pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
-    let target = WorkloadRef::parse_deployment(&args.target.workload, "history")?;
+    let target = WorkloadRef::parse(&args.target.workload)?;
     let cluster = ctx.kube.connect_one_namespace("history").await?;
-    let d = get_deployment(&cluster, &target.name).await?;
-    let rss = owned_replica_sets(&cluster, &d).await?;
-    let revs = revisions(&d, &rss);
+    let revs = match target.kind {
+        WorkloadKind::Deployment => {
+            let d = get_deployment(&cluster, &target.name).await?;
+            let rss = owned_replica_sets(&cluster, &d).await?;
+            revisions(&d, &rss)
+        }
+        WorkloadKind::StatefulSet => {
+            set_history(
+                &cluster,
+                &get_set::<StatefulSet>(&cluster, &target.name).await?,
+            )
+            .await?
+        }
+        WorkloadKind::DaemonSet => {
+            set_history(
+                &cluster,
+                &get_set::<DaemonSet>(&cluster, &target.name).await?,
+            )
+            .await?
+        }
+    };
+    let kind = target.kind;
+    let (owner_noun, owner_header, count_noun) = if kind == WorkloadKind::Deployment {
+        ("replicaset:  ", "REPLICAS", "replicas")
+    } else {
+        ("revision:    ", "PODS", "pods")
+    };
     let shown: Vec<&Revision> = match args.revision {
         Some(n) => {
             let r = revs.iter().find(|r| r.number == n).ok_or_else(|| {
@@ -71,7 +105,10 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
     let detail = args.revision.is_some();
     match args.output.output {
         DataFormat::Json => {
-            let v: Vec<Value> = shown.iter().map(|r| revision_json(r, detail)).collect();
+            let v: Vec<Value> = shown
+                .iter()
+                .map(|r| revision_json(kind, r, detail))
+                .collect();
             let out = if detail {
                 v.into_iter().next().unwrap_or(Value::Null)
             } else {
@@ -80,7 +117,10 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
             println!("{}", json_text(&out)?);
         }
         DataFormat::Yaml => {
-            let v: Vec<Value> = shown.iter().map(|r| revision_json(r, detail)).collect();
+            let v: Vec<Value> = shown
+                .iter()
+                .map(|r| revision_json(kind, r, detail))
+                .collect();
             let out = if detail {
                 v.into_iter().next().unwrap_or(Value::Null)
             } else {
@@ -104,7 +144,7 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
                 r.created.map(ts_text).unwrap_or_default()
             );
             println!(
-                "  replicaset:   {} ({} replicas)",
+                "  {owner_noun} {} ({} {count_noun})",
                 r.replica_set, r.replicas
             );
             for (c, i) in &r.images {
@@ -119,13 +159,26 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
         DataFormat::Table => {
             println!("{target} (namespace {})", cluster.namespace);
             if shown.is_empty() {
-                println!("no revisions found (no ReplicaSet controlled by it carries a revision)");
+                println!(
+                    "no revisions found (no {} controlled by it carries a revision)",
+                    if kind == WorkloadKind::Deployment {
+                        "ReplicaSet"
+                    } else {
+                        "ControllerRevision"
+                    }
+                );
                 return Ok(Outcome::Succeeded);
             }
             let mut t = Table::new();
             t.load_preset(presets::UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(["REVISION", "CHANGE-CAUSE", "IMAGES", "CREATED", "REPLICAS"]);
+                .set_header([
+                    "REVISION",
+                    "CHANGE-CAUSE",
+                    "IMAGES",
+                    "CREATED",
+                    owner_header,
+                ]);
             for r in &shown {
                 let images: Vec<String> =
                     r.images.iter().map(|(c, i)| format!("{c}={i}")).collect();
@@ -143,4 +196,11 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> Result<Outcome, Error> {
         }
     }
     Ok(Outcome::Succeeded)
+}
+
+/// A StatefulSet's or DaemonSet's revisions, from the ControllerRevisions it owns.
+async fn set_history<K: RolledSet>(cluster: &Cluster, o: &K) -> Result<Vec<Revision>, Error> {
+    let crs = owned_revisions(cluster, o).await?;
+    let pods = owned_pods(cluster, o).await?;
+    Ok(set_revisions(o, &crs, &pods))
 }

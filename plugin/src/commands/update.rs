@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use rollout_safe_policy::WorkloadKind;
 
 use super::args::{
     GateArgs, ImageArgs, PolicyArg, WATCH_EXIT_HELP, WatchArgs, WorkloadArg, parse_duration,
@@ -12,6 +13,7 @@ use super::context::Context;
 use crate::cluster::refs::WorkloadRef;
 use crate::error::Error;
 use crate::exit::Outcome;
+use crate::ops::sets::update::SetUpdate;
 use crate::ops::update::{DryRun, SafeUpdate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,7 +62,10 @@ pub struct UpdateArgs {
 }
 
 pub async fn run(ctx: &Context, args: UpdateArgs) -> Result<Outcome, Error> {
-    let target = WorkloadRef::parse_deployment(&args.target.workload, "update")?;
+    let target = WorkloadRef::parse(&args.target.workload)?;
+    if target.kind != WorkloadKind::Deployment {
+        return run_set(ctx, args, target).await;
+    }
     let update = SafeUpdate {
         name: target.name,
         images: args.images.parse()?,
@@ -77,6 +82,38 @@ pub async fn run(ctx: &Context, args: UpdateArgs) -> Result<Outcome, Error> {
         bake: args.bake,
         gates: Some(args.gates.settings()?),
         pause_before_write: args.debug_pause_before_write,
+    };
+    let cluster = ctx.kube.connect_one_namespace("update").await?;
+    update.run(&ctx.session(cluster)).await
+}
+
+/// `update sts/NAME` / `update ds/NAME`.
+async fn run_set(ctx: &Context, args: UpdateArgs, target: WorkloadRef) -> Result<Outcome, Error> {
+    if args.bake.is_some() {
+        return Err(Error::usage(format!(
+            "--bake holds a Deployment's new ReplicaSet; for {target}, the update completes when every pod \
+             runs the new revision and is ready (and the metric gates passed)"
+        )));
+    }
+    if args.debug_pause_before_write {
+        return Err(Error::usage(
+            "--debug-pause-before-write is a test hook for Deployments",
+        ));
+    }
+    let update = SetUpdate {
+        target,
+        images: args.images.parse()?,
+        env: parse_env(&args.env)?,
+        cause: args.cause,
+        no_rollback: args.no_rollback,
+        force: args.force,
+        dry_run: args.dry_run.map(|d| match d {
+            DryRunArg::Client => DryRun::Client,
+            DryRunArg::Server => DryRun::Server,
+        }),
+        watch: args.watch.settings(),
+        policy: args.policy.load()?,
+        gates: Some(args.gates.settings()?),
     };
     let cluster = ctx.kube.connect_one_namespace("update").await?;
     update.run(&ctx.session(cluster)).await

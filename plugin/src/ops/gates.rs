@@ -11,16 +11,17 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
-use rollout_safe_policy::RolloutPolicy;
 use rollout_safe_policy::gates::{
     Gate, GateResult, Placeholders, Reading, ResponseError, evaluate, expand, reading_from_response,
 };
 use rollout_safe_policy::judge::RolloutState;
 use rollout_safe_policy::strategy::gates::{GATES_ANNOTATION, GateBoard, GateDecision};
+use rollout_safe_policy::{RolloutPolicy, WorkloadKind};
 
 use crate::cluster::client::Cluster;
 use crate::cluster::deployments::annotate;
 use crate::cluster::refs::WorkloadRef;
+use crate::cluster::sets::annotate_set;
 use crate::cluster::watch::{GateSource, snapshot};
 use crate::error::{Error, chain};
 use crate::metrics::{MetricsError, Prometheus, PrometheusOptions};
@@ -111,6 +112,7 @@ impl GateSettings {
             subject,
             cluster: cluster.clone(),
             annotated: annotated.to_owned(),
+            annotated_kind: WorkloadKind::Deployment,
         }))
     }
 }
@@ -157,9 +159,16 @@ pub struct GateRunner {
     subject: Subject,
     cluster: Cluster,
     annotated: String,
+    /// The kind of [`GateRunner::annotated`] (a Deployment unless [`GateRunner::annotate_on`]).
+    annotated_kind: WorkloadKind,
 }
 
 impl GateRunner {
+    /// The gates' annotation goes on a workload of this kind (a StatefulSet, a DaemonSet).
+    pub fn annotate_on(&mut self, kind: WorkloadKind) {
+        self.annotated_kind = kind;
+    }
+
     fn board(&self) -> std::sync::MutexGuard<'_, GateBoard> {
         self.board.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -287,7 +296,12 @@ impl GateSource for GateRunner {
         // The next check is an interval after this one began, whatever this one takes.
         self.next = started + self.interval;
         let values = placeholders(state, &self.cluster.namespace, &self.subject);
-        let workload = format!("deployment/{}", values.workload);
+        let kind = self.annotated_kind;
+        let workload = WorkloadRef {
+            kind,
+            name: values.workload.clone(),
+        }
+        .to_string();
         let gates: Vec<Gate> = self.board().gates.iter().map(|g| g.gate.clone()).collect();
         let prometheus = self.prometheus.clone();
         let board = self.board.clone();
@@ -310,11 +324,18 @@ impl GateSource for GateRunner {
                 )
             };
             // Shown to other terminals; a failed write does not change the verdict.
-            if let Err(e) =
-                annotate(&cluster, &annotated, &[(GATES_ANNOTATION, Some(record))]).await
-            {
+            let set = [(GATES_ANNOTATION, Some(record))];
+            let written = match kind {
+                WorkloadKind::Deployment => annotate(&cluster, &annotated, &set).await,
+                _ => annotate_set(&cluster, kind, &annotated, &set).await,
+            };
+            if let Err(e) = written {
+                let on = WorkloadRef {
+                    kind,
+                    name: annotated.clone(),
+                };
                 eprintln!(
-                    "warning: cannot record the metric gates on deployment/{annotated}: {}",
+                    "warning: cannot record the metric gates on {on}: {}",
                     chain(&e)
                 );
             }

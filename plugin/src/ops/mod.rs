@@ -10,5 +10,6 @@ pub mod gates;
 pub mod pause;
 pub mod preflight;
 pub mod session;
+pub mod sets;
 pub mod undo;
 pub mod update;

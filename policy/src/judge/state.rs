@@ -6,7 +6,11 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::core::v1::{Event, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::config::{DEFAULT_MAX_EVENTS, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION};
+use super::config::{
+    CONTROLLER_REVISION_HASH_LABEL, DAEMONSET_TEMPLATE_GENERATION_ANNOTATION,
+    DAEMONSET_TEMPLATE_GENERATION_LABEL, DEFAULT_MAX_EVENTS, POD_TEMPLATE_HASH_LABEL,
+    REVISION_ANNOTATION,
+};
 use crate::workload::Workload;
 
 /// One object of the four watched resources.
@@ -232,8 +236,44 @@ impl RolloutState {
         self.events.iter()
     }
 
-    /// The pods of the Deployment's new ReplicaSet (by controller reference).
+    /// The pods of the new version: a Deployment's new ReplicaSet's (by controller reference),
+    /// a StatefulSet's on its update revision, a DaemonSet's of its template generation.
     pub fn new_pods(&self) -> Vec<&Pod> {
+        match &self.workload {
+            Some(Workload::StatefulSet(s)) => {
+                let Some(revision) = s
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.update_revision.as_deref())
+                else {
+                    return Vec::new();
+                };
+                return self
+                    .pods
+                    .values()
+                    .filter(|p| controlled_by(&p.metadata, "StatefulSet", &s.metadata))
+                    .filter(|p| {
+                        label(&p.metadata, CONTROLLER_REVISION_HASH_LABEL) == Some(revision)
+                    })
+                    .collect();
+            }
+            Some(Workload::DaemonSet(d)) => {
+                let Some(generation) =
+                    annotation(&d.metadata, DAEMONSET_TEMPLATE_GENERATION_ANNOTATION)
+                else {
+                    return Vec::new();
+                };
+                return self
+                    .pods
+                    .values()
+                    .filter(|p| controlled_by(&p.metadata, "DaemonSet", &d.metadata))
+                    .filter(|p| {
+                        label(&p.metadata, DAEMONSET_TEMPLATE_GENERATION_LABEL) == Some(generation)
+                    })
+                    .collect();
+            }
+            _ => {}
+        }
         let Some(rs) = self.new_replica_set() else {
             return Vec::new();
         };

@@ -22,16 +22,17 @@ pub struct EnvEdit {
 /// Why an edit cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EditError {
-    /// An edit names a container the Deployment does not have.
-    #[error("{flag}: deployment/{deployment} has no container {container:?} (containers: {})", .containers.join(", "))]
+    /// An edit names a container the workload does not have.
+    #[error("{flag}: {workload} has no container {container:?} (containers: {})", .containers.join(", "))]
     UnknownContainer {
         /// The edit as given: `--image web=x:1`, `--env web:KEY`.
         flag: String,
-        deployment: String,
+        /// `deployment/web`, `statefulset/db`.
+        workload: String,
         container: String,
         containers: Vec<String>,
     },
-    #[error("the deployment's pod template has no spec")]
+    #[error("the workload's pod template has no spec")]
     NoPodSpec,
 }
 
@@ -81,19 +82,24 @@ pub fn runs_images(t: &PodTemplateSpec, images: &[ImageSet]) -> bool {
     })
 }
 
-fn container_names(d: &Deployment) -> Vec<String> {
-    template_images(&d.spec.template)
+fn container_names(t: &PodTemplateSpec) -> Vec<String> {
+    template_images(t)
         .into_iter()
         .map(|(name, _)| name)
         .collect()
 }
 
-fn unknown_container(d: &Deployment, container: &str, flag: String) -> EditError {
+fn unknown_container(
+    workload: &str,
+    t: &PodTemplateSpec,
+    container: &str,
+    flag: String,
+) -> EditError {
     EditError::UnknownContainer {
         flag,
-        deployment: d.metadata.name.clone().unwrap_or_default(),
+        workload: workload.to_owned(),
         container: container.to_owned(),
-        containers: container_names(d),
+        containers: container_names(t),
     }
 }
 
@@ -105,10 +111,28 @@ pub fn edit(
     env: &[EnvEdit],
 ) -> Result<Deployment, EditError> {
     let mut d = current.clone();
+    let workload = format!(
+        "deployment/{}",
+        current.metadata.name.as_deref().unwrap_or_default()
+    );
+    d.spec.template = edit_template(&workload, &current.spec.template, images, env)?;
+    Ok(d)
+}
+
+/// A pod template with the edits applied, as [`edit`] makes them; `workload`
+/// (`statefulset/db`) names its owner in the error.
+pub fn edit_template(
+    workload: &str,
+    current: &PodTemplateSpec,
+    images: &[ImageSet],
+    env: &[EnvEdit],
+) -> Result<PodTemplateSpec, EditError> {
+    let mut t = current.clone();
     let names = container_names(current);
     for i in images {
         if i.container != "*" && !names.contains(&i.container) {
             return Err(unknown_container(
+                workload,
                 current,
                 &i.container,
                 format!("--image {}={}", i.container, i.image),
@@ -118,13 +142,14 @@ pub fn edit(
     for e in env {
         if !names.contains(&e.container) {
             return Err(unknown_container(
+                workload,
                 current,
                 &e.container,
                 format!("--env {}:{}", e.container, e.key),
             ));
         }
     }
-    let Some(spec) = d.spec.template.spec.as_mut() else {
+    let Some(spec) = t.spec.as_mut() else {
         return Err(EditError::NoPodSpec);
     };
     let all: Vec<&mut Container> = spec
@@ -161,7 +186,7 @@ pub fn edit(
             }
         }
     }
-    Ok(d)
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //! * `endpoints`: whether the Service's EndpointSlices show a switch done.
 //! * `hold`: the readiness hold between steps (every new pod Ready for a while, few restarts,
 //!   and every metric gate passed since the step began).
+//! * `partition`: canary by partition for StatefulSets (step arithmetic, state).
+//! * `set_plan`: how a StatefulSet or DaemonSet rolling update proceeds (order, bounds).
 //! * `gates`: metric gates while a rollout runs (consecutive failures, passed since the step
 //!   began, the `rollout-safe.dev/gates` annotation).
 
@@ -20,6 +22,8 @@ pub mod edit;
 pub mod endpoints;
 pub mod gates;
 pub mod hold;
+pub mod partition;
 pub mod schema;
+pub mod set_plan;
 pub mod siblings;
 pub mod switch;

@@ -8,17 +8,22 @@ use serde_json::Value;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpointslice;
 pub mod gc;
+pub mod history;
 pub mod kubelet;
 pub mod replicaset;
+pub mod statefulset;
 
+pub use daemonset::DaemonSetController;
 pub use deployment::{DeploymentController, hash_template};
 pub use endpointslice::EndpointSliceController;
 pub use gc::GarbageCollector;
 pub use kubelet::Kubelet;
 pub use replicaset::ReplicaSetController;
+pub use statefulset::StatefulSetController;
 
 /// A stand-in for one of the cluster's control loops.
 pub trait Controller: Send {
@@ -55,12 +60,15 @@ impl<T: ObjectController> Controller for T {
     }
 }
 
-/// The controllers of a small cluster: Deployments → ReplicaSets → Pods (whose containers the
-/// kubelet starts), Services → EndpointSlices, and garbage collection of orphans.
+/// The controllers of a small cluster: Deployments → ReplicaSets → Pods, StatefulSets and
+/// DaemonSets → ControllerRevisions and Pods (whose containers the kubelet starts), Services →
+/// EndpointSlices, and garbage collection of orphans.
 pub fn kubernetes() -> Vec<Box<dyn Controller>> {
     vec![
         Box::new(DeploymentController),
         Box::new(ReplicaSetController),
+        Box::new(StatefulSetController),
+        Box::new(DaemonSetController::default()),
         Box::new(Kubelet::default()),
         Box::new(EndpointSliceController),
         Box::new(GarbageCollector),
