@@ -13,6 +13,7 @@ use rollout_safe_policy::strategy::bluegreen::{
 };
 use rollout_safe_policy::strategy::edit::{ImageSet, images_text, template_images};
 use rollout_safe_policy::strategy::schema::{COLOR_LABEL, ann, replicas};
+use rollout_safe_policy::gitops::{Settings as GitopsSettings, Tracking};
 use rollout_safe_policy::strategy::siblings::{derived_template, sibling_deployment};
 use rollout_safe_policy::strategy::switch::{self, Seen};
 
@@ -156,6 +157,9 @@ pub struct BlueGreen {
     /// Metric gates (with the policy file's): they must pass during `--bake` before the switch,
     /// and a failing one in the rollback window switches back.
     pub gates: GateSettings,
+    /// Argo CD's tracking (never copied onto the new colour), and whether a GitOps-owned
+    /// Deployment may be switched.
+    pub gitops: GitopsSettings,
 }
 
 /// The gates' subject: a colour.
@@ -194,6 +198,7 @@ pub fn new_colour(
     images: &[ImageSet],
     active: Color,
     target: Color,
+    tracking: &Tracking,
 ) -> Result<Deployment, Error> {
     let template = derived_template(active_dep, images, COLOR_LABEL, target.as_str())?;
     let cause = colour_cause(
@@ -214,6 +219,7 @@ pub fn new_colour(
             (ann::SERVICE, &bg.service),
             (CHANGE_CAUSE_ANNOTATION, &cause),
         ],
+        tracking,
     ))
 }
 
