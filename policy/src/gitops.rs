@@ -350,7 +350,10 @@ mod tests {
             &[],
         );
         let o = owner(&h, &Tracking::default()).unwrap();
-        assert_eq!((o.tool, o.name.as_str()), (Tool::FluxHelmRelease, "shop/shop"));
+        assert_eq!(
+            (o.tool, o.name.as_str()),
+            (Tool::FluxHelmRelease, "shop/shop")
+        );
         // The name alone still names the owner.
         let only_name = meta(&[(FLUX_HELM_NAME, "shop")], &[]);
         assert_eq!(
@@ -380,7 +383,16 @@ mod tests {
             ],
         );
         assert_eq!(owner(&helm, &Tracking::default()), None);
-        assert!(check("update", "deployment/shop", &helm, &Tracking::default(), false).is_ok());
+        assert!(
+            check(
+                "update",
+                "deployment/shop",
+                &helm,
+                &Tracking::default(),
+                false
+            )
+            .is_ok()
+        );
         // Argo CD rendering a chart: its label overwrites the release's name.
         let argo_helm = meta(
             &[
@@ -398,17 +410,29 @@ mod tests {
 
     #[test]
     fn refusal_names_owner_key_and_flag() {
-        let m = meta(&[(FLUX_HELM_NAME, "shop"), (FLUX_HELM_NAMESPACE, "apps")], &[]);
+        let m = meta(
+            &[(FLUX_HELM_NAME, "shop"), (FLUX_HELM_NAMESPACE, "apps")],
+            &[],
+        );
         let e = check("canary", "deployment/shop", &m, &Tracking::default(), false).unwrap_err();
         let text = e.to_string();
         assert!(
             text.starts_with("refusing to canary deployment/shop: it is managed by Flux HelmRelease \"apps/shop\" (labels helm.toolkit.fluxcd.io/name=shop, helm.toolkit.fluxcd.io/namespace=apps)"),
             "{text}"
         );
-        assert!(text.ends_with("or pass --allow-gitops-owned to canary it anyway"), "{text}");
-        let bg = check("blue-green", "deployment/shop", &m, &Tracking::default(), false)
-            .unwrap_err()
-            .to_string();
+        assert!(
+            text.ends_with("or pass --allow-gitops-owned to canary it anyway"),
+            "{text}"
+        );
+        let bg = check(
+            "blue-green",
+            "deployment/shop",
+            &m,
+            &Tracking::default(),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(bg.contains("Service selector"), "{bg}");
         // Allowed: the owner is still reported.
         let allowed = check("update", "deployment/shop", &m, &Tracking::default(), true).unwrap();
@@ -428,7 +452,10 @@ mod tests {
                 (FLUX_HELM_NAME, "c"),
                 (FLUX_HELM_NAMESPACE, "d"),
             ],
-            &[(ARGOCD_TRACKING_ID, "x:apps/Deployment:s/shop"), ("note", "kept")],
+            &[
+                (ARGOCD_TRACKING_ID, "x:apps/Deployment:s/shop"),
+                ("note", "kept"),
+            ],
         );
         strip_ownership(&mut m, &tracking);
         assert_eq!(

@@ -12,8 +12,8 @@ use rollout_safe_policy::strategy::schema::{ann, annotation_i32, replicas};
 use serde_json::{Value, json};
 
 use super::args::{
-    DataFormat, DataOutput, GateArgs, GitopsArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg, json_text,
-    parse_duration, yaml_text,
+    DataFormat, DataOutput, GateArgs, GitopsArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg,
+    json_text, parse_duration, yaml_text,
 };
 use super::context::Context;
 use crate::cluster::client::Cluster;

@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use rollout_safe_policy::strategy::canary::validate_steps;
 
-use super::args::{GateArgs, GitopsArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg, parse_duration};
+use super::args::{
+    GateArgs, GitopsArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg, parse_duration,
+};
 use super::context::Context;
 use crate::cluster::refs::WorkloadRef;
 use crate::error::Error;

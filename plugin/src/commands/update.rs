@@ -5,8 +5,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::args::{
-    GateArgs, GitopsArgs, ImageArgs, PolicyArg, WATCH_EXIT_HELP, WatchArgs, WorkloadArg, parse_duration,
-    parse_env,
+    GateArgs, GitopsArgs, ImageArgs, PolicyArg, WATCH_EXIT_HELP, WatchArgs, WorkloadArg,
+    parse_duration, parse_env,
 };
 use super::context::Context;
 use crate::cluster::refs::WorkloadRef;

@@ -76,7 +76,12 @@ impl SafeUpdate {
         let cluster = &s.cluster;
         let target = WorkloadRef::deployment(&self.name);
         let current = get_deployment(cluster, &self.name).await?;
-        refuse_gitops_owned(&self.gitops, "update", &target.to_string(), &current.metadata)?;
+        refuse_gitops_owned(
+            &self.gitops,
+            "update",
+            &target.to_string(),
+            &current.metadata,
+        )?;
         let facts = facts_for(cluster, &as_workload(&current)).await;
         let mut preflight = Preflight::new(
             self.policy.for_namespace(Some(&cluster.namespace)),

@@ -216,7 +216,11 @@ mod tests {
             labels.insert(k.into(), "shop".into());
         }
         // A pod template label the Service may select on is kept.
-        set_label(&mut blue.spec.template, gitops::ARGOCD_DEFAULT_TRACKING_LABEL, "shop");
+        set_label(
+            &mut blue.spec.template,
+            gitops::ARGOCD_DEFAULT_TRACKING_LABEL,
+            "shop",
+        );
         blue.metadata.annotations.get_or_insert_default().insert(
             gitops::ARGOCD_TRACKING_ID.into(),
             "shop:apps/Deployment:default/shop".into(),

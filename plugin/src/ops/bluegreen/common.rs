@@ -7,13 +7,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use rollout_safe_policy::RolloutPolicy;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
+use rollout_safe_policy::gitops::{Settings as GitopsSettings, Tracking};
 use rollout_safe_policy::strategy::bluegreen::{
     BgState, Color, Phase, Refusal, base_of, color_deployment_name, refuse_during_canary,
     selector_color, service_of, service_selector,
 };
 use rollout_safe_policy::strategy::edit::{ImageSet, images_text, template_images};
 use rollout_safe_policy::strategy::schema::{COLOR_LABEL, ann, replicas};
-use rollout_safe_policy::gitops::{Settings as GitopsSettings, Tracking};
 use rollout_safe_policy::strategy::siblings::{derived_template, sibling_deployment};
 use rollout_safe_policy::strategy::switch::{self, Seen};
 

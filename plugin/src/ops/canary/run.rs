@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use rollout_safe_policy::RolloutPolicy;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
+use rollout_safe_policy::gitops::Settings as GitopsSettings;
 use rollout_safe_policy::strategy::canary::{
     CanaryPhase, CanaryPlan, CanaryRefusal, CanaryState, blue_green_guard, canary_name,
     canary_split, plan_canary, remaining_steps,
@@ -12,7 +13,6 @@ use rollout_safe_policy::strategy::edit::{
     ImageSet, edit, images_key, images_text, template_images,
 };
 use rollout_safe_policy::strategy::schema::{CANARY_TRACK, TRACK_LABEL, ann, annotation};
-use rollout_safe_policy::gitops::Settings as GitopsSettings;
 use rollout_safe_policy::strategy::siblings::{
     derived_template, refreshed_deployment, sibling_deployment,
 };
