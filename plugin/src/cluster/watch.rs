@@ -301,9 +301,11 @@ impl EventFeeds {
             let id = self.next;
             self.next += 1;
             let config = watcher::Config::default().fields(&inv.field_selector());
-            let (stream, stop) = futures::stream::abortable(event_feed(
-                feed(cluster.events(), config, Feed::Events(id)),
-            ));
+            let (stream, stop) = futures::stream::abortable(event_feed(feed(
+                cluster.events(),
+                config,
+                Feed::Events(id),
+            )));
             self.open.insert(inv.uid.clone(), (id, stop));
             tracker.involved.insert(id, inv);
             feeds.push(stream.boxed());
@@ -848,12 +850,18 @@ mod tests {
     fn object(kind: &str, name: &str, uid: &str) -> Object {
         let v = serde_json::json!({"metadata": {"name": name, "namespace": "s", "uid": uid}});
         match kind {
-            "Deployment" => Object::from(serde_json::from_value::<Deployment>(serde_json::json!({
-                "metadata": v["metadata"], "spec": {"selector": {}, "template": {}}
-            })).unwrap()),
-            "ReplicaSet" => Object::from(serde_json::from_value::<ReplicaSet>(serde_json::json!({
-                "metadata": v["metadata"], "spec": {"selector": {}}
-            })).unwrap()),
+            "Deployment" => Object::from(
+                serde_json::from_value::<Deployment>(serde_json::json!({
+                    "metadata": v["metadata"], "spec": {"selector": {}, "template": {}}
+                }))
+                .unwrap(),
+            ),
+            "ReplicaSet" => Object::from(
+                serde_json::from_value::<ReplicaSet>(serde_json::json!({
+                    "metadata": v["metadata"], "spec": {"selector": {}}
+                }))
+                .unwrap(),
+            ),
             _ => Object::from(serde_json::from_value::<Pod>(v).unwrap()),
         }
     }
@@ -887,7 +895,11 @@ mod tests {
         );
         // Many pods: the feeds stop at the cap, the workload and ReplicaSets first.
         for i in 0..100 {
-            state.upsert(object("Pod", &format!("web-7bd446db9-{i}"), &format!("pp{i}")));
+            state.upsert(object(
+                "Pod",
+                &format!("web-7bd446db9-{i}"),
+                &format!("pp{i}"),
+            ));
         }
         let (involved, total) = involved_objects(&state);
         assert_eq!((involved.len(), total), (MAX_EVENT_FEEDS, 103));
@@ -898,17 +910,42 @@ mod tests {
     #[test]
     fn an_events_relist_prunes_only_its_own_object() {
         let mut t = Tracker::new(WorkloadKind::Deployment);
-        t.involved.insert(0, Involved { kind: "Pod", name: "a".into(), uid: "ua".into() });
-        t.involved.insert(1, Involved { kind: "Pod", name: "b".into(), uid: "ub".into() });
-        for (feed, e) in [(0, event("ea1", "a", "ua")), (0, event("ea2", "a", "ua")), (1, event("eb", "b", "ub"))] {
+        t.involved.insert(
+            0,
+            Involved {
+                kind: "Pod",
+                name: "a".into(),
+                uid: "ua".into(),
+            },
+        );
+        t.involved.insert(
+            1,
+            Involved {
+                kind: "Pod",
+                name: "b".into(),
+                uid: "ub".into(),
+            },
+        );
+        for (feed, e) in [
+            (0, event("ea1", "a", "ua")),
+            (0, event("ea2", "a", "ua")),
+            (1, event("eb", "b", "ub")),
+        ] {
             t.apply(Feed::Events(feed), watcher::Event::Apply(e));
         }
         assert_eq!(t.state.events().count(), 3);
         // Pod a's feed relists without ea2: only ea2 goes.
         t.apply(Feed::Events(0), watcher::Event::Init);
-        t.apply(Feed::Events(0), watcher::Event::InitApply(event("ea1", "a", "ua")));
+        t.apply(
+            Feed::Events(0),
+            watcher::Event::InitApply(event("ea1", "a", "ua")),
+        );
         t.apply(Feed::Events(0), watcher::Event::InitDone);
-        let mut left: Vec<String> = t.state.events().filter_map(|e| e.metadata.name.clone()).collect();
+        let mut left: Vec<String> = t
+            .state
+            .events()
+            .filter_map(|e| e.metadata.name.clone())
+            .collect();
         left.sort();
         assert_eq!(left, ["ea1", "eb"]);
     }
