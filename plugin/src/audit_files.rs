@@ -86,8 +86,9 @@ pub fn audit_files(policy: &RolloutPolicy, list: FileList, jobs: usize) -> Audit
         }
     });
     // Files no thread took (none could be started): checked here.
-    for i in next.load(Ordering::Relaxed)..files.len() {
-        collector.add(i, check_file(policy, &files[i]));
+    let first_left = next.load(Ordering::Relaxed);
+    for (i, file) in files.iter().enumerate().skip(first_left) {
+        collector.add(i, check_file(policy, file));
     }
     collector.finish()
 }

@@ -199,7 +199,7 @@ impl Settings {
     /// [`check`] with these settings.
     pub fn check(
         &self,
-        command: &str,
+        command: &'static str,
         workload: &str,
         meta: &ObjectMeta,
     ) -> Result<Option<Owner>, Refusal> {
@@ -216,15 +216,15 @@ pub struct Refusal {
     /// `update deployment/shop`.
     pub action: String,
     /// `update`, `undo`, `blue-green`, `canary`.
-    pub command: String,
+    pub command: &'static str,
     pub owner: Owner,
-    why: String,
+    why: &'static str,
 }
 
 /// Whether `command` may act on a workload with this metadata: `Err` names the owner and the
 /// key seen, unless `allow` (`--allow-gitops-owned`).
 pub fn check(
-    command: &str,
+    command: &'static str,
     workload: &str,
     meta: &ObjectMeta,
     tracking: &Tracking,
@@ -247,9 +247,9 @@ pub fn check(
     };
     Err(Refusal {
         action: format!("{command} {workload}"),
-        command: command.to_owned(),
+        command,
         owner,
-        why: why.to_owned(),
+        why,
     })
 }
 

@@ -157,10 +157,13 @@ impl From<&Pod> for ReadinessPod {
     }
 }
 
+/// One pod in the index: its labels, and whether it is ready.
+type IndexedPod = (BTreeMap<String, String>, bool);
+
 /// Running pods by namespace, then name: their labels and readiness.
 #[derive(Debug, Default)]
 pub struct PodIndex {
-    by_namespace: HashMap<String, HashMap<String, (BTreeMap<String, String>, bool)>>,
+    by_namespace: HashMap<String, HashMap<String, IndexedPod>>,
     len: usize,
 }
 

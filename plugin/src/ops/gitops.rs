@@ -11,7 +11,7 @@ use crate::error::Error;
 /// says what will happen.
 pub fn refuse_gitops_owned(
     settings: &Settings,
-    command: &str,
+    command: &'static str,
     workload: &str,
     meta: &ObjectMeta,
 ) -> Result<(), Error> {

@@ -253,8 +253,8 @@ impl Webhook {
 
     /// (current RSS, peak RSS) in MB.
     fn rss_mb(&self) -> (f64, f64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let kb = |key: &str| {
             status
                 .lines()
@@ -424,7 +424,9 @@ async fn run(o: Options) -> Result<(), BenchError> {
                 .and_then(|p| p.parent().map(|d| d.join("rollout-safe-webhook")))
         })
         .filter(|p| p.exists())
-        .unwrap_or_else(|| usage("build rollout-safe-webhook first: it is looked for beside lookups-bench"));
+        .unwrap_or_else(|| {
+            usage("build rollout-safe-webhook first: it is looked for beside lookups-bench")
+        });
     let t = Instant::now();
     let mut seeded = 0;
     let builder = Standin::builder(REVIEW_NAMESPACE)
@@ -446,10 +448,8 @@ async fn run(o: Options) -> Result<(), BenchError> {
     let dir = tempfile::tempdir().map_err(io("temp dir"))?;
     let ca = TestCa::new();
     let issued = ca.issue(1, 2031);
-    std::fs::write(dir.path().join("tls.crt"), &issued.cert_pem)
-        .map_err(io("write tls.crt"))?;
-    std::fs::write(dir.path().join("tls.key"), &issued.key_pem)
-        .map_err(io("write tls.key"))?;
+    std::fs::write(dir.path().join("tls.crt"), &issued.cert_pem).map_err(io("write tls.crt"))?;
+    std::fs::write(dir.path().join("tls.key"), &issued.key_pem).map_err(io("write tls.key"))?;
     let bodies = Arc::new(review_bodies());
 
     // Without lookups, under the same churn (the stand-in's work competes for the same cores).
@@ -458,7 +458,8 @@ async fn run(o: Options) -> Result<(), BenchError> {
         usage(&format!("the webhook without lookups: {e}"));
     }
     let client = HttpsClient::new(&ca.pem(), plain.addr);
-    let (plain_lat, plain_churned) = with_churn(&standin, &o, load(&client, bodies.clone(), &o)).await;
+    let (plain_lat, plain_churned) =
+        with_churn(&standin, &o, load(&client, bodies.clone(), &o)).await;
     let plain_rss = plain.rss_mb();
     plain.stop();
 
@@ -494,10 +495,16 @@ async fn run(o: Options) -> Result<(), BenchError> {
         .filter(|r| r.verb == Verb::List)
         .map(|r| r.uri())
         .collect();
-    let syncing: Vec<String> = requests[log_from..admission_from]
-        .iter()
-        .map(|r| format!("{} {} ({} bytes)", r.verb, r.uri(), r.response_bytes))
-        .collect();
+    // The sync's requests by verb and resource: (count, bytes, first URI).
+    let mut syncing: std::collections::BTreeMap<(String, String), (usize, u64, String)> =
+        std::collections::BTreeMap::new();
+    for r in &requests[log_from..admission_from] {
+        let e = syncing
+            .entry((r.verb.to_string(), r.resource.clone()))
+            .or_insert_with(|| (0, 0, r.uri()));
+        e.0 += 1;
+        e.1 += r.response_bytes;
+    }
     let watched_bytes: u64 = requests[log_from..]
         .iter()
         .filter(|r| r.verb == Verb::Watch)
@@ -529,10 +536,7 @@ async fn run(o: Options) -> Result<(), BenchError> {
         after_rss.0,
         after_rss.1
     );
-    println!(
-        "| webhook RSS without lookups | {:.0} MB | |",
-        plain_rss.0
-    );
+    println!("| webhook RSS without lookups | {:.0} MB | |", plain_rss.0);
     println!(
         "| /validate p50 / p99 / max at {} req/s, no lookups ({} pod changes/s in the stand-in) | {:.2} / {:.2} / {:.2} ms ({} requests, {} errors) | |",
         o.rate,
@@ -561,9 +565,12 @@ async fn run(o: Options) -> Result<(), BenchError> {
         "| bytes streamed to the webhook by its watches | {:.1} MB | |",
         load_bytes.load(Ordering::Relaxed) as f64 / 1e6
     );
-    println!("\nThe webhook's requests while syncing:");
-    for r in &syncing {
-        println!("- {r}");
+    println!("\nThe webhook's requests while syncing (by verb and resource):");
+    for ((verb, resource), (count, bytes, first)) in &syncing {
+        println!(
+            "- {count} {verb} of {resource}, {:.1} MB, the first `{first}`",
+            *bytes as f64 / 1e6
+        );
     }
     if !lists_during_admission.is_empty() {
         eprintln!("lookups-bench: LIST requests during admission: {lists_during_admission:?}");
