@@ -85,6 +85,9 @@ pub enum Error {
     Edit(#[from] EditError),
     #[error(transparent)]
     Sibling(#[from] SiblingError),
+    /// The workload is kept in step with Git by Argo CD or Flux (`--allow-gitops-owned`).
+    #[error(transparent)]
+    GitopsOwned(#[from] rollout_safe_policy::gitops::Refusal),
     /// A blue-green that cannot go on as asked; `hint`: a command that helps.
     #[error("{refusal}{}", hint_text(.hint))]
     BlueGreen {

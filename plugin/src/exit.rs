@@ -57,6 +57,7 @@ fn error_exit(e: &Error) -> Exit {
         | Error::PolicyInvalid { .. }
         | Error::Edit(_)
         | Error::Sibling(_)
+        | Error::GitopsOwned(_)
         | Error::BlueGreen { .. }
         | Error::Canary { .. }
         | Error::Export { .. }

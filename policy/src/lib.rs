@@ -15,6 +15,7 @@ pub mod facts;
 pub mod file_audit;
 pub mod finding;
 pub mod gates;
+pub mod gitops;
 pub mod judge;
 pub mod located;
 pub mod mutate;

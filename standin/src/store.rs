@@ -174,12 +174,20 @@ impl Store {
         resource: &str,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Value> + 'a {
-        let plural = resources::by_plural(resource).map(|r| r.plural);
+        // Keys sort by type first: only that type's range is walked (and with a namespace,
+        // only that namespace's).
+        let plural = resources::by_plural(resource).map_or("", |r| r.plural);
+        let start = (
+            plural,
+            namespace.unwrap_or_default().to_owned(),
+            String::new(),
+        );
         self.objects
-            .iter()
-            .filter(move |((r, ns, _), _)| {
-                Some(*r) == plural && namespace.is_none_or(|want| ns == want)
+            .range(start..)
+            .take_while(move |((r, ns, _), _)| {
+                *r == plural && namespace.is_none_or(|want| ns == want)
             })
+            .filter(move |_| !plural.is_empty())
             .map(|(_, v)| v)
     }
 

@@ -1,23 +1,32 @@
-//! `--cluster-lookups`: [`ClusterLookups`] answered from watch-fed caches (kube-runtime
-//! reflectors) of PodDisruptionBudgets, HorizontalPodAutoscalers and running Pods in every
-//! namespace. Nothing is listed per request: an admission call never waits on the API server.
-//! Until a cache has synced its answers are `None` (unknown), and the policy then skips the rule
-//! that needs it rather than guessing.
+//! `--cluster-lookups`: [`ClusterLookups`] answered from watch-fed caches of
+//! PodDisruptionBudgets and HorizontalPodAutoscalers (kube-runtime reflectors) and of running
+//! Pods in every namespace. Nothing is listed per request: an admission call never waits on the
+//! API server. Until a cache has synced its answers are `None` (unknown), and the policy then
+//! skips the rule that needs it rather than guessing.
+//!
+//! Pods are the big one (50,000 of a few KB each in a large cluster): they are read off the wire
+//! as [`ReadinessPod`]s, which keep only name, namespace, labels and readiness (serde skips the
+//! spec, the status and the managed fields as it parses), and kept in a [`PodIndex`] by
+//! namespace, so that a lookup counts one namespace's pods, never the cluster's.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use clap::Args;
 use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use rollout_safe_policy::admission::ClusterLookups;
 use rollout_safe_policy::selector::{map_selects, selector_matches};
+use serde::Deserialize;
 use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
@@ -48,12 +57,168 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Cache<K> {
     }
 }
 
+/// A running pod as the cache reads it: what [`ClusterLookups::ready_pods`] needs and what the
+/// watch needs to resume (name, namespace, uid, resourceVersion), nothing else.
+#[derive(Debug, Clone, Default)]
+pub struct ReadinessPod {
+    metadata: ObjectMeta,
+    /// A `Ready` condition that is `True`, and no deletion under way.
+    ready: bool,
+}
+
+impl<'de> Deserialize<'de> for ReadinessPod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Only these fields are materialised; serde skips the rest of the object unread.
+        #[derive(Deserialize)]
+        struct Wire {
+            metadata: WireMeta,
+            #[serde(default)]
+            status: Option<WireStatus>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct WireMeta {
+            name: Option<String>,
+            namespace: Option<String>,
+            uid: Option<String>,
+            resource_version: Option<String>,
+            #[serde(default)]
+            labels: Option<BTreeMap<String, String>>,
+            #[serde(default)]
+            deletion_timestamp: Option<serde::de::IgnoredAny>,
+        }
+        #[derive(Deserialize)]
+        struct WireStatus {
+            #[serde(default)]
+            conditions: Option<Vec<WireCondition>>,
+        }
+        #[derive(Deserialize)]
+        struct WireCondition {
+            #[serde(rename = "type")]
+            type_: String,
+            status: String,
+        }
+        let w = Wire::deserialize(d)?;
+        let ready = w.metadata.deletion_timestamp.is_none()
+            && w.status
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        Ok(ReadinessPod {
+            metadata: ObjectMeta {
+                name: w.metadata.name,
+                namespace: w.metadata.namespace,
+                uid: w.metadata.uid,
+                resource_version: w.metadata.resource_version,
+                labels: w.metadata.labels,
+                ..ObjectMeta::default()
+            },
+            ready,
+        })
+    }
+}
+
+impl Resource for ReadinessPod {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::KIND.into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::GROUP.into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::VERSION.into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::URL_PATH_SEGMENT.into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl From<&Pod> for ReadinessPod {
+    fn from(pod: &Pod) -> Self {
+        ReadinessPod {
+            metadata: ObjectMeta {
+                name: pod.metadata.name.clone(),
+                namespace: pod.metadata.namespace.clone(),
+                uid: pod.metadata.uid.clone(),
+                resource_version: pod.metadata.resource_version.clone(),
+                labels: pod.metadata.labels.clone(),
+                ..ObjectMeta::default()
+            },
+            ready: pod_ready(pod),
+        }
+    }
+}
+
+/// One pod in the index: its labels, and whether it is ready.
+type IndexedPod = (BTreeMap<String, String>, bool);
+
+/// Running pods by namespace, then name: their labels and readiness.
+#[derive(Debug, Default)]
+pub struct PodIndex {
+    by_namespace: HashMap<String, HashMap<String, IndexedPod>>,
+    len: usize,
+}
+
+impl PodIndex {
+    fn upsert(&mut self, pod: ReadinessPod) {
+        let ReadinessPod { metadata, ready } = pod;
+        let (Some(ns), Some(name)) = (metadata.namespace, metadata.name) else {
+            return;
+        };
+        let pods = self.by_namespace.entry(ns).or_default();
+        if pods
+            .insert(name, (metadata.labels.unwrap_or_default(), ready))
+            .is_none()
+        {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, pod: &ReadinessPod) {
+        let (Some(ns), Some(name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
+            return;
+        };
+        if let Some(pods) = self.by_namespace.get_mut(ns) {
+            if pods.remove(name).is_some() {
+                self.len -= 1;
+            }
+            if pods.is_empty() {
+                self.by_namespace.remove(ns);
+            }
+        }
+    }
+
+    /// Ready pods of `namespace` whose labels `selector` selects.
+    fn ready(&self, namespace: &str, selector: &BTreeMap<String, String>) -> usize {
+        self.by_namespace.get(namespace).map_or(0, |pods| {
+            pods.values()
+                .filter(|(labels, ready)| *ready && map_selects(selector, labels))
+                .count()
+        })
+    }
+}
+
+/// The pod index plus whether it has seen its first full list.
+#[derive(Clone, Default)]
+struct PodCache {
+    index: Arc<RwLock<PodIndex>>,
+    synced: Arc<AtomicBool>,
+}
+
 /// Watch-fed caches answering the policy's cluster questions.
 #[derive(Clone)]
 pub struct ClusterCache {
     pdbs: Cache<PodDisruptionBudget>,
     hpas: Cache<HorizontalPodAutoscaler>,
-    pods: Cache<Pod>,
+    pods: PodCache,
 }
 
 impl ClusterCache {
@@ -81,16 +246,13 @@ impl ClusterCache {
             },
             metrics.clone(),
         );
-        // Only running pods can be ready endpoints; everything but labels and the Ready
-        // condition is dropped before caching, so a large cluster costs little memory.
-        let pods = spawn_cache(
+        // Only running pods can be ready endpoints; only their labels and readiness are read.
+        let pods = spawn_pod_cache(
             tasks,
-            "pods",
-            Api::<Pod>::all(client),
+            Api::<ReadinessPod>::all(client),
             watcher::Config::default()
                 .any_semantic()
                 .fields("status.phase=Running"),
-            strip_pod,
             metrics.clone(),
         );
         ClusterCache { pdbs, hpas, pods }
@@ -102,6 +264,10 @@ impl ClusterCache {
         hpas: Store<HorizontalPodAutoscaler>,
         pods: Store<Pod>,
     ) -> Self {
+        let mut index = PodIndex::default();
+        for pod in pods.state() {
+            index.upsert(ReadinessPod::from(pod.as_ref()));
+        }
         let synced = || Arc::new(AtomicBool::new(true));
         ClusterCache {
             pdbs: Cache {
@@ -112,27 +278,53 @@ impl ClusterCache {
                 store: hpas,
                 synced: synced(),
             },
-            pods: Cache {
-                store: pods,
+            pods: PodCache {
+                index: Arc::new(RwLock::new(index)),
                 synced: synced(),
             },
         }
     }
 }
 
-fn strip_pod(pod: &mut Pod) {
-    pod.managed_fields_mut().clear();
-    pod.annotations_mut().clear();
-    pod.owner_references_mut().clear();
-    pod.spec = None;
-    if let Some(status) = pod.status.as_mut() {
-        let ready = status
-            .conditions
-            .take()
-            .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect());
-        *status = Default::default();
-        status.conditions = ready;
-    }
+/// The pod watch feeding a [`PodIndex`]: a relist builds a new index and swaps it in whole.
+fn spawn_pod_cache(
+    tasks: &mut JoinSet<()>,
+    api: Api<ReadinessPod>,
+    config: watcher::Config,
+    metrics: Metrics,
+) -> PodCache {
+    const RESOURCE: &str = "pods";
+    let cache = PodCache::default();
+    metrics.set_cache_ready(RESOURCE, false);
+    let PodCache { index, synced } = cache.clone();
+    tasks.spawn(async move {
+        let stream = watcher(api, config).default_backoff();
+        futures::pin_mut!(stream);
+        let mut relisted: Option<PodIndex> = None;
+        let write = || index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Init) => relisted = Some(PodIndex::default()),
+                Ok(watcher::Event::InitApply(pod)) => relisted.get_or_insert_default().upsert(pod),
+                Ok(watcher::Event::InitDone) => {
+                    let fresh = relisted.take().unwrap_or_default();
+                    let objects = fresh.len;
+                    *write() = fresh;
+                    if !synced.swap(true, Ordering::AcqRel) {
+                        metrics.set_cache_ready(RESOURCE, true);
+                        tracing::info!(resource = RESOURCE, objects, "cluster cache synced");
+                    }
+                }
+                Ok(watcher::Event::Apply(pod)) => write().upsert(pod),
+                Ok(watcher::Event::Delete(pod)) => write().remove(&pod),
+                // The backoff retries; RBAC or connectivity problems show up here.
+                Err(e) => {
+                    tracing::warn!(resource = RESOURCE, error = %e, "cluster watch error; retrying");
+                }
+            }
+        }
+    });
+    cache
 }
 
 fn spawn_cache<K>(
@@ -225,21 +417,15 @@ impl ClusterLookups for ClusterCache {
     }
 
     fn ready_pods(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Option<usize> {
-        let store = self.pods.get()?;
-        // Counted inside the store's read lock without collecting: `find` with a predicate
-        // that never matches visits every pod once and clones nothing. The cheap namespace
-        // comparison comes first.
-        let ready = std::cell::Cell::new(0usize);
-        let _ = store.find(|pod| {
-            if pod.metadata.namespace.as_deref() == Some(namespace)
-                && map_selects(selector, pod.labels())
-                && pod_ready(pod)
-            {
-                ready.set(ready.get() + 1);
-            }
-            false
-        });
-        Some(ready.get())
+        if !self.pods.synced.load(Ordering::Acquire) {
+            return None;
+        }
+        let index = self
+            .pods
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(index.ready(namespace, selector))
     }
 }
 
@@ -262,11 +448,9 @@ mod tests {
                 store: hpas,
                 synced: unsynced(),
             },
-            pods: Cache {
-                store,
-                synced: unsynced(),
-            },
+            pods: PodCache::default(),
         };
+        drop(store);
         let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
         assert_eq!(cache.autoscaled("shop", "Deployment", "web"), None);
         assert_eq!(cache.pdb_covers("shop", &labels), None);
@@ -276,30 +460,65 @@ mod tests {
     }
 
     #[test]
-    fn stripped_pod_keeps_what_readiness_needs() {
-        let mut pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "p", "namespace": "shop", "labels": {"app": "web"},
+    fn readiness_pod_keeps_what_readiness_needs() {
+        let full = serde_json::json!({
+            "metadata": {"name": "p", "namespace": "shop", "labels": {"app": "web"}, "uid": "u1",
+                         "resourceVersion": "7",
                          "annotations": {"big": "x"}, "managedFields": [{"manager": "kubelet"}]},
             "spec": {"containers": [{"name": "c", "image": "i"}]},
             "status": {"phase": "Running", "podIP": "10.0.0.1",
                        "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]}
-        }))
-        .expect("pod");
-        strip_pod(&mut pod);
-        assert!(pod.spec.is_none());
-        assert!(
-            pod.metadata
-                .annotations
-                .as_ref()
-                .is_none_or(|a| a.is_empty())
-        );
+        });
+        let pod: ReadinessPod = serde_json::from_value(full.clone()).expect("pod");
+        assert!(pod.metadata.annotations.is_none() && pod.metadata.managed_fields.is_none());
         assert_eq!(pod.labels().get("app").map(String::as_str), Some("web"));
-        assert!(pod_ready(&pod));
-        let conditions = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .map(Vec::len);
-        assert_eq!(conditions, Some(1));
+        assert_eq!(pod.metadata.resource_version.as_deref(), Some("7"));
+        assert!(pod.ready);
+        // The same as the full pod says.
+        let typed: Pod = serde_json::from_value(full.clone()).expect("pod");
+        assert_eq!(ReadinessPod::from(&typed).ready, pod_ready(&typed));
+        // Not ready: a False condition, or a deletion under way.
+        let mut unready = full.clone();
+        unready["status"]["conditions"][0]["status"] = "False".into();
+        assert!(
+            !serde_json::from_value::<ReadinessPod>(unready)
+                .expect("pod")
+                .ready
+        );
+        let mut deleting = full;
+        deleting["metadata"]["deletionTimestamp"] = "2026-11-22T23:10:24Z".into();
+        assert!(
+            !serde_json::from_value::<ReadinessPod>(deleting)
+                .expect("pod")
+                .ready
+        );
+    }
+
+    #[test]
+    fn the_pod_index_counts_one_namespace() {
+        let pod = |ns: &str, name: &str, app: &str, ready: bool| ReadinessPod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                labels: Some(BTreeMap::from([("app".to_string(), app.to_string())])),
+                ..ObjectMeta::default()
+            },
+            ready,
+        };
+        let mut index = PodIndex::default();
+        index.upsert(pod("shop", "a", "web", true));
+        index.upsert(pod("shop", "b", "web", false));
+        index.upsert(pod("shop", "c", "db", true));
+        index.upsert(pod("other", "a", "web", true));
+        let web = BTreeMap::from([("app".to_string(), "web".to_string())]);
+        assert_eq!(index.ready("shop", &web), 1);
+        // b turns ready (an update replaces it), a goes.
+        index.upsert(pod("shop", "b", "web", true));
+        index.remove(&pod("shop", "a", "web", true));
+        assert_eq!(index.ready("shop", &web), 1);
+        assert_eq!(index.ready("other", &web), 1);
+        assert_eq!(index.len, 3);
+        index.remove(&pod("other", "a", "web", true));
+        assert!(!index.by_namespace.contains_key("other"));
     }
 }

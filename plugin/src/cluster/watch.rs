@@ -1,6 +1,7 @@
 //! One watch loop that feeds the rollout judge: the workload, its ReplicaSets, its pods (by the
-//! workload's selector) and the namespace's events about them, as `kube::runtime::watcher`
-//! streams merged into one. No polling: the judge runs after every batch of watch events, and
+//! workload's selector) and the events about each of them (one field-selected feed per object,
+//! as `kubectl describe` reads them: the namespace's other events are never read), as
+//! `kube::runtime::watcher` streams merged into one. No polling: the judge runs after every batch of watch events, and
 //! once more at the time the judge asks for ([`Verdict::recheck_at`], when a readiness budget
 //! runs out with no event to announce it) or the hold names ([`WatchOptions::hold`], when the
 //! new pods will have been Ready long enough).
@@ -19,11 +20,12 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::stream::AbortHandle;
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -143,7 +145,8 @@ enum Feed {
     Workload,
     ReplicaSets,
     Pods,
-    Events,
+    /// The events about one object (an id of [`EventFeeds`]).
+    Events(u32),
 }
 
 impl Feed {
@@ -152,7 +155,7 @@ impl Feed {
             Feed::Workload => super::refs::resource_name(kind),
             Feed::ReplicaSets => "replicasets.apps",
             Feed::Pods => "pods",
-            Feed::Events => "events",
+            Feed::Events(_) => "events",
         }
     }
 }
@@ -180,12 +183,161 @@ where
         .boxed()
 }
 
-/// Whether an event concerns the workload, its ReplicaSets or its pods (all named after it).
-fn event_relevant(e: &Event, name: &str) -> bool {
-    let n = e.involved_object.name.as_deref().unwrap_or_default();
-    n == name
-        || n.strip_prefix(name)
-            .is_some_and(|rest| rest.starts_with('-'))
+/// An object the rollout is made of, whose events are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Involved {
+    kind: &'static str,
+    name: String,
+    uid: String,
+}
+
+impl Involved {
+    fn of(kind: &'static str, meta: &ObjectMeta) -> Option<Involved> {
+        Some(Involved {
+            kind,
+            name: meta.name.clone()?,
+            uid: meta.uid.clone()?,
+        })
+    }
+
+    /// The events about this object and no other (the uid tells it from an earlier object of
+    /// the same name), as `kubectl describe` selects them.
+    fn field_selector(&self) -> String {
+        format!(
+            "involvedObject.kind={},involvedObject.name={},involvedObject.uid={}",
+            self.kind, self.name, self.uid
+        )
+    }
+
+    fn is_about(&self, e: &Event) -> bool {
+        e.involved_object.uid.as_deref() == Some(self.uid.as_str())
+    }
+}
+
+/// The objects of the rollout as the state holds them: the workload, its ReplicaSets (newest
+/// first), its pods; at most [`MAX_EVENT_FEEDS`].
+fn involved_objects(state: &RolloutState) -> (Vec<Involved>, usize) {
+    let mut all = Vec::new();
+    if let Some(w) = state.workload() {
+        let kind = match w {
+            judge::Workload::Deployment(_) => "Deployment",
+            judge::Workload::StatefulSet(_) => "StatefulSet",
+            judge::Workload::DaemonSet(_) => "DaemonSet",
+        };
+        all.extend(Involved::of(kind, w.metadata()));
+    }
+    let mut rss: Vec<&ReplicaSet> = state.replica_sets().collect();
+    rss.sort_by(|a, b| {
+        b.metadata
+            .creation_timestamp
+            .cmp(&a.metadata.creation_timestamp)
+    });
+    all.extend(
+        rss.into_iter()
+            .filter_map(|rs| Involved::of("ReplicaSet", &rs.metadata)),
+    );
+    all.extend(
+        state
+            .pods()
+            .filter_map(|p| Involved::of("Pod", &p.metadata)),
+    );
+    let total = all.len();
+    all.truncate(MAX_EVENT_FEEDS);
+    (all, total)
+}
+
+/// Event watches held open at once, at most: one per object covers the workload, its
+/// ReplicaSets and this many pods less a dozen; a bigger rollout's further pods are judged
+/// without their events (said once).
+const MAX_EVENT_FEEDS: usize = 64;
+
+/// The event feeds: one watch per object of the rollout, opened when the object appears and
+/// closed when it goes (its events stay in the state until they age out).
+#[derive(Default)]
+struct EventFeeds {
+    next: u32,
+    /// uid → (feed id, what stops it).
+    open: HashMap<String, (u32, AbortHandle)>,
+    /// Events may not be read (403): no feed is opened any more.
+    forbidden: bool,
+    /// More objects than [`MAX_EVENT_FEEDS`] was said.
+    capped_noted: bool,
+}
+
+impl EventFeeds {
+    /// Opens a feed for each object of the rollout without one, and closes those of objects
+    /// gone; `tracker` learns which object each feed is about (for relists).
+    fn sync(
+        &mut self,
+        cluster: &Cluster,
+        tracker: &mut Tracker,
+        feeds: &mut SelectAll<BoxStream<'static, Item>>,
+        view: &mut dyn WatchView,
+    ) {
+        if self.forbidden {
+            return;
+        }
+        let (wanted, total) = involved_objects(&tracker.state);
+        if total > wanted.len() && !self.capped_noted {
+            self.capped_noted = true;
+            view.note(&format!(
+                "note: events are followed for {} of the rollout's {total} objects (the workload, its ReplicaSets, then pods)",
+                wanted.len()
+            ));
+        }
+        let keep: HashSet<&str> = wanted.iter().map(|i| i.uid.as_str()).collect();
+        self.open.retain(|uid, (id, stop)| {
+            let kept = keep.contains(uid.as_str());
+            if !kept {
+                stop.abort();
+                tracker.involved.remove(id);
+            }
+            kept
+        });
+        for inv in wanted {
+            if self.open.contains_key(&inv.uid) {
+                continue;
+            }
+            let id = self.next;
+            self.next += 1;
+            let config = watcher::Config::default().fields(&inv.field_selector());
+            let (stream, stop) = futures::stream::abortable(event_feed(feed(
+                cluster.events(),
+                config,
+                Feed::Events(id),
+            )));
+            self.open.insert(inv.uid.clone(), (id, stop));
+            tracker.involved.insert(id, inv);
+            feeds.push(stream.boxed());
+        }
+    }
+
+    /// After a 403 on events: close every feed, open no more.
+    fn close_all(&mut self) {
+        self.forbidden = true;
+        for (_, stop) in self.open.values() {
+            stop.abort();
+        }
+        self.open.clear();
+    }
+}
+
+/// One object's events, until the first 403 (events are optional: a user who may not read them
+/// still gets verdicts, so a 403 ends the event feeds only).
+fn event_feed(events: BoxStream<'static, Item>) -> BoxStream<'static, Item> {
+    events
+        .scan(false, |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            if let (_, Err(e)) = &item
+                && watcher_api_error(e).is_some_and(is_forbidden)
+            {
+                *ended = true;
+            }
+            futures::future::ready(Some(item))
+        })
+        .boxed()
 }
 
 fn strip(o: &mut Object) {
@@ -247,34 +399,7 @@ fn feeds(
         ));
     }
     all.push(feed(cluster.pods(), by_selector, Feed::Pods));
-    // Events of the whole namespace, kept when they are about the workload, its ReplicaSets or
-    // pods (field selectors cannot say "any of these names"). Events are optional: a user who
-    // may not read them still gets verdicts, so a 403 ends this feed only.
-    let name = target.name.clone();
-    let events = feed(cluster.events(), watcher::Config::default(), Feed::Events)
-        .filter(move |(_, r)| {
-            let keep = match r {
-                Ok(
-                    watcher::Event::Apply(Object::Event(e))
-                    | watcher::Event::InitApply(Object::Event(e)),
-                ) => event_relevant(e, &name),
-                _ => true,
-            };
-            futures::future::ready(keep)
-        })
-        .scan(false, |ended, item| {
-            if *ended {
-                return futures::future::ready(None);
-            }
-            if let (_, Err(e)) = &item
-                && watcher_api_error(e).is_some_and(is_forbidden)
-            {
-                *ended = true;
-            }
-            futures::future::ready(Some(item))
-        })
-        .boxed();
-    all.push(events);
+    // The events feeds are opened per object as the objects appear (`EventFeeds`).
     futures::stream::select_all(all)
 }
 
@@ -296,6 +421,8 @@ struct Tracker {
     needed: Vec<Feed>,
     /// Events are listed and watched (not forbidden).
     events_readable: bool,
+    /// The object each events feed is about.
+    involved: HashMap<u32, Involved>,
 }
 
 impl Tracker {
@@ -310,6 +437,7 @@ impl Tracker {
             synced: HashSet::new(),
             needed,
             events_readable: true,
+            involved: HashMap::new(),
         }
     }
 
@@ -365,10 +493,13 @@ impl Tracker {
                 .filter(|o| !seen.contains(&key(&o.metadata)))
                 .map(|o| Object::from(o.clone()))
                 .collect(),
-            Feed::Events => self
+            Feed::Events(id) => self
                 .state
                 .events()
-                .filter(|o| !seen.contains(&key(&o.metadata)))
+                .filter(|o| {
+                    !seen.contains(&key(&o.metadata))
+                        && self.involved.get(&id).is_some_and(|i| i.is_about(o))
+                })
                 .map(|o| Object::from(o.clone()))
                 .collect(),
         };
@@ -414,7 +545,13 @@ async fn with_pod_events(
         Some(pod) => f.events.iter().any(|e| e.object == format!("Pod/{pod}")),
         None => true,
     };
-    if about_pod(&failure) || !tracker.events_readable || !tracker.synced.contains(&Feed::Events) {
+    let pod_followed = failure.pod.as_deref().is_some_and(|pod| {
+        tracker
+            .involved
+            .values()
+            .any(|i| i.kind == "Pod" && i.name == pod)
+    });
+    if about_pod(&failure) || !tracker.events_readable || !pod_followed {
         return failure;
     }
     let mut best = failure;
@@ -460,6 +597,7 @@ pub async fn watch_rollout(
     let selector = workload_selector(cluster, target).await?;
     let selector = selector_string(&selector, &target.to_string(), &cluster.namespace)?;
     let mut feeds = feeds(cluster, target, &selector);
+    let mut event_feeds = EventFeeds::default();
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let ctrl_c = opts.interrupt.wait();
     tokio::pin!(ctrl_c);
@@ -516,9 +654,11 @@ pub async fn watch_rollout(
                         Ok(ev) => tracker.apply(which, ev),
                         Err(e) => {
                             let api = watcher_api_error(&e);
-                            if which == Feed::Events && api.is_some_and(is_forbidden) {
-                                view.note("note: events are not readable here (forbidden); failures are reported without them");
-                                tracker.synced.insert(Feed::Events);
+                            if matches!(which, Feed::Events(_)) && api.is_some_and(is_forbidden) {
+                                if tracker.events_readable {
+                                    view.note("note: events are not readable here (forbidden); failures are reported without them");
+                                }
+                                event_feeds.close_all();
                                 tracker.events_readable = false;
                                 continue;
                             }
@@ -544,6 +684,9 @@ pub async fn watch_rollout(
             }
             _ = tokio::time::sleep_until(wake.unwrap_or(deadline)), if wake.is_some() => {}
         }
+        // The events of what appeared (a new ReplicaSet, new pods) are followed from now on
+        // (each feed lists first: nothing said before is missed).
+        event_feeds.sync(cluster, &mut tracker, &mut feeds, view);
         // Judged after every batch of events, and at the time the judge or the hold named.
         if !tracker.ready() {
             continue;
@@ -682,17 +825,25 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
     for p in pods.items {
         state.upsert(Object::from(p as Pod));
     }
-    // Events are optional (see `feeds`).
-    if let Ok(events) = cluster.events().list(&ListParams::default()).await {
-        let mut events: Vec<Event> = events
-            .items
-            .into_iter()
-            .filter(|e| event_relevant(e, &target.name))
-            .collect();
-        events.sort_by_key(event_time);
-        for e in events {
-            state.upsert(Object::from(e));
-        }
+    // The events about each object (a few lists at a time); optional, as in `watch_rollout`:
+    // a 403 leaves them out.
+    let (involved, _) = involved_objects(&state);
+    let api = cluster.events();
+    let lists: Vec<Option<Vec<Event>>> = futures::stream::iter(involved)
+        .map(|inv| {
+            let api = api.clone();
+            async move {
+                let lp = ListParams::default().fields(&inv.field_selector());
+                api.list(&lp).await.ok().map(|l| l.items)
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let mut events: Vec<Event> = lists.into_iter().flatten().flatten().collect();
+    events.sort_by_key(event_time);
+    for e in events {
+        state.upsert(Object::from(e));
     }
     Ok(state)
 }
@@ -701,20 +852,107 @@ pub async fn snapshot(cluster: &Cluster, target: &WorkloadRef) -> Result<Rollout
 mod tests {
     use super::*;
 
+    fn object(kind: &str, name: &str, uid: &str) -> Object {
+        let v = serde_json::json!({"metadata": {"name": name, "namespace": "s", "uid": uid}});
+        match kind {
+            "Deployment" => Object::from(
+                serde_json::from_value::<Deployment>(serde_json::json!({
+                    "metadata": v["metadata"], "spec": {"selector": {}, "template": {}}
+                }))
+                .unwrap(),
+            ),
+            "ReplicaSet" => Object::from(
+                serde_json::from_value::<ReplicaSet>(serde_json::json!({
+                    "metadata": v["metadata"], "spec": {"selector": {}}
+                }))
+                .unwrap(),
+            ),
+            _ => Object::from(serde_json::from_value::<Pod>(v).unwrap()),
+        }
+    }
+
+    fn event(name: &str, involved_name: &str, involved_uid: &str) -> Object {
+        Object::from(
+            serde_json::from_value::<Event>(serde_json::json!({
+                "metadata": {"name": name, "namespace": "s"},
+                "involvedObject": {"name": involved_name, "uid": involved_uid}
+            }))
+            .unwrap(),
+        )
+    }
+
     #[test]
-    fn relevant_events_are_named_after_the_workload() {
-        let ev = |n: &str| Event {
-            involved_object: k8s_openapi::api::core::v1::ObjectReference {
-                name: Some(n.into()),
-                ..Default::default()
+    fn events_are_selected_per_object_of_the_rollout() {
+        let mut state = RolloutState::new();
+        state.upsert(object("Deployment", "web", "d1"));
+        state.upsert(object("ReplicaSet", "web-7bd446db9", "r1"));
+        state.upsert(object("Pod", "web-7bd446db9-x2b4z", "p1"));
+        let (involved, total) = involved_objects(&state);
+        assert_eq!(total, 3);
+        let selectors: Vec<String> = involved.iter().map(Involved::field_selector).collect();
+        assert_eq!(
+            selectors,
+            [
+                "involvedObject.kind=Deployment,involvedObject.name=web,involvedObject.uid=d1",
+                "involvedObject.kind=ReplicaSet,involvedObject.name=web-7bd446db9,involvedObject.uid=r1",
+                "involvedObject.kind=Pod,involvedObject.name=web-7bd446db9-x2b4z,involvedObject.uid=p1",
+            ]
+        );
+        // Many pods: the feeds stop at the cap, the workload and ReplicaSets first.
+        for i in 0..100 {
+            state.upsert(object(
+                "Pod",
+                &format!("web-7bd446db9-{i}"),
+                &format!("pp{i}"),
+            ));
+        }
+        let (involved, total) = involved_objects(&state);
+        assert_eq!((involved.len(), total), (MAX_EVENT_FEEDS, 103));
+        assert_eq!(involved[0].kind, "Deployment");
+        assert_eq!(involved[1].kind, "ReplicaSet");
+    }
+
+    #[test]
+    fn an_events_relist_prunes_only_its_own_object() {
+        let mut t = Tracker::new(WorkloadKind::Deployment);
+        t.involved.insert(
+            0,
+            Involved {
+                kind: "Pod",
+                name: "a".into(),
+                uid: "ua".into(),
             },
-            ..Default::default()
-        };
-        assert!(event_relevant(&ev("web"), "web"));
-        assert!(event_relevant(&ev("web-7bd446db9"), "web"));
-        assert!(event_relevant(&ev("web-7bd446db9-x2b4z"), "web"));
-        assert!(!event_relevant(&ev("webshop"), "web"));
-        assert!(!event_relevant(&ev("api"), "web"));
+        );
+        t.involved.insert(
+            1,
+            Involved {
+                kind: "Pod",
+                name: "b".into(),
+                uid: "ub".into(),
+            },
+        );
+        for (feed, e) in [
+            (0, event("ea1", "a", "ua")),
+            (0, event("ea2", "a", "ua")),
+            (1, event("eb", "b", "ub")),
+        ] {
+            t.apply(Feed::Events(feed), watcher::Event::Apply(e));
+        }
+        assert_eq!(t.state.events().count(), 3);
+        // Pod a's feed relists without ea2: only ea2 goes.
+        t.apply(Feed::Events(0), watcher::Event::Init);
+        t.apply(
+            Feed::Events(0),
+            watcher::Event::InitApply(event("ea1", "a", "ua")),
+        );
+        t.apply(Feed::Events(0), watcher::Event::InitDone);
+        let mut left: Vec<String> = t
+            .state
+            .events()
+            .filter_map(|e| e.metadata.name.clone())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["ea1", "eb"]);
     }
 
     #[test]

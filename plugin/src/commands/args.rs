@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use kube::config::KubeConfigOptions;
 use rollout_safe_policy::RolloutPolicy;
 use rollout_safe_policy::gates::parse_gate;
+use rollout_safe_policy::gitops::{self, ARGOCD_DEFAULT_TRACKING_LABEL};
 use rollout_safe_policy::strategy::edit::{EnvEdit, ImageSet};
 
 use crate::cluster::client::{Cluster, ConnectOptions};
@@ -96,6 +97,34 @@ impl PolicyArg {
 pub struct WorkloadArg {
     /// deploy/NAME, deployment/NAME, deployment.apps/NAME (also sts/ and ds/ where supported).
     pub workload: String,
+}
+
+/// Living beside Argo CD and Flux: the commands that write a workload refuse a GitOps-owned one
+/// (its next sync would revert them) unless told otherwise.
+#[derive(Debug, Clone, Args)]
+pub struct GitopsArgs {
+    /// Act on a workload that Argo CD or Flux manages, although its next sync may revert it
+    /// (not implied by --force, which ignores the policy).
+    #[arg(long)]
+    pub allow_gitops_owned: bool,
+    /// Argo CD's tracking label (its `application.instanceLabelKey`); empty when Argo CD tracks
+    /// by annotation only.
+    #[arg(
+        long,
+        env = "ROLLOUT_SAFE_ARGOCD_TRACKING_LABEL",
+        value_name = "KEY",
+        default_value = ARGOCD_DEFAULT_TRACKING_LABEL
+    )]
+    pub argocd_tracking_label: String,
+}
+
+impl GitopsArgs {
+    pub fn settings(&self) -> gitops::Settings {
+        gitops::Settings {
+            tracking: gitops::Tracking::with_label(&self.argocd_tracking_label),
+            allow_owned: self.allow_gitops_owned,
+        }
+    }
 }
 
 /// Watching a rollout to its end.

@@ -15,8 +15,8 @@ use rollout_safe_policy::strategy::schema::{ann, annotation_i32, replicas};
 use serde_json::{Value, json};
 
 use super::args::{
-    DataFormat, DataOutput, GateArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg, json_text,
-    parse_duration, yaml_text,
+    DataFormat, DataOutput, GateArgs, GitopsArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg,
+    json_text, parse_duration, yaml_text,
 };
 use super::context::Context;
 use crate::cluster::client::Cluster;
@@ -78,6 +78,8 @@ pub struct BlueGreenStart {
     pub gates: Box<GateArgs>,
     #[command(flatten)]
     pub policy: PolicyArg,
+    #[command(flatten)]
+    pub gitops: GitopsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +189,7 @@ async fn start(ctx: &Context, a: BlueGreenStart) -> Result<Outcome, Error> {
         watch: a.watch.settings(),
         policy,
         gates,
+        gitops: a.gitops.settings(),
     }
     .run(&ctx.session(cluster))
     .await

@@ -7,7 +7,9 @@ use clap::{Args, Subcommand};
 use rollout_safe_policy::WorkloadKind;
 use rollout_safe_policy::strategy::canary::validate_steps;
 
-use super::args::{GateArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg, parse_duration};
+use super::args::{
+    GateArgs, GitopsArgs, ImageArgs, PolicyArg, WatchArgs, WorkloadArg, parse_duration,
+};
 use super::context::Context;
 use crate::cluster::refs::WorkloadRef;
 use crate::error::Error;
@@ -51,6 +53,8 @@ pub struct CanaryStart {
     pub gates: GateArgs,
     #[command(flatten)]
     pub policy: PolicyArg,
+    #[command(flatten)]
+    pub gitops: GitopsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +118,7 @@ async fn start(ctx: &Context, a: CanaryStart) -> Result<Outcome, Error> {
         watch: a.watch.settings(),
         policy: a.policy.load()?,
         gates: a.gates.settings()?,
+        gitops: a.gitops.settings(),
     };
     let cluster = ctx.kube.connect_one_namespace("canary").await?;
     canary.run(&ctx.session(cluster)).await

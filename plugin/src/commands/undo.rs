@@ -3,7 +3,7 @@
 use clap::Args;
 use rollout_safe_policy::WorkloadKind;
 
-use super::args::{WatchArgs, WorkloadArg};
+use super::args::{GitopsArgs, WatchArgs, WorkloadArg};
 use super::context::Context;
 use crate::cluster::refs::WorkloadRef;
 use crate::error::Error;
@@ -28,6 +28,8 @@ pub struct UndoArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
+    #[command(flatten)]
+    pub gitops: GitopsArgs,
 }
 
 pub async fn run(ctx: &Context, args: UndoArgs) -> Result<Outcome, Error> {
@@ -48,6 +50,7 @@ pub async fn run(ctx: &Context, args: UndoArgs) -> Result<Outcome, Error> {
         to_revision: args.to_revision,
         dry_run: args.dry_run,
         watch: args.watch.settings(),
+        gitops: args.gitops.settings(),
     }
     .run(&ctx.session(cluster))
     .await

@@ -6,8 +6,8 @@ use clap::{Args, ValueEnum};
 use rollout_safe_policy::WorkloadKind;
 
 use super::args::{
-    GateArgs, ImageArgs, PolicyArg, WATCH_EXIT_HELP, WatchArgs, WorkloadArg, parse_duration,
-    parse_env,
+    GateArgs, GitopsArgs, ImageArgs, PolicyArg, WATCH_EXIT_HELP, WatchArgs, WorkloadArg,
+    parse_duration, parse_env,
 };
 use super::context::Context;
 use crate::cluster::refs::WorkloadRef;
@@ -55,6 +55,8 @@ pub struct UpdateArgs {
     pub gates: GateArgs,
     #[command(flatten)]
     pub policy: PolicyArg,
+    #[command(flatten)]
+    pub gitops: GitopsArgs,
     /// Test hook (the e2e conflict test): after reading the Deployment, wait for a line on stdin
     /// before the first write.
     #[arg(long, hide = true)]
@@ -81,6 +83,7 @@ pub async fn run(ctx: &Context, args: UpdateArgs) -> Result<Outcome, Error> {
         policy: args.policy.load()?,
         bake: args.bake,
         gates: Some(args.gates.settings()?),
+        gitops: args.gitops.settings(),
         pause_before_write: args.debug_pause_before_write,
     };
     let cluster = ctx.kube.connect_one_namespace("update").await?;

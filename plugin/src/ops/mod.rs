@@ -7,6 +7,7 @@ pub mod bluegreen;
 pub mod board;
 pub mod canary;
 pub mod gates;
+pub mod gitops;
 pub mod pause;
 pub mod preflight;
 pub mod session;

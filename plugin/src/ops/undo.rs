@@ -4,8 +4,10 @@
 
 use std::time::Instant;
 
+use rollout_safe_policy::gitops::Settings as GitopsSettings;
 use rollout_safe_policy::judge::equal_ignore_hash;
 
+use super::gitops::refuse_gitops_owned;
 use super::session::{Session, WatchSettings, outcome_of};
 use crate::cluster::deployments::get_deployment;
 use crate::cluster::patch::precondition_patch;
@@ -27,6 +29,8 @@ pub struct Undo {
     /// Show what would be rolled back to, change nothing.
     pub dry_run: bool,
     pub watch: WatchSettings,
+    /// Argo CD's tracking, and whether a GitOps-owned Deployment may be rolled back.
+    pub gitops: GitopsSettings,
 }
 
 impl Undo {
@@ -35,6 +39,7 @@ impl Undo {
         let target = WorkloadRef::deployment(&self.name);
         let wl = target.to_string();
         let d = get_deployment(cluster, &self.name).await?;
+        refuse_gitops_owned(&self.gitops, "undo", &wl, &d.metadata)?;
         let rss = owned_replica_sets(cluster, &d).await?;
         let revs = revisions(&d, &rss);
         let to = undo_target(&self.name, &revs, self.to_revision)?;

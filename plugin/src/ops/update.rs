@@ -13,7 +13,10 @@ use rollout_safe_policy::judge::{REVISION_ANNOTATION, equal_ignore_hash, normali
 use rollout_safe_policy::strategy::edit::{EnvEdit, ImageSet, edit, images_text, template_images};
 use rollout_safe_policy::{RolloutPolicy, Workload};
 
+use rollout_safe_policy::gitops::Settings as GitopsSettings;
+
 use super::gates::{GateRunner, GateSettings, Subject, waiting_text};
+use super::gitops::refuse_gitops_owned;
 use super::preflight::Preflight;
 use super::session::{Session, WatchSettings, outcome_of};
 use crate::cluster::client::{Cluster, FIELD_MANAGER};
@@ -57,6 +60,8 @@ pub struct SafeUpdate {
     /// and a failing one rolls it back. `None`: no gates at all, not even the policy file's
     /// (a canary's promotion, whose version the canary steps judged).
     pub gates: Option<GateSettings>,
+    /// Argo CD's tracking, and whether a GitOps-owned Deployment may be updated.
+    pub gitops: GitopsSettings,
     /// Test hook (the e2e conflict test): after reading the Deployment, wait for a line on
     /// stdin before the first write.
     pub pause_before_write: bool,
@@ -71,6 +76,12 @@ impl SafeUpdate {
         let cluster = &s.cluster;
         let target = WorkloadRef::deployment(&self.name);
         let current = get_deployment(cluster, &self.name).await?;
+        refuse_gitops_owned(
+            &self.gitops,
+            "update",
+            &target.to_string(),
+            &current.metadata,
+        )?;
         let facts = facts_for(cluster, &as_workload(&current)).await;
         let mut preflight = Preflight::new(
             self.policy.for_namespace(Some(&cluster.namespace)),

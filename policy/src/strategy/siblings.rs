@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use super::edit::{EditError, ImageSet, edit};
 use super::schema::set_annotation;
 use crate::change_cause::CHANGE_CAUSE_ANNOTATION;
+use crate::gitops::{Tracking, strip_ownership};
 use crate::judge::{equal_ignore_hash, normalized_template};
 use crate::selector::{map_text, selector_matches};
 
@@ -63,7 +64,11 @@ pub fn derived_template(
 }
 
 /// A new Deployment beside `source` (the active colour, or the stable one): its spec with the
-/// derived template, its selector plus `key=value`, `replicas`, and `annotations`.
+/// derived template, its selector plus `key=value`, `replicas`, its labels and `annotations`.
+/// Never the source's GitOps ownership labels (`tracking`): a Deployment that is not in Git
+/// must not join the application, or Argo CD's auto-prune would delete the very Deployment
+/// serving traffic. (The pod template keeps its labels: pods are owned by the Deployment, and
+/// the Service's selector may use them.)
 pub fn sibling_deployment(
     source: &Deployment,
     name: &str,
@@ -71,6 +76,7 @@ pub fn sibling_deployment(
     (key, value): (&str, &str),
     replicas: i32,
     annotations: &[(&str, &str)],
+    tracking: &Tracking,
 ) -> Deployment {
     let mut spec = source.spec.clone();
     spec.template = template;
@@ -86,6 +92,7 @@ pub fn sibling_deployment(
     };
     d.metadata.name = Some(name.to_owned());
     d.metadata.labels = source.metadata.labels.clone();
+    strip_ownership(&mut d.metadata, tracking);
     for (k, v) in annotations {
         set_annotation(&mut d, k, Some(v));
     }
@@ -163,6 +170,7 @@ mod tests {
             (COLOR_LABEL, "green"),
             3,
             &[(ann::COLOR, "green")],
+            &Tracking::default(),
         );
         assert_eq!(g.metadata.name.as_deref(), Some("shop-green"));
         assert!(
@@ -189,6 +197,57 @@ mod tests {
             derived_template(&blue, &imgs(&[("web", "x")]), COLOR_LABEL, "green"),
             Err(EditError::UnknownContainer { .. })
         ));
+    }
+
+    #[test]
+    fn siblings_never_carry_gitops_ownership() {
+        use crate::gitops::{self, owner};
+        let mut blue = shop();
+        let tracking = Tracking::with_label("example.com/app");
+        let labels = blue.metadata.labels.get_or_insert_default();
+        for k in [
+            gitops::ARGOCD_DEFAULT_TRACKING_LABEL,
+            "example.com/app",
+            gitops::FLUX_KUSTOMIZE_NAME,
+            gitops::FLUX_KUSTOMIZE_NAMESPACE,
+            gitops::FLUX_HELM_NAME,
+            gitops::FLUX_HELM_NAMESPACE,
+        ] {
+            labels.insert(k.into(), "shop".into());
+        }
+        // A pod template label the Service may select on is kept.
+        set_label(
+            &mut blue.spec.template,
+            gitops::ARGOCD_DEFAULT_TRACKING_LABEL,
+            "shop",
+        );
+        blue.metadata.annotations.get_or_insert_default().insert(
+            gitops::ARGOCD_TRACKING_ID.into(),
+            "shop:apps/Deployment:default/shop".into(),
+        );
+        assert!(owner(&blue.metadata, &tracking).is_some());
+        let t = derived_template(&blue, &imgs(&[("app", "shop:2")]), COLOR_LABEL, "green").unwrap();
+        let g = sibling_deployment(
+            &blue,
+            "shop-green",
+            t,
+            (COLOR_LABEL, "green"),
+            3,
+            &[(ann::COLOR, "green")],
+            &tracking,
+        );
+        assert_eq!(owner(&g.metadata, &tracking), None);
+        assert_eq!(owner(&g.metadata, &Tracking::default()), None);
+        assert_eq!(
+            g.metadata.labels,
+            Some(BTreeMap::from([("team".into(), "x".into())]))
+        );
+        assert_eq!(annotation(&g, gitops::ARGOCD_TRACKING_ID), None);
+        assert_eq!(annotation(&g, ann::COLOR), Some("green"));
+        assert_eq!(
+            template_labels(&g.spec.template).get(gitops::ARGOCD_DEFAULT_TRACKING_LABEL),
+            Some(&"shop".to_owned())
+        );
     }
 
     #[test]

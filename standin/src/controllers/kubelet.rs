@@ -51,6 +51,10 @@ impl ObjectController for Kubelet {
         }
         Ok(())
     }
+
+    fn wants(&self, pod: &Value) -> bool {
+        pod["status"]["startTime"].is_null()
+    }
 }
 
 impl Kubelet {

@@ -7,6 +7,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use rollout_safe_policy::RolloutPolicy;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
+use rollout_safe_policy::gitops::{Settings as GitopsSettings, Tracking};
 use rollout_safe_policy::strategy::bluegreen::{
     BgState, Color, Phase, Refusal, base_of, color_deployment_name, refuse_during_canary,
     selector_color, service_of, service_selector,
@@ -159,6 +160,9 @@ pub struct BlueGreen {
     /// Metric gates (with the policy file's): they must pass during `--bake` before the switch,
     /// and a failing one in the rollback window switches back.
     pub gates: GateSettings,
+    /// Argo CD's tracking (never copied onto the new colour), and whether a GitOps-owned
+    /// Deployment may be switched.
+    pub gitops: GitopsSettings,
 }
 
 /// The gates' subject: a colour.
@@ -197,6 +201,7 @@ pub fn new_colour(
     images: &[ImageSet],
     active: Color,
     target: Color,
+    tracking: &Tracking,
 ) -> Result<Deployment, Error> {
     let template = derived_template(active_dep, images, COLOR_LABEL, target.as_str())?;
     let cause = colour_cause(
@@ -217,6 +222,7 @@ pub fn new_colour(
             (ann::SERVICE, &bg.service),
             (CHANGE_CAUSE_ANNOTATION, &cause),
         ],
+        tracking,
     ))
 }
 

@@ -48,7 +48,14 @@ pub async fn deploy(
     let active_dep = bg.deployment(active).await?;
     let n = replicas(&active_dep);
     let tname = bg.name(target);
-    let wanted = new_colour(bg, &active_dep, &a.images, active, target)?;
+    let wanted = new_colour(
+        bg,
+        &active_dep,
+        &a.images,
+        active,
+        target,
+        &a.gitops.tracking,
+    )?;
     preflight.check(
         &format!("bring up {}", bg.show(target)),
         &as_workload(&wanted),

@@ -28,6 +28,7 @@ use crate::cluster::watch::Ending;
 use crate::error::Error;
 use crate::exit::Outcome;
 use crate::ops::gates::GateRunner;
+use crate::ops::gitops::refuse_gitops_owned;
 use crate::ops::preflight::Preflight;
 use crate::ops::session::{Session, WatchSettings, outcome_of};
 use crate::ops::update::as_workload;
@@ -38,6 +39,12 @@ impl BlueGreen {
         let key = images_key(&self.images);
         let (bg, base_dep) = Bg::locate(s, &self.name, Some(&self.service)).await?;
         bg.refuse_during_canary(&base_dep)?;
+        refuse_gitops_owned(
+            &self.gitops,
+            "blue-green",
+            &format!("deployment/{}", bg.base),
+            &base_dep.metadata,
+        )?;
         let svc = bg.service().await?;
         let sel = service_selector(&svc)?;
         let state = BgState::of(&svc);
@@ -123,7 +130,14 @@ impl BlueGreen {
                 // The policy pre-flight of the new colour, before anything is written (the
                 // first run's labelling and narrowing included). `deploy` checks it again, on
                 // the template derived from the active colour as it is then.
-                let wanted = new_colour(&bg, &live_dep, &self.images, active, target)?;
+                let wanted = new_colour(
+                    &bg,
+                    &live_dep,
+                    &self.images,
+                    active,
+                    target,
+                    &self.gitops.tracking,
+                )?;
                 let facts = facts_for(bg.cluster(), &as_workload(&wanted)).await;
                 let mut preflight = Preflight::new(
                     self.policy.for_namespace(Some(&bg.cluster().namespace)),

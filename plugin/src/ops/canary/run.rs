@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use rollout_safe_policy::RolloutPolicy;
 use rollout_safe_policy::check::CHANGE_CAUSE_ANNOTATION;
+use rollout_safe_policy::gitops::Settings as GitopsSettings;
 use rollout_safe_policy::strategy::canary::{
     CanaryPhase, CanaryPlan, CanaryRefusal, CanaryState, blue_green_guard, canary_name,
     canary_split, plan_canary, remaining_steps,
@@ -27,6 +28,7 @@ use crate::cluster::watch::{Ending, WatchOptions};
 use crate::error::{Error, chain};
 use crate::exit::Outcome;
 use crate::ops::gates::{GateRunner, GateSettings, Subject, waiting_text};
+use crate::ops::gitops::refuse_gitops_owned;
 use crate::ops::preflight::Preflight;
 use crate::ops::session::{Session, WatchSettings, step_outcome};
 use crate::ops::update::{SafeUpdate, as_workload};
@@ -50,6 +52,9 @@ pub struct Canary {
     /// Metric gates (with the policy file's): each step completes only after every gate passed
     /// since it began; a failing one aborts the canary.
     pub gates: GateSettings,
+    /// Argo CD's tracking (never copied onto the canary), and whether a GitOps-owned
+    /// Deployment may get a canary.
+    pub gitops: GitopsSettings,
 }
 
 fn canary_subject() -> Subject {
@@ -65,6 +70,12 @@ impl Canary {
         let stable_name = self.stable.clone();
         let key = images_key(&self.images);
         let stable = get_deployment(cluster, &stable_name).await?;
+        refuse_gitops_owned(
+            &self.gitops,
+            "canary",
+            &format!("deployment/{stable_name}"),
+            &stable.metadata,
+        )?;
         // Not the idle colour of a blue-green, nor while one is under way.
         let bg_service = match annotation(&stable, ann::SERVICE) {
             Some(name) => cluster.services().get(name).await.ok(),
@@ -172,6 +183,7 @@ impl Canary {
                         (ann::CANARY_OF, &stable_name),
                         (CHANGE_CAUSE_ANNOTATION, &cause),
                     ],
+                    &self.gitops.tracking,
                 );
                 // Canary up first, stable down after: never below the total.
                 create_or_refresh(cluster, wanted, |cur| {
@@ -277,6 +289,7 @@ impl Canary {
             // The canary steps judged this version with the gates; the promotion rolls the
             // stable Deployment (scaled down meanwhile) to it and scales it back up.
             gates: None,
+            gitops: self.gitops.clone(),
             pause_before_write: false,
         };
         match update.run(s).await {
