@@ -18,10 +18,21 @@ const INSTANCE: &str = "app.kubernetes.io/instance";
 /// Adds `labels` and `annotations` to Deployment `name`'s metadata (the pod template is left
 /// alone, so no controller reacts).
 fn own(standin: &Standin, name: &str, labels: Value, annotations: Value) -> Result<(), StoreError> {
+    own_object(standin, "deployments", name, labels, annotations)
+}
+
+/// [`own`] for an object of any namespaced `resource`.
+fn own_object(
+    standin: &Standin,
+    resource: &'static str,
+    name: &str,
+    labels: Value,
+    annotations: Value,
+) -> Result<(), StoreError> {
     standin.modify(|s| {
-        let Some(mut d) = s.get("deployments", NAMESPACE, name).cloned() else {
+        let Some(mut d) = s.get(resource, NAMESPACE, name).cloned() else {
             return Err(StoreError::NotFound {
-                resource: "deployments",
+                resource,
                 namespace: NAMESPACE.into(),
                 name: name.into(),
             });
@@ -35,7 +46,7 @@ fn own(standin: &Standin, name: &str, labels: Value, annotations: Value) -> Resu
             map.extend(add.as_object().cloned().unwrap_or_default());
             d["metadata"][field] = Value::Object(map);
         }
-        s.put("deployments", d).map(drop)
+        s.put(resource, d).map(drop)
     })
 }
 
@@ -209,5 +220,72 @@ fn stub_api_gitops_allowed_blue_green_and_canary_create_unowned_deployments() ->
     )?;
     assert_unowned(&deployment(&standin, "shop-canary"));
     drop(running);
+    Ok(())
+}
+
+/// The StatefulSet and DaemonSet operations refuse a GitOps-owned workload the same way, before
+/// any write.
+#[test]
+fn stub_api_gitops_statefulset_and_daemonset_operations_refuse_an_owned_workload() -> TestResult {
+    use rollout_safe_standin::scenarios::recorded_sets;
+    let standin = recorded_sets(Standin::builder(NAMESPACE).kubernetes_controllers())?.start()?;
+    let plugin = standin.plugin(common::PLUGIN);
+    own_object(
+        &standin,
+        "statefulsets",
+        "db",
+        json!({"helm.toolkit.fluxcd.io/name": "db", "helm.toolkit.fluxcd.io/namespace": "flux-system"}),
+        json!({}),
+    )?;
+    own_object(
+        &standin,
+        "daemonsets",
+        "agent",
+        json!({}),
+        json!({TRACKING_ID: "infra:apps/DaemonSet:shop/agent"}),
+    )?;
+    let image = "db=registry.example.com/team/db:16.0";
+    let cases: [(&str, &str, Vec<&str>); 4] = [
+        (
+            "update",
+            "statefulset/db",
+            vec!["update", "sts/db", "--image", image, "--force"],
+        ),
+        (
+            "canary",
+            "statefulset/db",
+            vec![
+                "canary", "sts/db", "--image", image, "--steps", "1,100%", "--force",
+            ],
+        ),
+        ("undo", "statefulset/db", vec!["undo", "sts/db"]),
+        (
+            "undo",
+            "daemonset/agent",
+            vec!["undo", "ds/agent", "--to-revision", "1"],
+        ),
+    ];
+    for (command, workload, args) in cases {
+        plugin
+            .run(&args)?
+            .assert_code(2)
+            .assert_stderr_has(&format!(
+                "refusing to {command} {workload}: it is managed by"
+            ))
+            .assert_stderr_has("--allow-gitops-owned");
+    }
+    assert_eq!(writes(&standin), Vec::<String>::new());
+    // With the flag, the undo goes ahead (and says whose sync may revert it).
+    plugin
+        .run(&[
+            "undo",
+            "ds/agent",
+            "--to-revision",
+            "1",
+            "--allow-gitops-owned",
+        ])?
+        .assert_code(0)
+        .assert_stderr_has("is managed by Argo CD application \"infra\"");
+    assert!(!writes(&standin).is_empty());
     Ok(())
 }

@@ -95,6 +95,7 @@ async fn start(ctx: &Context, a: CanaryStart) -> Result<Outcome, Error> {
                 watch: a.watch.settings(),
                 policy: a.policy.load()?,
                 gates: a.gates.settings()?,
+                gitops: a.gitops.settings(),
             };
             let cluster = ctx.kube.connect_one_namespace("canary").await?;
             return canary.run(&ctx.session(cluster)).await;

@@ -41,6 +41,7 @@ pub async fn run(ctx: &Context, args: UndoArgs) -> Result<Outcome, Error> {
             to_revision: args.to_revision,
             dry_run: args.dry_run,
             watch: args.watch.settings(),
+            gitops: args.gitops.settings(),
         }
         .run(&ctx.session(cluster))
         .await;

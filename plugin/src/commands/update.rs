@@ -117,6 +117,7 @@ async fn run_set(ctx: &Context, args: UpdateArgs, target: WorkloadRef) -> Result
         watch: args.watch.settings(),
         policy: args.policy.load()?,
         gates: Some(args.gates.settings()?),
+        gitops: args.gitops.settings(),
     };
     let cluster = ctx.kube.connect_one_namespace("update").await?;
     update.run(&ctx.session(cluster)).await

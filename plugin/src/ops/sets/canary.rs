@@ -8,6 +8,9 @@
 //! resourceVersion. The state is in the StatefulSet's annotations and its partition, so a re-run
 //! resumes with the steps still to go.
 
+use crate::ops::gitops::refuse_gitops_owned;
+use kube::Resource as _;
+use rollout_safe_policy::gitops::Settings as GitopsSettings;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -50,6 +53,8 @@ pub struct PartitionCanary {
     /// Metric gates: each step completes only once every gate passed since it began; a
     /// failing one aborts the canary.
     pub gates: GateSettings,
+    /// Argo CD's tracking, and whether a GitOps-owned StatefulSet may be changed.
+    pub gitops: GitopsSettings,
 }
 
 fn target(name: &str) -> WorkloadRef {
@@ -65,6 +70,7 @@ impl PartitionCanary {
         let target = target(&self.name);
         let wl = target.to_string();
         let current: StatefulSet = get_set(cluster, &self.name).await?;
+        refuse_gitops_owned(&self.gitops, "canary", &wl, current.meta())?;
         refuse_on_delete(&current, cluster, "canary")?;
         let replicas = current.spec.replicas.unwrap_or(1);
         let steps = plan_steps(&self.name, &self.steps, replicas)

@@ -4,6 +4,8 @@
 //! StatefulSet, pods that are not Ready and not on the restored revision are deleted first: the
 //! controller would wait for them forever.
 
+use crate::ops::gitops::refuse_gitops_owned;
+use rollout_safe_policy::gitops::Settings as GitopsSettings;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
@@ -34,6 +36,8 @@ pub struct SetUndo {
     /// Show what would be rolled back to, change nothing.
     pub dry_run: bool,
     pub watch: WatchSettings,
+    /// Argo CD's tracking, and whether a GitOps-owned workload may be rolled back.
+    pub gitops: GitopsSettings,
 }
 
 impl SetUndo {
@@ -53,6 +57,7 @@ impl SetUndo {
         let target = &self.target;
         let wl = target.to_string();
         let current: K = get_set(cluster, &target.name).await?;
+        refuse_gitops_owned(&self.gitops, "undo", &wl, current.meta())?;
         let revisions = set_revisions(
             &current,
             &owned_revisions(cluster, &current).await?,

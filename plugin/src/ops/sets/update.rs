@@ -6,6 +6,8 @@
 //! revision are then deleted so the controller recreates them on the restored one
 //! (`recover`). `OnDelete` is refused: there would be no rollout to watch or roll back.
 
+use crate::ops::gitops::refuse_gitops_owned;
+use rollout_safe_policy::gitops::Settings as GitopsSettings;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
@@ -54,6 +56,8 @@ pub struct SetUpdate {
     pub policy: RolloutPolicy,
     /// Metric gates (with the policy file's); `None`: none at all.
     pub gates: Option<GateSettings>,
+    /// Argo CD's tracking, and whether a GitOps-owned workload may be updated.
+    pub gitops: GitopsSettings,
 }
 
 /// Refuses a workload whose update strategy is `OnDelete` (exit 2), saying what to do instead.
@@ -101,6 +105,7 @@ impl SetUpdate {
         let target = &self.target;
         let wl = target.to_string();
         let current: K = get_set(cluster, &target.name).await?;
+        refuse_gitops_owned(&self.gitops, "update", &wl, current.meta())?;
         refuse_on_delete(&current, cluster, "update")?;
         let facts = facts_for(cluster, &current.workload()).await;
         let mut preflight = Preflight::new(
