@@ -8,7 +8,14 @@
 use serde::Serialize;
 
 use crate::config::RolloutPolicy;
-use crate::documents::{Document, DocumentError, parse_documents};
+use serde_json::Value;
+
+use crate::documents::{
+    Document, DocumentError, YamlChunk, expand, object_line, parse_documents, parse_yaml_chunk,
+    split_yaml, starts_like_json, too_large,
+};
+use crate::fast_yaml;
+use crate::file_audit::{Location, classify};
 use crate::file_audit::FileChecker;
 use crate::rule::Severity;
 
@@ -64,14 +71,60 @@ pub fn audit_documents<'a>(
 
 /// Reads and checks one source's text (`source` names it in messages): malformed documents
 /// become errors and the rest is still checked.
+///
+/// YAML documents are read with the fast reader (`fast_yaml`) when it is sure to read them as
+/// serde-saphyr does, else with serde-saphyr; JSON goes through [`parse_documents`].
 pub fn audit_text(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
     let mut checker = FileChecker::new(policy);
-    for doc in parse_documents(source, text) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if starts_like_json(text) {
+        general(&mut checker, parse_documents(source, text));
+        return checker.out;
+    }
+    let file = checker.source(source);
+    for (start_line, chunk) in split_yaml(text) {
+        match YamlChunk::of(chunk) {
+            YamlChunk::Empty => {}
+            YamlChunk::TooLarge => checker.out.read_error(too_large(source, start_line, chunk)),
+            YamlChunk::Content => {
+                let mut docs = Vec::new();
+                match fast_yaml::read_value(chunk) {
+                    Some(Value::Null) => {}
+                    Some(value) => expand(source, object_line(start_line, chunk), value, &mut docs),
+                    None => parse_yaml_chunk(source, start_line, chunk, &mut docs),
+                }
+                for doc in docs {
+                    match doc {
+                        Ok(doc) => checker.add_object(
+                            Location {
+                                file: file.clone(),
+                                line: doc.line,
+                            },
+                            classify(&doc.value),
+                        ),
+                        Err(e) => checker.out.read_error(e),
+                    }
+                }
+            }
+        }
+    }
+    checker.out
+}
+
+fn general(checker: &mut FileChecker<'_>, docs: Vec<Result<Document, DocumentError>>) {
+    for doc in docs {
         match doc {
             Ok(doc) => checker.add_document(&doc),
             Err(e) => checker.out.read_error(e),
         }
     }
+}
+
+/// [`audit_text`] without the one-pass reading: every document through [`parse_documents`]
+/// (for comparisons).
+pub fn audit_text_general(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
+    let mut checker = FileChecker::new(policy);
+    general(&mut checker, parse_documents(source, text));
     checker.out
 }
 

@@ -69,61 +69,103 @@ pub fn parse_documents(source: &str, text: &str) -> Vec<Result<Document, Documen
 fn parse_yaml(source: &str, text: &str) -> Vec<Result<Document, DocumentError>> {
     let mut out = Vec::new();
     for (start_line, chunk) in split_yaml(text) {
-        if chunk.trim().is_empty()
-            || chunk
-                .lines()
-                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        {
-            continue;
-        }
-        if chunk.len() > MAX_DOCUMENT_BYTES {
-            out.push(Err(DocumentError {
-                file: source.into(),
-                line: start_line,
-                column: None,
-                message: format!(
-                    "document is {} bytes, over the {} byte limit; not read",
-                    chunk.len(),
-                    MAX_DOCUMENT_BYTES
-                ),
-            }));
-            continue;
-        }
-        match serde_saphyr::from_str_with_options::<Value>(chunk, manifest_options()) {
-            Ok(Value::Null) => {}
-            // The object's line is its first line of content, not the `---` before it.
-            Ok(value) => expand(
-                source,
-                start_line + leading_blank_lines(chunk),
-                value,
-                &mut out,
-            ),
-            Err(e) => {
-                let (line, column) = e
-                    .location()
-                    .map(|l| {
-                        (
-                            start_line + l.line() as usize - 1,
-                            Some(l.column() as usize),
-                        )
-                    })
-                    .unwrap_or((start_line, None));
-                out.push(Err(DocumentError {
-                    file: source.into(),
-                    line,
-                    column,
-                    message: format!("invalid YAML: {}", first_line(&e.to_string())),
-                }));
-            }
+        match YamlChunk::of(chunk) {
+            YamlChunk::Empty => {}
+            YamlChunk::TooLarge => out.push(Err(too_large(source, start_line, chunk))),
+            YamlChunk::Content => parse_yaml_chunk(source, start_line, chunk, &mut out),
         }
     }
     out
 }
 
+/// What a YAML document's text holds, before it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum YamlChunk {
+    /// Nothing but blank lines and comments (or a bare `---`).
+    Empty,
+    /// Over [`MAX_DOCUMENT_BYTES`].
+    TooLarge,
+    Content,
+}
+
+impl YamlChunk {
+    pub(crate) fn of(chunk: &str) -> YamlChunk {
+        if chunk.trim().is_empty()
+            || chunk
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            YamlChunk::Empty
+        } else if chunk.len() > MAX_DOCUMENT_BYTES {
+            YamlChunk::TooLarge
+        } else {
+            YamlChunk::Content
+        }
+    }
+}
+
+pub(crate) fn too_large(source: &str, start_line: usize, chunk: &str) -> DocumentError {
+    DocumentError {
+        file: source.into(),
+        line: start_line,
+        column: None,
+        message: format!(
+            "document is {} bytes, over the {} byte limit; not read",
+            chunk.len(),
+            MAX_DOCUMENT_BYTES
+        ),
+    }
+}
+
+/// The line a document's object is reported at: its first line of content, not the `---`
+/// before it.
+pub(crate) fn object_line(start_line: usize, chunk: &str) -> usize {
+    start_line + leading_blank_lines(chunk)
+}
+
+/// Parses one YAML document (`chunk`, starting at `start_line`) into `out`.
+pub(crate) fn parse_yaml_chunk(
+    source: &str,
+    start_line: usize,
+    chunk: &str,
+    out: &mut Vec<Result<Document, DocumentError>>,
+) {
+    match serde_saphyr::from_str_with_options::<Value>(chunk, manifest_options()) {
+        Ok(Value::Null) => {}
+        Ok(value) => expand(source, object_line(start_line, chunk), value, out),
+        Err(e) => {
+            let (line, column) = e
+                .location()
+                .map(|l| {
+                    (
+                        start_line + l.line() as usize - 1,
+                        Some(l.column() as usize),
+                    )
+                })
+                .unwrap_or((start_line, None));
+            out.push(Err(DocumentError {
+                file: source.into(),
+                line,
+                column,
+                message: format!("invalid YAML: {}", first_line(&e.to_string())),
+            }));
+        }
+    }
+}
+
+/// Whether `text` is read as JSON first (it starts like JSON).
+pub(crate) fn starts_like_json(text: &str) -> bool {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let trimmed = text.trim_start();
+    trimmed.starts_with('{') || trimmed.starts_with('[')
+}
+
 /// Kubernetes reads manifests as YAML 1.1 (sigs.k8s.io/yaml): `defaultMode: 0440` is octal 288.
-fn manifest_options() -> serde_saphyr::Options {
+pub(crate) fn manifest_options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
     o.legacy_octal_numbers = true;
+    // Comments are never read into a manifest's value; capturing them costs most of a parse.
+    o.emit_comments = false;
     o
 }
 
@@ -155,7 +197,7 @@ fn first_line(s: &str) -> String {
 
 /// `(first line number, text)` of each YAML document. A document marker is `---` at column 0;
 /// the text keeps the marker line (blanked) so the parser's line numbers stay relative to it.
-fn split_yaml(text: &str) -> Vec<(usize, &str)> {
+pub(crate) fn split_yaml(text: &str) -> Vec<(usize, &str)> {
     let mut docs = Vec::new();
     let mut start = 0usize;
     let mut start_line = 1usize;
@@ -217,7 +259,12 @@ fn parse_json(source: &str, text: &str) -> Vec<Result<Document, DocumentError>> 
 }
 
 /// Pushes `value`, or its items when it is a `List` (`kind: List` or `*List`).
-fn expand(source: &str, line: usize, value: Value, out: &mut Vec<Result<Document, DocumentError>>) {
+pub(crate) fn expand(
+    source: &str,
+    line: usize,
+    value: Value,
+    out: &mut Vec<Result<Document, DocumentError>>,
+) {
     if !value.is_object() {
         out.push(Err(DocumentError {
             file: source.into(),

@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod documents;
 pub mod facts;
+mod fast_yaml;
 pub mod file_audit;
 pub mod finding;
 pub mod gates;

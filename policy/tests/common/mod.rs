@@ -4,24 +4,24 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use rollout_safe_policy::{RolloutPolicy, audit, parse_documents};
+use rollout_safe_policy::audit::{AuditReport, audit_text};
+use rollout_safe_policy::{AuditCollector, RolloutPolicy};
 use rollout_safe_testkit::manifest_files;
 
-/// (the rendered report, files read, workloads audited)
+/// (the rendered report, files read, workloads audited): each file checked on its own and
+/// collected, as the plugin does.
 pub fn render(root: &Path) -> (String, usize, usize) {
     let paths = manifest_files(root);
-    let mut docs = Vec::new();
-    let mut errors = Vec::new();
-    for p in &paths {
+    let policy = RolloutPolicy::default();
+    let mut collector = AuditCollector::new(&policy);
+    for (i, p) in paths.iter().enumerate() {
         let name = p.strip_prefix(root).unwrap().display().to_string();
-        for d in parse_documents(&name, &std::fs::read_to_string(p).unwrap()) {
-            match d {
-                Ok(d) => docs.push(d),
-                Err(e) => errors.push(e),
-            }
-        }
+        collector.add(
+            i,
+            audit_text(&policy, &name, &std::fs::read_to_string(p).unwrap()),
+        );
     }
-    let report = audit(&RolloutPolicy::default(), &docs, errors);
+    let report = AuditReport::from(collector.finish());
     let mut s = String::new();
     for e in &report.errors {
         writeln!(s, "ERROR {e}").unwrap();
