@@ -255,7 +255,12 @@ pub fn read_text(path: &Path) -> Result<String, String> {
             .map_err(|e| format!("cannot read stdin: {e}"))?;
     } else {
         std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .and_then(|f| {
+                // Sized up front: one read for the text and one to see the end.
+                let size = f.metadata().map_or(0, |m| m.len()).min(MAX_FILE_BYTES);
+                bytes.reserve_exact(size as usize + 1);
+                f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)
+            })
             .map_err(|e| format!("cannot read: {e}"))?;
     }
     if bytes.len() as u64 > MAX_FILE_BYTES {

@@ -6,17 +6,15 @@
 //! documents already read.
 
 use serde::Serialize;
-
-use crate::config::RolloutPolicy;
 use serde_json::Value;
 
+use crate::config::RolloutPolicy;
 use crate::documents::{
     Document, DocumentError, YamlChunk, expand, object_line, parse_documents, parse_yaml_chunk,
     split_yaml, starts_like_json, too_large,
 };
 use crate::fast_yaml;
-use crate::file_audit::{Location, classify};
-use crate::file_audit::FileChecker;
+use crate::file_audit::{FileChecker, Location, classify};
 use crate::rule::Severity;
 
 pub use crate::file_audit::{FileAudit, RuleSet};
@@ -72,8 +70,9 @@ pub fn audit_documents<'a>(
 /// Reads and checks one source's text (`source` names it in messages): malformed documents
 /// become errors and the rest is still checked.
 ///
-/// YAML documents are read with the fast reader (`fast_yaml`) when it is sure to read them as
-/// serde-saphyr does, else with serde-saphyr; JSON goes through [`parse_documents`].
+/// YAML documents are read by the fast readers (`fast_yaml`) when they are sure to read them
+/// as serde-saphyr does, else by serde-saphyr, and each goes straight to the checks; JSON goes
+/// through [`parse_documents`].
 pub fn audit_text(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
     let mut checker = FileChecker::new(policy);
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);

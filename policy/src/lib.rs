@@ -12,7 +12,8 @@ pub mod check;
 pub mod config;
 pub mod documents;
 pub mod facts;
-mod fast_yaml;
+#[doc(hidden)]
+pub mod fast_yaml;
 pub mod file_audit;
 pub mod finding;
 pub mod gates;

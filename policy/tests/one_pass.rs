@@ -82,18 +82,67 @@ fn corpus() {
 /// Scalars in every spelling that types differently in YAML.
 fn scalar() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec![
-        "3", "\"3\"", "'3'", "3.0", "-1", "0x10", "010", "0o10", "1e3", ".inf", ".nan", "yes",
-        "no", "on", "True", "false", "\"true\"", "null", "~", "", "\"\"", "abc", "a:1",
-        "99999999999", "25%", "\"25%\"", "[]", "{}", "[a, 1]", "{a: 1}", "!!str 3", "!!int \"3\"",
-        "&x 3", "*x", "2026-01-01", "\"80\"", "http",
+        "3",
+        "\"3\"",
+        "'3'",
+        "3.0",
+        "-1",
+        "0x10",
+        "010",
+        "0o10",
+        "1e3",
+        ".inf",
+        ".nan",
+        "yes",
+        "no",
+        "on",
+        "True",
+        "false",
+        "\"true\"",
+        "null",
+        "~",
+        "",
+        "\"\"",
+        "abc",
+        "a:1",
+        "99999999999",
+        "25%",
+        "\"25%\"",
+        "[]",
+        "{}",
+        "[a, 1]",
+        "{a: 1}",
+        "!!str 3",
+        "!!int \"3\"",
+        "&x 3",
+        "*x",
+        "2026-01-01",
+        "\"80\"",
+        "http",
     ])
 }
 
 fn deployment(s: &[&str]) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {}\n  namespace: shop\n  labels: {{app: {}}}\n  annotations: {{rollout-safe.dev/skip: {}, rollout-safe.dev/skip-reason: {}}}\nspec:\n  replicas: {}\n  revisionHistoryLimit: {}\n  strategy: {{rollingUpdate: {{maxSurge: {}, maxUnavailable: {}}}}}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: {}}}}}\n    spec:\n      terminationGracePeriodSeconds: {}\n      containers:\n        - name: {}\n          image: {}\n          ports: [{{name: http, containerPort: {}}}]\n          readinessProbe: {{httpGet: {{path: /, port: {}}}, periodSeconds: {}}}\n          env: [{{name: A, value: {}}}]\n          resources: {{limits: {{cpu: {}, memory: {}}}}}\n",
-        s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11], s[12], s[13],
-        s[14], s[15], s[16], s[17]
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        s[4],
+        s[5],
+        s[6],
+        s[7],
+        s[8],
+        s[9],
+        s[10],
+        s[11],
+        s[12],
+        s[13],
+        s[14],
+        s[15],
+        s[16],
+        s[17]
     )
 }
 

@@ -1,73 +1,21 @@
-//! A faster reader for the YAML that manifests are made of: a document is built into a
-//! `serde_json::Value` straight from granit-parser's events (the parser serde-saphyr itself
-//! runs on), without serde-saphyr's deserializer layer, which costs several times the parse.
+//! The second reader: a document built into a `serde_json::Value` straight from
+//! granit-parser's events (the parser serde-saphyr itself runs on), without serde-saphyr's
+//! deserializer layer, which costs as much as the parse. It takes what the block reader left:
+//! multi-line flow collections and scalars, quoted keys, unusual block scalars.
 //!
 //! It reads only what it is certain to read as serde-saphyr would: block and flow mappings
 //! and sequences, quoted and block scalars (strings), and plain scalars whose type is beyond
-//! doubt (`true`, `false`, `null`, `~`, nothing, decimal integers, and text that cannot be a
-//! number, boolean or null). Anything else — anchors, aliases, tags, merge keys, duplicate
-//! keys, keys that are not strings, floats, radix or legacy-octal integers, YAML 1.1
-//! booleans, a syntax error — gives `None`, and the caller reads the document with
-//! serde-saphyr, which then also reports any error with its usual message. Tests compare the
-//! two on every manifest at hand and on generated documents.
+//! doubt (`scalar::plain`). Anything else (anchors, aliases, tags, merge keys, duplicate keys,
+//! keys that are not strings, several documents, a syntax error) gives `None`, and the caller
+//! reads the document with serde-saphyr, which then also reports any error with its message.
 
 use granit_parser::{Event, Options, Parser, ScalarStyle};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
+
+use super::scalar::plain;
 
 /// Nesting beyond this is left to serde-saphyr and its budget.
 const MAX_DEPTH: usize = 128;
-
-/// What a plain scalar is, when that is certain.
-fn plain(s: &str) -> Option<Value> {
-    match s {
-        "" | "~" | "null" => return Some(Value::Null),
-        "true" => return Some(Value::Bool(true)),
-        "false" => return Some(Value::Bool(false)),
-        _ => {}
-    }
-    let first = s.chars().next()?;
-    if first.is_ascii_digit() || matches!(first, '-' | '+' | '.') {
-        // A decimal integer without a redundant leading zero is a number.
-        let digits = s.strip_prefix('-').unwrap_or(s);
-        if !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && (digits == "0" || !digits.starts_with('0'))
-        {
-            return s.parse::<i64>().ok().map(|i| Value::Number(Number::from(i)));
-        }
-        // Only characters that can spell a number (hex digits, radix prefixes, signs, dots,
-        // exponents, underscores, sexagesimal colons): left to serde-saphyr.
-        if s
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b"xXoObB_+-.:".contains(&b))
-        {
-            return None;
-        }
-        // `--port=80`, `-Xmx512m`, `100m`, `25%`: text.
-        if matches!(first, '-' | '+') && s[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.') {
-            // `-1.5e3` and friends were caught above; `-5x` is text, but stay on the safe side.
-            return None;
-        }
-        return Some(Value::String(s.to_owned()));
-    }
-    if first.is_ascii_alphabetic() {
-        // Every other spelling of a boolean, null or non-finite float (YAML 1.1 `yes`/`on`,
-        // `True`, `NULL`, `nan`, `inf`…) is left to serde-saphyr.
-        let lower = s.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "y" | "yes" | "n" | "no" | "on" | "off" | "true" | "false" | "null" | "nan"
-                | "inf" | "infinity"
-        ) {
-            return None;
-        }
-        return Some(Value::String(s.to_owned()));
-    }
-    if first == '_' || first == '<' {
-        return None;
-    }
-    Some(Value::String(s.to_owned()))
-}
 
 /// A collection being built.
 enum Open {
@@ -169,25 +117,6 @@ pub(crate) fn read_value(chunk: &str) -> Option<Value> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn plain_scalars() {
-        assert_eq!(plain("3"), Some(json!(3)));
-        assert_eq!(plain("-12"), Some(json!(-12)));
-        assert_eq!(plain("0"), Some(json!(0)));
-        assert_eq!(plain("100m"), Some(json!("100m")));
-        assert_eq!(plain("128Mi"), Some(json!("128Mi")));
-        assert_eq!(plain("25%"), Some(json!("25%")));
-        assert_eq!(plain("--port=80"), Some(json!("--port=80")));
-        assert_eq!(plain("nginx:1.25"), Some(json!("nginx:1.25")));
-        assert_eq!(plain("/healthz"), Some(json!("/healthz")));
-        for unsure in [
-            "010", "0x10", "1.5", "1e3", ".inf", "-.5", "1_000", "yes", "On", "True", "NULL",
-            "nan", "2026-01-01", "1:30", "-1.5",
-        ] {
-            assert_eq!(plain(unsure), None, "{unsure}");
-        }
-    }
 
     #[test]
     fn documents() {

@@ -1,0 +1,56 @@
+//! Fast readers for the YAML that manifests are made of, each certain to read a document as
+//! serde-saphyr does or to decline it (`None`), in which case the next one tries:
+//!
+//! 1. `block`: block-style YAML as people write manifests, line by line (most documents);
+//! 2. `events`: anything granit-parser (serde-saphyr's own parser) reads, without
+//!    serde-saphyr's deserializer layer;
+//! 3. the caller's serde-saphyr, which also reports every error.
+//!
+//! The audit spends most of its time reading YAML; these readers make it several times
+//! faster. `policy/tests/fast_yaml.rs` compares each reader's every answer with serde-saphyr's
+//! over the corpus, our manifests and generated documents and scalars.
+
+mod block;
+mod events;
+mod scalar;
+
+use serde_json::Value;
+
+/// Reads one YAML document (no `---` inside), or `None` when serde-saphyr must.
+pub fn read_value(chunk: &str) -> Option<Value> {
+    block::read_value(chunk).or_else(|| events::read_value(chunk))
+}
+
+/// The block reader alone (for the differential tests).
+#[doc(hidden)]
+pub fn read_block(chunk: &str) -> Option<Value> {
+    block::read_value(chunk)
+}
+
+/// The event reader alone (for the differential tests).
+#[doc(hidden)]
+pub fn read_events(chunk: &str) -> Option<Value> {
+    events::read_value(chunk)
+}
+
+/// What a plain scalar is when certain (for the differential tests).
+#[doc(hidden)]
+pub fn read_plain(s: &str) -> Option<Value> {
+    scalar::plain(s)
+}
+
+/// serde-saphyr's reading of one document, as the audit does it (for the differential tests).
+#[doc(hidden)]
+pub fn read_reference(chunk: &str) -> Result<Value, String> {
+    serde_saphyr::from_str_with_options::<Value>(chunk, crate::documents::manifest_options())
+        .map_err(|e| e.to_string())
+}
+
+/// A YAML stream's documents as the audit splits them (for the differential tests).
+#[doc(hidden)]
+pub fn split_documents(text: &str) -> Vec<&str> {
+    crate::documents::split_yaml(text)
+        .into_iter()
+        .map(|(_, chunk)| chunk)
+        .collect()
+}
