@@ -358,17 +358,48 @@ const SCALARS: &[&str] = &[
     "[yes]",
     "{1: a}",
     "{'k': v}",
+    "nil",
+    "Nil",
+    "None",
+    "none",
+    "undefined",
+    "YES",
+    "Y",
+    "N",
+    "NaN",
+    "-Infinity",
+    "~~",
+    "0b",
+    "0x_1",
+    "1_0",
+    "١٢",
+    "٣",
+    "Ⅻ",
+    "1.0e+3",
+    "0.",
+    "-0.0",
+    "+.5",
+    "0o7",
+    "0O7",
+    "0X1",
+    "0B1",
+    "1:2:3",
+    "x:",
+    "x: y",
+    "true1",
+    "nullx",
+    "Truex",
 ];
 
 #[test]
 fn scalar_spellings_as_serde_saphyr_types_them() {
     let mut decided = 0;
     for s in SCALARS {
-        if let Some(value) = read_plain(s) {
+        // The type of a spelling that can stand as a plain scalar (the readers decline the
+        // others, `x: y` say, before asking its type: `agree` below checks that).
+        if let (Some(value), Ok(reference)) = (read_plain(s), read_reference(&format!("k: {s}\n")))
+        {
             decided += 1;
-            let doc = format!("k: {s}\n");
-            let reference = read_reference(&doc)
-                .unwrap_or_else(|e| panic!("{s:?} is plain to us, not to serde-saphyr: {e}"));
             assert_eq!(Some(&value), reference.get("k"), "{s:?}");
         }
         for doc in [
@@ -554,5 +585,22 @@ proptest! {
             render(value, 0, &mut picks, &mut doc);
         }
         agree(&doc, "a generated document");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Text made of YAML's punctuation and a little else: no reader panics, and whatever a
+    /// reader returns is serde-saphyr's.
+    #[test]
+    fn yaml_punctuation_as_serde_saphyr_reads_it(text in "[a-c0-9:\\- #'\"\\[\\]{},|>&*!?\n\t~.]{0,60}") {
+        agree(&text, "punctuation");
+    }
+
+    /// Any text at all.
+    #[test]
+    fn any_text_as_serde_saphyr_reads_it(text in "\\PC{0,40}(\n\\PC{0,40}){0,4}") {
+        agree(&text, "any text");
     }
 }
