@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use rollout_safe_policy::{Document, DocumentError, Notice, RolloutPolicy, parse_documents};
+use rollout_safe_policy::{Document, DocumentError, Notice, RolloutPolicy, read_documents};
 use wildmatch::WildMatch;
 
 use crate::error::Error;
@@ -296,7 +296,7 @@ pub fn read_manifests(paths: &[PathBuf], recursive: bool) -> Manifests {
         m.files += 1;
         match read_text(&path) {
             Ok(text) => {
-                for d in parse_documents(&name, &text) {
+                for d in read_documents(&name, &text) {
                     match d {
                         Ok(doc) => m.documents.push(doc),
                         Err(e) => m.errors.push(e),

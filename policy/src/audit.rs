@@ -6,15 +6,10 @@
 //! documents already read.
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::config::RolloutPolicy;
-use crate::documents::{
-    Document, DocumentError, YamlChunk, expand, object_line, parse_documents, parse_yaml_chunk,
-    split_yaml, starts_like_json, too_large,
-};
-use crate::fast_yaml;
-use crate::file_audit::{FileChecker, Location, classify};
+use crate::documents::{Document, DocumentError, parse_documents, read_documents};
+use crate::file_audit::FileChecker;
 use crate::rule::Severity;
 
 pub use crate::file_audit::{FileAudit, RuleSet};
@@ -68,62 +63,26 @@ pub fn audit_documents<'a>(
 }
 
 /// Reads and checks one source's text (`source` names it in messages): malformed documents
-/// become errors and the rest is still checked.
-///
-/// YAML documents are read by the fast readers (`fast_yaml`) when they are sure to read them
-/// as serde-saphyr does, else by serde-saphyr, and each goes straight to the checks; JSON goes
-/// through [`parse_documents`].
+/// become errors and the rest is still checked. YAML is read by the fast readers
+/// ([`read_documents`]).
 pub fn audit_text(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
-    let mut checker = FileChecker::new(policy);
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if starts_like_json(text) {
-        general(&mut checker, parse_documents(source, text));
-        return checker.out;
-    }
-    let file = checker.source(source);
-    for (start_line, chunk) in split_yaml(text) {
-        match YamlChunk::of(chunk) {
-            YamlChunk::Empty => {}
-            YamlChunk::TooLarge => checker.out.read_error(too_large(source, start_line, chunk)),
-            YamlChunk::Content => {
-                let mut docs = Vec::new();
-                match fast_yaml::read_value(chunk) {
-                    Some(Value::Null) => {}
-                    Some(value) => expand(source, object_line(start_line, chunk), value, &mut docs),
-                    None => parse_yaml_chunk(source, start_line, chunk, &mut docs),
-                }
-                for doc in docs {
-                    match doc {
-                        Ok(doc) => checker.add_object(
-                            Location {
-                                file: file.clone(),
-                                line: doc.line,
-                            },
-                            classify(&doc.value),
-                        ),
-                        Err(e) => checker.out.read_error(e),
-                    }
-                }
-            }
-        }
-    }
-    checker.out
+    check_read(policy, read_documents(source, text))
 }
 
-fn general(checker: &mut FileChecker<'_>, docs: Vec<Result<Document, DocumentError>>) {
+/// [`audit_text`] with every YAML document read by serde-saphyr ([`parse_documents`]): the
+/// reference the fast readers are compared with.
+pub fn audit_text_general(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
+    check_read(policy, parse_documents(source, text))
+}
+
+fn check_read(policy: &RolloutPolicy, docs: Vec<Result<Document, DocumentError>>) -> FileAudit {
+    let mut checker = FileChecker::new(policy);
     for doc in docs {
         match doc {
             Ok(doc) => checker.add_document(&doc),
             Err(e) => checker.out.read_error(e),
         }
     }
-}
-
-/// [`audit_text`] without the one-pass reading: every document through [`parse_documents`]
-/// (for comparisons).
-pub fn audit_text_general(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
-    let mut checker = FileChecker::new(policy);
-    general(&mut checker, parse_documents(source, text));
     checker.out
 }
 

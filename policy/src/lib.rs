@@ -37,7 +37,7 @@ pub use audit::{AuditReport, LocatedFinding, Notice, audit};
 pub use change_cause::Actor;
 pub use check::{Facts, check, check_service};
 pub use config::{EffectivePolicy, Params, PolicyError, PreStopHandler, RolloutPolicy};
-pub use documents::{Document, DocumentError, parse_documents};
+pub use documents::{Document, DocumentError, parse_documents, read_documents};
 pub use finding::Finding;
 pub use mutate::{Mutation, MutationOutcome, ServerInfo, mutate};
 pub use rule::{Action, Severity, WorkloadKind};

@@ -107,16 +107,21 @@ impl<'a> Reader<'a> {
 
     /// The block collection whose first line is the next content line, at `indent`.
     fn block_node(&mut self, indent: usize) -> Option<Value> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        let (_, content) = self.peek()?;
+        if is_entry(content) {
+            self.nested(|r| r.block_sequence(indent))
+        } else {
+            self.nested(|r| r.block_mapping(indent, None))
+        }
+    }
+
+    /// `read` one level deeper, or `None` past [`MAX_DEPTH`].
+    fn nested(&mut self, read: impl FnOnce(&mut Self) -> Option<Value>) -> Option<Value> {
+        if self.depth >= MAX_DEPTH {
             return None;
         }
-        let (_, content) = self.peek()?;
-        let node = if is_entry(content) {
-            self.block_sequence(indent)
-        } else {
-            self.block_mapping(indent, None)
-        };
+        self.depth += 1;
+        let node = read(self);
         self.depth -= 1;
         node
     }
@@ -173,15 +178,7 @@ impl<'a> Reader<'a> {
             }
             let column = indent + 1 + (after_dash.len() - item.len());
             let value = match split_key(item) {
-                Some(entry) => {
-                    self.depth += 1;
-                    if self.depth > MAX_DEPTH {
-                        return None;
-                    }
-                    let map = self.block_mapping(column, Some(entry));
-                    self.depth -= 1;
-                    map?
-                }
+                Some(entry) => self.nested(|r| r.block_mapping(column, Some(entry)))?,
                 None => self.inline_value(indent, item)?,
             };
             items.push(value);
@@ -205,13 +202,7 @@ impl<'a> Reader<'a> {
         match self.peek() {
             Some((at, _)) if at > indent => self.block_node(at),
             Some((at, content)) if at == indent && indentless && is_entry(content) => {
-                self.depth += 1;
-                if self.depth > MAX_DEPTH {
-                    return None;
-                }
-                let seq = self.block_sequence(indent);
-                self.depth -= 1;
-                seq
+                self.nested(|r| r.block_sequence(indent))
             }
             _ => Some(Value::Null),
         }
@@ -507,14 +498,8 @@ spec:
 
     #[test]
     fn left_to_the_next_reader() {
-        for unsure in [
-            "a: &x 1\nb: *x\n",
-            "a: !!str 3\n",
-            "a: 1\na: 2\n",
-            "<<: {a: 1}\n",
-            "1: a\n",
+        for unsure in super::super::DECLINED_BY_ALL.iter().copied().chain([
             "\"a\": 1\n",
-            "a: [unclosed\n",
             "a: b\n  c\n",
             "a:\n  b\n",
             "a: |\n\n  x\n",
@@ -532,8 +517,18 @@ spec:
             "? a\n: b\n",
             "a: [b: c]\n",
             "a: x #\n b\n",
-        ] {
+        ]) {
             assert_eq!(read_value(unsure), None, "{unsure:?}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_declined_not_recursed_into() {
+        let deep: String = (0..200).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+        assert_eq!(read_value(&deep), None);
+        let flow = format!("a: {}{}\n", "[".repeat(200), "]".repeat(200));
+        assert_eq!(read_value(&flow), None);
+        let shallow: String = (0..20).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+        assert!(read_value(&shallow).is_some());
     }
 }

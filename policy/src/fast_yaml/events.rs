@@ -125,15 +125,11 @@ mod tests {
             Some(json!({"a": 1, "b": ["x", "y", {"c": true}], "d": [null]}))
         );
         assert_eq!(read_value("# only a comment\n"), Some(Value::Null));
-        for unsure in [
-            "a: &x 1\nb: *x\n",
-            "a: !!str 3\n",
-            "a: 1\na: 2\n",
-            "<<: {a: 1}\n",
-            "1: a\n",
-            "a: [unclosed\n",
-            "a: 1\n---\nb: 2\n",
-        ] {
+        for unsure in super::super::DECLINED_BY_ALL
+            .iter()
+            .copied()
+            .chain(["a: 1\n---\nb: 2\n"])
+        {
             assert_eq!(read_value(unsure), None, "{unsure:?}");
         }
     }

@@ -14,6 +14,18 @@ mod block;
 mod events;
 mod scalar;
 
+/// Documents every fast reader declines: what YAML makes of them is serde-saphyr's to say
+/// (an alias, a tag, a duplicate or merge key, a key that is not a string) or an error.
+#[cfg(test)]
+const DECLINED_BY_ALL: &[&str] = &[
+    "a: &x 1\nb: *x\n",
+    "a: !!str 3\n",
+    "a: 1\na: 2\n",
+    "<<: {a: 1}\n",
+    "1: a\n",
+    "a: [unclosed\n",
+];
+
 use serde_json::Value;
 
 /// Reads one YAML document (no `---` inside), or `None` when serde-saphyr must.
