@@ -19,8 +19,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rollout_safe_policy::fast_yaml::{read_reference, read_value, split_documents};
-use rollout_safe_policy::parse_documents;
+use rollout_safe_policy::fast_yaml::read_value;
+use rollout_safe_policy::{parse_documents, read_reference, split_documents};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

@@ -191,8 +191,25 @@ fn parse_yaml_chunk(
     }
 }
 
+/// serde-saphyr's reading of one document, as the audit does it (for the fast readers'
+/// differential tests).
+#[doc(hidden)]
+pub fn read_reference(chunk: &str) -> Result<Value, String> {
+    serde_saphyr::from_str_with_options::<Value>(chunk, manifest_options())
+        .map_err(|e| e.to_string())
+}
+
+/// A YAML stream's documents as the audit splits them (for the fast readers' tests).
+#[doc(hidden)]
+pub fn split_documents(text: &str) -> Vec<&str> {
+    split_yaml(text)
+        .into_iter()
+        .map(|(_, chunk)| chunk)
+        .collect()
+}
+
 /// Kubernetes reads manifests as YAML 1.1 (sigs.k8s.io/yaml): `defaultMode: 0440` is octal 288.
-pub(crate) fn manifest_options() -> serde_saphyr::Options {
+fn manifest_options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
     o.legacy_octal_numbers = true;
     // Comments are never read into a manifest's value; capturing them costs most of a parse.
@@ -228,7 +245,7 @@ fn first_line(s: &str) -> String {
 
 /// `(first line number, text)` of each YAML document. A document marker is `---` at column 0;
 /// the text keeps the marker line (blanked) so the parser's line numbers stay relative to it.
-pub(crate) fn split_yaml(text: &str) -> Vec<(usize, &str)> {
+fn split_yaml(text: &str) -> Vec<(usize, &str)> {
     let mut docs = Vec::new();
     let mut start = 0usize;
     let mut start_line = 1usize;

@@ -38,6 +38,8 @@ pub use change_cause::Actor;
 pub use check::{Facts, check, check_service};
 pub use config::{EffectivePolicy, Params, PolicyError, PreStopHandler, RolloutPolicy};
 pub use documents::{Document, DocumentError, parse_documents, read_documents};
+#[doc(hidden)]
+pub use documents::{read_reference, split_documents};
 pub use finding::Finding;
 pub use mutate::{Mutation, MutationOutcome, ServerInfo, mutate};
 pub use rule::{Action, Severity, WorkloadKind};

@@ -11,9 +11,8 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use rollout_safe_policy::fast_yaml::{
-    read_block, read_events, read_plain, read_reference, read_value, split_documents,
-};
+use rollout_safe_policy::fast_yaml::{read_block, read_events, read_plain, read_value};
+use rollout_safe_policy::{read_reference, split_documents};
 use rollout_safe_testkit::{corpus_dir, manifest_files, workspace_dir};
 use serde_json::Value;
 

@@ -50,19 +50,3 @@ pub fn read_events(chunk: &str) -> Option<Value> {
 pub fn read_plain(s: &str) -> Option<Value> {
     scalar::plain(s)
 }
-
-/// serde-saphyr's reading of one document, as the audit does it (for the differential tests).
-#[doc(hidden)]
-pub fn read_reference(chunk: &str) -> Result<Value, String> {
-    serde_saphyr::from_str_with_options::<Value>(chunk, crate::documents::manifest_options())
-        .map_err(|e| e.to_string())
-}
-
-/// A YAML stream's documents as the audit splits them (for the differential tests).
-#[doc(hidden)]
-pub fn split_documents(text: &str) -> Vec<&str> {
-    crate::documents::split_yaml(text)
-        .into_iter()
-        .map(|(_, chunk)| chunk)
-        .collect()
-}
