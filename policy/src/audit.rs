@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::config::RolloutPolicy;
-use crate::documents::{Document, DocumentError, parse_documents, read_documents};
+use crate::documents::{Document, DocumentError, for_each_document, parse_documents};
 use crate::file_audit::FileChecker;
 use crate::rule::Severity;
 
@@ -63,25 +63,20 @@ pub fn audit_documents<'a>(
 }
 
 /// Reads and checks one source's text (`source` names it in messages): malformed documents
-/// become errors and the rest is still checked. YAML is read by the fast readers
-/// ([`read_documents`]).
+/// become errors and the rest is still checked. YAML is read by the fast readers, each
+/// document checked as soon as it is read ([`for_each_document`]).
 pub fn audit_text(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
-    check_read(policy, read_documents(source, text))
+    let mut checker = FileChecker::new(policy);
+    for_each_document(source, text, |doc| checker.add_read(doc));
+    checker.out
 }
 
 /// [`audit_text`] with every YAML document read by serde-saphyr ([`parse_documents`]): the
 /// reference the fast readers are compared with.
 pub fn audit_text_general(policy: &RolloutPolicy, source: &str, text: &str) -> FileAudit {
-    check_read(policy, parse_documents(source, text))
-}
-
-fn check_read(policy: &RolloutPolicy, docs: Vec<Result<Document, DocumentError>>) -> FileAudit {
     let mut checker = FileChecker::new(policy);
-    for doc in docs {
-        match doc {
-            Ok(doc) => checker.add_document(&doc),
-            Err(e) => checker.out.read_error(e),
-        }
+    for doc in parse_documents(source, text) {
+        checker.add_read(doc);
     }
     checker.out
 }

@@ -47,13 +47,29 @@ impl DocumentError {
 
 /// Splits `text` into objects. Empty documents (`---` alone, comments) are skipped.
 pub fn parse_documents(source: &str, text: &str) -> Vec<Result<Document, DocumentError>> {
-    parse_with(source, text, YamlReader::SerdeSaphyr)
+    let mut out = Vec::new();
+    parse_with(source, text, YamlReader::SerdeSaphyr, &mut |doc| {
+        out.push(doc)
+    });
+    out
 }
 
 /// [`parse_documents`], with YAML read by the fast readers (`fast_yaml`) wherever they are
 /// sure to read it as serde-saphyr does: the same documents and errors, several times faster.
 pub fn read_documents(source: &str, text: &str) -> Vec<Result<Document, DocumentError>> {
-    parse_with(source, text, YamlReader::Fast)
+    let mut out = Vec::new();
+    for_each_document(source, text, |doc| out.push(doc));
+    out
+}
+
+/// [`read_documents`], each document handed to `each` as soon as it is read, so that a
+/// file's documents are never all in memory at once.
+pub fn for_each_document(
+    source: &str,
+    text: &str,
+    mut each: impl FnMut(Result<Document, DocumentError>),
+) {
+    parse_with(source, text, YamlReader::Fast, &mut each);
 }
 
 /// How YAML documents are read.
@@ -64,11 +80,9 @@ enum YamlReader {
     Fast,
 }
 
-fn parse_with(
-    source: &str,
-    text: &str,
-    reader: YamlReader,
-) -> Vec<Result<Document, DocumentError>> {
+type Sink<'s> = dyn FnMut(Result<Document, DocumentError>) + 's;
+
+fn parse_with(source: &str, text: &str, reader: YamlReader, sink: &mut Sink<'_>) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
     // JSON (one object, several, or an array). A YAML flow mapping such as
@@ -77,29 +91,30 @@ fn parse_with(
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let json = parse_json(source, text);
         if !matches!(json.first(), Some(Err(_))) {
-            return json;
+            json.into_iter().for_each(sink);
+            return;
         }
-        let yaml = parse_yaml(source, text, reader);
+        let mut yaml = Vec::new();
+        parse_yaml(source, text, reader, &mut |doc| yaml.push(doc));
         // Neither: the JSON parser's message is the one that fits text that starts like JSON.
-        return if yaml.iter().any(Result::is_err) {
+        let chosen = if yaml.iter().any(Result::is_err) {
             json
         } else {
             yaml
         };
+        chosen.into_iter().for_each(sink);
+        return;
     }
-    parse_yaml(source, text, reader)
+    parse_yaml(source, text, reader, sink);
 }
 
-fn parse_yaml(
-    source: &str,
-    text: &str,
-    reader: YamlReader,
-) -> Vec<Result<Document, DocumentError>> {
-    let mut out = Vec::new();
+fn parse_yaml(source: &str, text: &str, reader: YamlReader, sink: &mut Sink<'_>) {
+    // One document's objects (several for a `List`), handed on before the next is read.
+    let mut docs = Vec::new();
     for (start_line, chunk) in split_yaml(text) {
         match YamlChunk::of(chunk) {
             YamlChunk::Empty => {}
-            YamlChunk::TooLarge => out.push(Err(too_large(source, start_line, chunk))),
+            YamlChunk::TooLarge => sink(Err(too_large(source, start_line, chunk))),
             YamlChunk::Content => {
                 let fast = match reader {
                     YamlReader::Fast => fast_yaml::read_value(chunk),
@@ -107,13 +122,13 @@ fn parse_yaml(
                 };
                 match fast {
                     Some(Value::Null) => {}
-                    Some(value) => expand(source, object_line(start_line, chunk), value, &mut out),
-                    None => parse_yaml_chunk(source, start_line, chunk, &mut out),
+                    Some(value) => expand(source, object_line(start_line, chunk), value, &mut docs),
+                    None => parse_yaml_chunk(source, start_line, chunk, &mut docs),
                 }
+                docs.drain(..).for_each(&mut *sink);
             }
         }
     }
-    out
 }
 
 /// What a YAML document's text holds, before it is parsed.

@@ -266,6 +266,14 @@ impl<'p> FileChecker<'p> {
         }
     }
 
+    /// Adds a document as it was read: checked, or its error kept.
+    pub(crate) fn add_read(&mut self, doc: Result<Document, DocumentError>) {
+        match doc {
+            Ok(doc) => self.add_document(&doc),
+            Err(e) => self.out.read_error(e),
+        }
+    }
+
     /// Adds a parsed document.
     pub(crate) fn add_document(&mut self, doc: &Document) {
         let file = self.source(&doc.source);

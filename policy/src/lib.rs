@@ -37,7 +37,7 @@ pub use audit::{AuditReport, LocatedFinding, Notice, audit};
 pub use change_cause::Actor;
 pub use check::{Facts, check, check_service};
 pub use config::{EffectivePolicy, Params, PolicyError, PreStopHandler, RolloutPolicy};
-pub use documents::{Document, DocumentError, parse_documents, read_documents};
+pub use documents::{Document, DocumentError, for_each_document, parse_documents, read_documents};
 #[doc(hidden)]
 pub use documents::{read_reference, split_documents};
 pub use finding::Finding;
