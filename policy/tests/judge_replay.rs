@@ -15,7 +15,6 @@
 //! (a readiness budget running out is not a watch event).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use rollout_safe_policy::judge::{
@@ -24,45 +23,12 @@ use rollout_safe_policy::judge::{
 };
 use serde_json::{Value, json};
 
-const ROLLOUTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/rollouts");
+mod replay;
+use replay::{Record, load};
 
 // ---------------------------------------------------------------------------
 // Replay machinery
 // ---------------------------------------------------------------------------
-
-struct Record {
-    t: f64,
-    resource: String,
-    type_: String,
-    object: Value,
-}
-
-fn load(name: &str) -> Vec<Record> {
-    let path = PathBuf::from(ROLLOUTS_DIR).join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read the recorded rollout {}: {e}. These recordings are committed in tests/fixtures/rollouts \
-             (copied from a real kube-apiserver); the replay test needs them and does not skip without them.",
-            path.display()
-        )
-    });
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            let v: Value = serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{name}:{}: bad JSON: {e}", i + 1));
-            Record {
-                t: v["t"]
-                    .as_f64()
-                    .unwrap_or_else(|| panic!("{name}:{}: no t", i + 1)),
-                resource: v["resource"].as_str().unwrap().to_owned(),
-                type_: v["type"].as_str().unwrap().to_owned(),
-                object: v["object"].clone(),
-            }
-        })
-        .collect()
-}
 
 fn ts(s: &str) -> Timestamp {
     s.parse()

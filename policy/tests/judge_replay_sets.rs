@@ -5,42 +5,12 @@
 //! with maxUnavailable 1), in the format of the recorded Deployment rollouts. The judge is driven
 //! as the plugin drives it: after every event, and at `Verdict::recheck_at` in between.
 
-use std::path::PathBuf;
-
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use rollout_safe_policy::judge::{
     FailureReason, JudgeConfig, RolloutState, Verdict, WatchEvent, judge,
 };
-use serde_json::Value;
-
-const ROLLOUTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/rollouts");
-
-struct Record {
-    t: f64,
-    type_: String,
-    object: Value,
-}
-
-fn load(name: &str) -> Vec<Record> {
-    let path = PathBuf::from(ROLLOUTS_DIR).join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read the rollout replay {}: {e}", path.display()));
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            let v: Value = serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{name}:{}: bad JSON: {e}", i + 1));
-            Record {
-                t: v["t"]
-                    .as_f64()
-                    .unwrap_or_else(|| panic!("{name}:{}: no t", i + 1)),
-                type_: v["type"].as_str().unwrap_or_default().to_owned(),
-                object: v["object"].clone(),
-            }
-        })
-        .collect()
-}
+mod replay;
+use replay::{Record, load};
 
 fn start_of(records: &[Record]) -> Timestamp {
     records
